@@ -1,0 +1,41 @@
+//! The contract of pubsub-testbed: what plan authors, the orchestrator and every node
+//! implementation (Rust, Go, JS) agree on.
+//!
+//! - [`plan`]: the YAML test plan schema (v1), as serde types.
+//! - [`protocol`]: the control channel messages between a node and the orchestrator.
+//! - [`payload`]: the byte layout of a published pubsub message.
+//! - [`results`]: what a node reports at the end, and the fleet summary of a run.
+//! - [`histogram`]: the lossless, language-neutral histogram encoding used in results.
+
+pub mod duration;
+pub mod histogram;
+pub mod payload;
+pub mod plan;
+pub mod protocol;
+pub mod results;
+pub mod selector;
+
+/// Version of the control protocol spoken on the control channel. A node announces it in
+/// `hello`; the orchestrator refuses a node that speaks another one.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Version of the plan schema (`version:` at the top of every plan).
+pub const PLAN_SCHEMA_VERSION: u32 = 1;
+
+/// Environment variables through which a runner tells a node who it is and where to report.
+pub mod env {
+    /// Control channel address: `tcp://HOST:PORT` or `unix:/path/to/socket`.
+    pub const CONTROL_ADDR: &str = "TESTBED_CONTROL_ADDR";
+    /// The node's global index in the fleet (0-based).
+    pub const NODE_INDEX: &str = "TESTBED_NODE_INDEX";
+    /// The run id, for logs and telemetry.
+    pub const RUN_ID: &str = "TESTBED_RUN_ID";
+    /// IP address the node listens on for libp2p (default 127.0.0.1).
+    pub const LISTEN_IP: &str = "TESTBED_LISTEN_IP";
+    /// Group id of the node (informational; the orchestrator's welcome is authoritative).
+    pub const GROUP: &str = "TESTBED_GROUP";
+    /// OTLP/HTTP endpoint for traces, when tracing is on.
+    pub const OTLP_ENDPOINT: &str = "TESTBED_OTLP_ENDPOINT";
+    /// Kubernetes Indexed Job: when NODE_INDEX is absent, the index comes from here.
+    pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+}

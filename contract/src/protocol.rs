@@ -1,0 +1,194 @@
+//! The control channel: newline-delimited JSON objects, one message per line, each tagged by
+//! `"type"`. The node opens the connection (TCP or a Unix socket, see
+//! [`crate::env::CONTROL_ADDR`]) and speaks first. docs/node-contract.md is the normative
+//! description for implementers in other languages.
+//!
+//! ```text
+//! node                                   orchestrator
+//!  hello{protocol,index,pid,…}  ───────▶
+//!                               ◀─────── welcome{config}  (or abort{reason})
+//!  listening{peer_id,addrs}     ───────▶
+//!  state{…}, snapshot{…}        ───────▶  (any time)
+//!                               ◀─────── command{id, cmd}
+//!  ack{id, ok, …}               ───────▶
+//!  signal{barrier,target}       ───────▶
+//!                               ◀─────── released{barrier,count}
+//!                               ◀─────── command{id, finish}
+//!  result{…}, then close        ───────▶
+//! ```
+
+use crate::plan::{GossipsubParams, Variant};
+use crate::results::{NodeResult, NodeState, Snapshot};
+use serde::{Deserialize, Serialize};
+
+/// Messages from a node to the orchestrator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NodeMsg {
+    /// First message on the connection.
+    Hello {
+        protocol: u32,
+        index: u32,
+        pid: u32,
+        /// `rust`, `go`, `js`, …
+        implementation: String,
+        /// Version of the implementation's libp2p/pubsub libraries, free text.
+        impl_version: String,
+    },
+    /// The libp2p swarm listens; the addresses are real (OS-assigned port resolved).
+    Listening {
+        peer_id: String,
+        listen_addrs: Vec<String>,
+    },
+    /// A lifecycle transition, timestamped by the node (ns since the Unix epoch).
+    State {
+        state: NodeState,
+        at_ns: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A command is done (or failed, with `error`).
+    Ack {
+        id: u64,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Command-specific facts, e.g. `{"mesh_ms": 412}` after a subscribe.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        info: serde_json::Value,
+    },
+    /// Periodic counters (every `snapshot_interval_ms`).
+    Snapshot(Snapshot),
+    /// Sync service: signal entry into `barrier`; released when `target` nodes signalled.
+    Signal { barrier: String, target: u32 },
+    /// The final result; the node closes the connection after it and exits.
+    Result(Box<NodeResult>),
+}
+
+/// Messages from the orchestrator to a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OrchMsg {
+    Welcome { protocol: u32, config: Box<NodeConfig> },
+    Command { id: u64, cmd: Command },
+    Released { barrier: String, count: u32 },
+    /// Stop at once (the run is over or failed); send a result if possible, then exit.
+    Abort { reason: String },
+}
+
+/// What the orchestrator asks a node to do. Each is acknowledged with `ack{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Dial these peers; ack when every dial succeeded or failed (failures listed in error).
+    Connect { peers: Vec<PeerAddr> },
+    /// Close connections to these peers.
+    Disconnect { peers: Vec<PeerAddr> },
+    /// Subscribe; with `wait_mesh`, ack only when each topic has mesh peers (gossipsub:
+    /// `min(mesh_n_low, subscribed peers)` and at least one; floodsub: a subscribed peer),
+    /// or fail after `mesh_timeout_ms`. A topic no connected peer subscribes to does not wait.
+    Subscribe {
+        topics: Vec<String>,
+        wait_mesh: bool,
+        mesh_timeout_ms: u64,
+    },
+    Unsubscribe { topics: Vec<String> },
+    /// Publish `count` messages of `size` bytes (payload layout v1), at `rate` per second
+    /// (absent: back to back). Before the first one, wait up to `peer_timeout_ms` until a
+    /// peer subscribed to the topic is known. Ack when all are published.
+    Publish {
+        topic: String,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<f64>,
+        size: u32,
+        peer_timeout_ms: u64,
+    },
+    /// Send a snapshot now (ack follows the snapshot).
+    Report,
+    /// Drain: stop publishing, send the final result, close, exit 0.
+    Finish,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAddr {
+    pub index: u32,
+    pub peer_id: String,
+    /// Multiaddr without the `/p2p/` suffix, e.g. `/ip4/127.0.0.1/tcp/40123`.
+    pub addr: String,
+}
+
+/// Everything a node needs to know about its part in the run, sent in `welcome`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub run_id: String,
+    pub index: u32,
+    pub group: String,
+    pub variant: Variant,
+    pub gossipsub: GossipsubParams,
+    /// Per-node seed derived from the plan's seed.
+    pub seed: u64,
+    pub snapshot_interval_ms: u64,
+    /// Group index of each node index: latencies are kept per origin group so the report can
+    /// show group-to-group (region, implementation) figures. Unknown origins count as group
+    /// `u16::MAX`.
+    pub origin_groups: Vec<u16>,
+    /// Tracing, when on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// OTLP/HTTP endpoint base, e.g. `http://127.0.0.1:4318`.
+    pub otlp_endpoint: String,
+    /// Fraction of published messages whose propagation is traced (0..=1).
+    pub sample_ratio: f64,
+}
+
+/// Encodes one message as a line (with the trailing newline).
+pub fn encode_line<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(msg).expect("protocol types always serialize");
+    line.push(b'\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_is_stable() {
+        let m = NodeMsg::Hello {
+            protocol: 1,
+            index: 3,
+            pid: 99,
+            implementation: "rust".into(),
+            impl_version: "libp2p 0.57".into(),
+        };
+        let line = String::from_utf8(encode_line(&m)).unwrap();
+        assert_eq!(
+            line,
+            "{\"type\":\"hello\",\"protocol\":1,\"index\":3,\"pid\":99,\"implementation\":\"rust\",\"impl_version\":\"libp2p 0.57\"}\n"
+        );
+        let c = OrchMsg::Command {
+            id: 5,
+            cmd: Command::Subscribe {
+                topics: vec!["t".into()],
+                wait_mesh: true,
+                mesh_timeout_ms: 1000,
+            },
+        };
+        let back: OrchMsg = serde_json::from_slice(&encode_line(&c)).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let bad = r#"{"type":"signal","barrier":"x","target":2,"extra":1}"#;
+        assert!(serde_json::from_str::<NodeMsg>(bad).is_err());
+    }
+}
