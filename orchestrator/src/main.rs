@@ -1,1 +1,5 @@
-fn main(){}
+//! `orchestrator`: runs pubsub-testbed plans. See `orchestrator --help`.
+
+fn main() -> std::process::ExitCode {
+    orchestrator::cli::main()
+}

@@ -1,0 +1,283 @@
+//! Where the numbers are computed: fleet figures from the nodes' final results. Deliveries
+//! are counted exactly from seen-sets against what was published while each receiver was
+//! subscribed; latency percentiles come from the merged HDR histograms (exact across the
+//! fleet to the histogram's 3 significant digits).
+
+use crate::record::{AssertionOutcome, Dist, GroupPair, Latency, NodeRecord, NodeStatus, RunRecord, Summary};
+use crate::run::driver::DriveLog;
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use testbed_contract::histogram;
+use testbed_contract::plan::{Metric, Plan};
+use testbed_contract::results::{NodeResult, SeenFrom, Subscription};
+use tokio::time::Instant;
+
+pub fn fill(record: &mut RunRecord, plan: &Plan, log: &DriveLog, t0: Instant) {
+    let group_names: Vec<String> = plan.groups.iter().map(|g| g.id.clone()).collect();
+    let (summary, pairs) = summarize(&record.nodes, &group_names);
+    record.summary = summary;
+    record.group_pairs = pairs;
+    let s = &mut record.summary;
+    s.launch_to_ready_ms = log.setup_done.map(|t| t.duration_since(t0).as_secs_f64() * 1e3);
+    if let (Some(first), Some(end)) = (log.first_publish, log.settle_end) {
+        let secs = end.duration_since(first).as_secs_f64();
+        if secs > 0.0 {
+            s.delivery_rate_per_s = Some(s.delivered as f64 / secs);
+        }
+    }
+    let (cpu_s, rss) = crate::host::self_usage();
+    s.orchestrator_cpu_s = cpu_s;
+    s.orchestrator_peak_rss_bytes = rss;
+}
+
+/// The figures that depend only on the node records (used by `fill` and by re-rendering).
+pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<GroupPair>) {
+    let mut s = Summary {
+        nodes: nodes.len() as u32,
+        nodes_failed: nodes
+            .iter()
+            .filter(|n| matches!(n.status, NodeStatus::Crashed | NodeStatus::Hung | NodeStatus::Failed))
+            .count() as u32,
+        nodes_without_result: nodes.iter().filter(|n| n.result.is_none()).count() as u32,
+        ..Summary::default()
+    };
+    let group_index: HashMap<&str, usize> = group_names.iter().enumerate().map(|(i, g)| (g.as_str(), i)).collect();
+    let group_of = |n: &NodeRecord| group_index.get(n.group.as_str()).copied().unwrap_or(usize::MAX);
+    let results: Vec<(&NodeRecord, &NodeResult)> = nodes.iter().filter_map(|n| Some((n, n.result.as_ref()?))).collect();
+
+    // Published messages and their publish windows.
+    let mut first_pub = u64::MAX;
+    let mut last_pub = 0u64;
+    for (_, r) in &results {
+        s.messages_published += r.published.len() as u64;
+        for p in &r.published {
+            first_pub = first_pub.min(p.at_ns);
+            last_pub = last_pub.max(p.at_ns);
+        }
+    }
+    if s.messages_published > 1 && last_pub > first_pub {
+        s.publish_rate_per_s = Some(s.messages_published as f64 / ((last_pub - first_pub) as f64 / 1e9));
+    }
+
+    // Expected vs delivered, overall and per (origin group, receiver group).
+    let ng = group_names.len();
+    let mut pair_counts = vec![(0u64, 0u64); ng * ng];
+    let mut total_seen = 0u64;
+    for (rn, r) in &results {
+        let seen = SeenIndex::new(&r.seen);
+        total_seen += seen.total;
+        let rg = group_of(rn);
+        for (on, o) in &results {
+            if on.index == rn.index {
+                continue;
+            }
+            let og = group_of(on);
+            for p in &o.published {
+                if subscribed_at(&r.subscriptions, &p.topic, p.at_ns) {
+                    let hit = seen.contains(on.index, p.seq);
+                    s.expected_deliveries += 1;
+                    s.delivered += u64::from(hit);
+                    if rg < ng && og < ng {
+                        let c = &mut pair_counts[og * ng + rg];
+                        c.0 += 1;
+                        c.1 += u64::from(hit);
+                    }
+                }
+            }
+        }
+    }
+    s.unexpected_deliveries = total_seen.saturating_sub(s.delivered);
+    s.delivery_ratio = (s.expected_deliveries > 0).then(|| s.delivered as f64 / s.expected_deliveries as f64);
+
+    // Latency: all, and per group pair.
+    let mut all = histogram::new_latency_histogram();
+    let mut per_pair: HashMap<(usize, usize), Histogram<u64>> = HashMap::new();
+    for (rn, r) in &results {
+        for l in &r.latency {
+            let Ok(h) = histogram::decode(&l.hdr) else { continue };
+            let _ = all.add(&h);
+            let og = l.origin_group as usize;
+            if og < ng {
+                let _ = per_pair
+                    .entry((og, group_of(rn)))
+                    .or_insert_with(histogram::new_latency_histogram)
+                    .add(&h);
+            }
+        }
+    }
+    s.latency = latency_of(&all);
+
+    s.duplicates = results.iter().map(|(_, r)| r.duplicates).sum();
+    let router: Vec<u64> = results.iter().filter_map(|(_, r)| r.router_duplicates).collect();
+    if !router.is_empty() {
+        let sum: u64 = router.iter().sum();
+        s.router_duplicates = Some(sum);
+        if s.delivered > 0 {
+            s.router_duplicates_per_delivery = Some(sum as f64 / s.delivered as f64);
+        }
+    }
+    let bytes_in: Vec<u64> = results.iter().filter_map(|(_, r)| r.bytes_in).collect();
+    let bytes_out: Vec<u64> = results.iter().filter_map(|(_, r)| r.bytes_out).collect();
+    s.bytes_in = (!bytes_in.is_empty()).then(|| bytes_in.iter().sum());
+    s.bytes_out = (!bytes_out.is_empty()).then(|| bytes_out.iter().sum());
+
+    // Resources: from the result, else the last snapshot (a crashed node still counts).
+    s.peak_rss_bytes = dist(nodes.iter().filter_map(|n| {
+        n.result
+            .as_ref()
+            .map(|r| r.peak_rss_bytes as f64)
+            .or_else(|| n.last_snapshot.as_ref().map(|s| s.rss_bytes as f64))
+    }));
+    s.cpu_s = dist(nodes.iter().filter_map(|n| {
+        n.result
+            .as_ref()
+            .map(|r| r.cpu_ns as f64 / 1e9)
+            .or_else(|| n.last_snapshot.as_ref().map(|s| s.cpu_ns as f64 / 1e9))
+    }));
+    let mesh: Vec<f64> = nodes.iter().filter_map(|n| n.mesh_ms).collect();
+    s.time_to_mesh_ms = (!mesh.is_empty()).then(|| dist(mesh.into_iter()));
+
+    let mut pairs = Vec::new();
+    for og in 0..ng {
+        for rg in 0..ng {
+            let (expected, delivered) = pair_counts[og * ng + rg];
+            let latency = per_pair.get(&(og, rg)).and_then(latency_of);
+            if expected > 0 || latency.is_some() {
+                pairs.push(GroupPair {
+                    origin_group: group_names[og].clone(),
+                    receiver_group: group_names[rg].clone(),
+                    expected,
+                    delivered,
+                    latency,
+                });
+            }
+        }
+    }
+    (s, pairs)
+}
+
+pub fn latency_of(h: &Histogram<u64>) -> Option<Latency> {
+    if h.is_empty() {
+        return None;
+    }
+    let ms = |us: u64| us as f64 / 1e3;
+    Some(Latency {
+        count: h.len(),
+        min_ms: ms(h.min()),
+        p50_ms: ms(h.value_at_quantile(0.50)),
+        p90_ms: ms(h.value_at_quantile(0.90)),
+        p99_ms: ms(h.value_at_quantile(0.99)),
+        max_ms: ms(h.max()),
+        mean_ms: h.mean() / 1e3,
+    })
+}
+
+/// Exact order statistics of a sample (median of an even count is the mean of the middle two).
+pub fn dist(values: impl Iterator<Item = f64>) -> Dist {
+    let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return Dist::default();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    let total: f64 = v.iter().sum();
+    Dist {
+        count: n as u64,
+        min: v[0],
+        median,
+        max: v[n - 1],
+        mean: total / n as f64,
+        total,
+    }
+}
+
+fn subscribed_at(subs: &[Subscription], topic: &str, at_ns: u64) -> bool {
+    subs.iter()
+        .any(|s| s.topic == topic && s.from_ns <= at_ns && s.to_ns.is_none_or(|to| at_ns < to))
+}
+
+/// Seen-set lookup: per origin, sorted inclusive ranges.
+struct SeenIndex<'a> {
+    by_origin: HashMap<u32, &'a [[u64; 2]]>,
+    total: u64,
+}
+
+impl<'a> SeenIndex<'a> {
+    fn new(seen: &'a [SeenFrom]) -> Self {
+        let mut total = 0;
+        let by_origin = seen
+            .iter()
+            .map(|s| {
+                total += s.ranges.iter().map(|r| r[1].saturating_sub(r[0]) + 1).sum::<u64>();
+                (s.origin, s.ranges.as_slice())
+            })
+            .collect();
+        SeenIndex { by_origin, total }
+    }
+
+    fn contains(&self, origin: u32, seq: u64) -> bool {
+        let Some(ranges) = self.by_origin.get(&origin) else { return false };
+        let i = ranges.partition_point(|r| r[1] < seq);
+        ranges.get(i).is_some_and(|r| r[0] <= seq && seq <= r[1])
+    }
+}
+
+pub fn metric_value(metric: Metric, s: &Summary) -> Option<f64> {
+    match metric {
+        Metric::DeliveryRatio => s.delivery_ratio,
+        Metric::LatencyP50Ms => s.latency.map(|l| l.p50_ms),
+        Metric::LatencyP90Ms => s.latency.map(|l| l.p90_ms),
+        Metric::LatencyP99Ms => s.latency.map(|l| l.p99_ms),
+        Metric::LatencyMaxMs => s.latency.map(|l| l.max_ms),
+        Metric::Duplicates => Some(s.duplicates as f64),
+        Metric::FailedNodes => Some(s.nodes_failed as f64),
+        Metric::ReadyTimeMs => s.launch_to_ready_ms,
+        Metric::PeakRssMibMax => (s.peak_rss_bytes.count > 0).then(|| s.peak_rss_bytes.max / (1024.0 * 1024.0)),
+    }
+}
+
+pub fn check_assertions(plan: &Plan, s: &Summary) -> Vec<AssertionOutcome> {
+    plan.assertions
+        .iter()
+        .map(|a| {
+            let actual = metric_value(a.metric, s);
+            AssertionOutcome {
+                assertion: a.to_string(),
+                actual,
+                passed: actual.is_some_and(|v| a.op.holds(v, a.value)),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_is_exact() {
+        let d = dist([4.0, 1.0, 3.0, 2.0].into_iter());
+        assert_eq!((d.count, d.min, d.median, d.max, d.total), (4, 1.0, 2.5, 4.0, 10.0));
+        assert_eq!(dist([5.0, 1.0, 9.0].into_iter()).median, 5.0);
+    }
+
+    #[test]
+    fn seen_lookup() {
+        let seen = vec![SeenFrom { origin: 2, ranges: vec![[0, 3], [7, 7], [9, 12]] }];
+        let idx = SeenIndex::new(&seen);
+        assert_eq!(idx.total, 4 + 1 + 4);
+        for (seq, want) in [(0, true), (3, true), (4, false), (7, true), (8, false), (12, true), (13, false)] {
+            assert_eq!(idx.contains(2, seq), want, "seq {seq}");
+        }
+        assert!(!idx.contains(1, 0));
+    }
+
+    #[test]
+    fn subscription_windows() {
+        let subs = vec![Subscription { topic: "t".into(), from_ns: 10, to_ns: Some(20) }];
+        assert!(subscribed_at(&subs, "t", 10));
+        assert!(!subscribed_at(&subs, "t", 20));
+        assert!(!subscribed_at(&subs, "u", 15));
+    }
+}

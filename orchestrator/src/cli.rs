@@ -1,0 +1,191 @@
+//! Command line: parse flags, call into the modules, turn outcomes into exit codes.
+//! Exit codes: 0 passed, 1 assertion failed, 2 node failed, 3 timeout, 4 error,
+//! 64 invalid plan or usage, 130 interrupted.
+
+use crate::plan;
+use crate::record::Status;
+use crate::report;
+use crate::results_dir;
+use crate::run::{self, RunOptions};
+use crate::runner::program::Programs;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::sync::watch;
+
+pub const EXIT_INVALID: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "orchestrator", version, about = "Runs fleets of real libp2p pubsub peers from YAML test plans and reports what they measured.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a plan: launch the fleet, drive the workload, write results and reports.
+    Run {
+        plan: PathBuf,
+        /// Override a plan parameter: `--set hosts=50` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Where results go (results/<plan>/<run-id>/ below it).
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// The Rust node binary (default: pubsub-node beside this executable, or $PUBSUB_NODE_BIN).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+        /// Folder holding the Go and JS nodes.
+        #[arg(long)]
+        interop_dir: Option<PathBuf>,
+        /// Fixed run id instead of a timestamp.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Print the run record's summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check plans without running them.
+    Validate {
+        #[arg(required = true)]
+        plans: Vec<PathBuf>,
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+    },
+    /// Re-render the reports of a results folder from its run.json.
+    Report { dir: PathBuf },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(pe) = e.downcast_ref::<plan::PlanError>() {
+                eprintln!("error: {pe}");
+                return ExitCode::from(EXIT_INVALID);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(Status::Error.exit_code() as u8)
+        }
+    }
+}
+
+fn overrides(set: &[String]) -> Result<BTreeMap<String, serde_json::Value>> {
+    set.iter()
+        .map(|s| plan::parse_override(s).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Validate { plans, set } => {
+            let ov = overrides(&set)?;
+            let mut bad = false;
+            for p in plans {
+                match plan::load(&p, &ov) {
+                    Ok(l) => println!(
+                        "{}: ok ({} nodes in {} groups, {} phases)",
+                        p.display(),
+                        l.plan.node_count(),
+                        l.plan.groups.len(),
+                        l.plan.workload.len()
+                    ),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        bad = true;
+                    }
+                }
+            }
+            Ok(if bad { ExitCode::from(EXIT_INVALID) } else { ExitCode::SUCCESS })
+        }
+        Cmd::Run { plan: path, set, results, node_bin, interop_dir, run_id, quiet, json } => {
+            let loaded = plan::load(&path, &overrides(&set)?)?;
+            let opts = RunOptions {
+                results_root: results,
+                programs: Programs::discover(node_bin, interop_dir),
+                command: std::env::args().collect(),
+                quiet,
+                run_id,
+            };
+            let out = run::run_plan(&loaded, &opts, interrupt_flag()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                    "dir": out.dir,
+                    "outcome": out.record.outcome,
+                    "summary": out.record.summary,
+                    "assertions": out.record.assertions,
+                }))?);
+            } else if !quiet {
+                print_summary(&out);
+            }
+            Ok(ExitCode::from(out.record.outcome.status.exit_code() as u8))
+        }
+        Cmd::Report { dir } => {
+            let record = results_dir::read_record(&dir)?;
+            report::write_all(&dir, &record)?;
+            println!("{}", dir.join("report.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_summary(out: &run::RunOutput) {
+    let r = &out.record;
+    let s = &r.summary;
+    println!("{:?}: {}", r.outcome.status, r.plan_name);
+    for reason in &r.outcome.reasons {
+        println!("  - {reason}");
+    }
+    println!(
+        "  delivery ratio {} ({} / {}), latency p50 {} p99 {} ({} samples), peak RSS/node median {} max {}",
+        s.delivery_ratio.map_or("n/a".into(), |v| format!("{v:.4}")),
+        s.delivered,
+        s.expected_deliveries,
+        s.latency.map_or("n/a".into(), |l| report::ms(l.p50_ms)),
+        s.latency.map_or("n/a".into(), |l| report::ms(l.p99_ms)),
+        s.latency.map_or(0, |l| l.count),
+        report::mib(s.peak_rss_bytes.median),
+        report::mib(s.peak_rss_bytes.max),
+    );
+    println!("  report: {}", out.dir.join("report.md").display());
+}
+
+/// Becomes true on SIGINT or SIGTERM; the run then stops the fleet and writes what it has.
+fn interrupt_flag() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("interrupted: stopping the fleet and writing partial results (again to force)");
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        std::process::exit(130);
+    });
+    rx
+}

@@ -1,0 +1,19 @@
+//! The orchestrator of pubsub-testbed as a library: the `orchestrator` binary is a thin
+//! command line over it, and the integration tests call it directly.
+//!
+//! Follow a run from [`run::run_plan`]: [`plan`] is read and checked, a [`runner`] launches
+//! the fleet, the [`control`] server talks to it, [`run::driver`] drives the workload,
+//! [`aggregate`] computes the figures into a [`record`], and [`report`] renders it.
+
+pub mod aggregate;
+pub mod cli;
+pub mod control;
+pub mod host;
+pub mod plan;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod results_dir;
+pub mod run;
+pub mod runner;
+pub mod topology;

@@ -1,0 +1,171 @@
+//! Plan text → [`Plan`]: `${param}` substitution (defaults from `params:`, overridden by
+//! `--set` or a matrix cell), strict parsing, then validation. Substitution works on the text
+//! so every error still points at the line the author wrote.
+
+use super::error::{Issue, PlanError};
+use super::locate::{FieldPath, SourceTree};
+use super::validate;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use testbed_contract::plan::Plan;
+
+/// A parsed, validated plan with what produced it.
+#[derive(Debug, Clone)]
+pub struct LoadedPlan {
+    pub plan: Plan,
+    pub path: PathBuf,
+    /// The plan text after substitution (saved beside the results).
+    pub text: String,
+}
+
+/// Loads and validates `path` with parameter overrides (`name`, value).
+pub fn load(path: &Path, overrides: &BTreeMap<String, serde_json::Value>) -> Result<LoadedPlan, PlanError> {
+    let raw = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_text(path, &raw, overrides)
+}
+
+pub fn load_text(
+    path: &Path,
+    raw: &str,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Result<LoadedPlan, PlanError> {
+    let invalid = |issues: Vec<Issue>| PlanError::Invalid {
+        file: path.to_path_buf(),
+        issues,
+    };
+    let params = effective_params(raw, overrides).map_err(invalid)?;
+    let text = substitute(raw, &params).map_err(invalid)?;
+    let tree = SourceTree::parse(&text);
+    let mut plan: Plan = serde_saphyr::from_str(&text).map_err(|e| invalid(vec![parse_issue(&e, &tree)]))?;
+    plan.params = params;
+    let issues: Vec<Issue> = validate::validate(&plan)
+        .into_iter()
+        .map(|(field, message)| {
+            let at = tree.locate(&field);
+            Issue {
+                line: at.map(|a| a.0),
+                column: at.map(|a| a.1),
+                field: field.to_string(),
+                message,
+            }
+        })
+        .collect();
+    if !issues.is_empty() {
+        return Err(invalid(issues));
+    }
+    Ok(LoadedPlan {
+        plan,
+        path: path.to_path_buf(),
+        text,
+    })
+}
+
+/// `name=value` from the command line; the value is read as YAML (`5`, `true`, `floodsub`).
+pub fn parse_override(arg: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`--set {arg}`: write `--set name=value`"))?;
+    let value: serde_json::Value =
+        serde_saphyr::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+    Ok((name.trim().to_string(), value))
+}
+
+/// The `params:` defaults of the plan with the overrides applied. An override naming no
+/// declared parameter is an error: a typo would otherwise silently run the default.
+fn effective_params(
+    raw: &str,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, serde_json::Value>, Vec<Issue>> {
+    #[derive(Deserialize)]
+    struct ParamsOnly {
+        #[serde(default)]
+        params: BTreeMap<String, serde_json::Value>,
+    }
+    // A syntax error here is reported by the full parse, with its position.
+    let mut params = serde_saphyr::from_str::<ParamsOnly>(raw)
+        .map(|p| p.params)
+        .unwrap_or_default();
+    let mut issues = Vec::new();
+    for (name, value) in overrides {
+        match params.get_mut(name) {
+            Some(slot) => *slot = value.clone(),
+            None => issues.push(Issue {
+                line: None,
+                column: None,
+                field: format!("params.{name}"),
+                message: format!(
+                    "a value was given for parameter `{name}`, which the plan does not declare; declared: {}",
+                    if params.is_empty() { "none".to_string() } else { params.keys().cloned().collect::<Vec<_>>().join(", ") }
+                ),
+            }),
+        }
+    }
+    if issues.is_empty() { Ok(params) } else { Err(issues) }
+}
+
+/// Replaces `${name}` with the parameter's value, line by line so positions stay right.
+fn substitute(raw: &str, params: &BTreeMap<String, serde_json::Value>) -> Result<String, Vec<Issue>> {
+    let mut out = String::with_capacity(raw.len());
+    let mut issues = Vec::new();
+    for (line_no, line) in raw.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = after[..end].trim();
+            match params.get(name) {
+                Some(serde_json::Value::String(s)) => out.push_str(s),
+                Some(v) => out.push_str(&v.to_string()),
+                None => {
+                    let col = (line.len() - rest.len() + start + 1) as u32;
+                    issues.push(Issue {
+                        line: Some(line_no as u32 + 1),
+                        column: Some(col),
+                        field: String::new(),
+                        message: format!(
+                            "`${{{name}}}` names no parameter; declare it under `params:` (declared: {})",
+                            if params.is_empty() { "none".to_string() } else { params.keys().cloned().collect::<Vec<_>>().join(", ") }
+                        ),
+                    });
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    if issues.is_empty() { Ok(out) } else { Err(issues) }
+}
+
+fn parse_issue(e: &serde_saphyr::Error, tree: &SourceTree) -> Issue {
+    let loc = e.location().filter(|l| l.line() > 0);
+    let field = loc
+        .map(|l| tree.path_at(l.line() as u32, l.column() as u32))
+        .unwrap_or_else(FieldPath::default);
+    let message = e.without_snippet().to_string();
+    // The library may prefix its own position; ours is in the Issue already.
+    let message = strip_position_prefix(&message);
+    Issue {
+        line: loc.map(|l| l.line() as u32),
+        column: loc.map(|l| l.column() as u32),
+        field: field.to_string(),
+        message,
+    }
+}
+
+fn strip_position_prefix(message: &str) -> String {
+    let m = message.trim();
+    let m = match m.find(" at line ") {
+        Some(i) => &m[..i],
+        None => m,
+    };
+    m.trim_start_matches("error: ").to_string()
+}

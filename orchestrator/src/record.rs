@@ -1,0 +1,217 @@
+//! The run record (`run.json`): everything a run measured and what produced it. Reports are
+//! rendered from this alone, so `orchestrator report DIR` can re-render without re-running.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use testbed_contract::results::{NodeResult, NodeState, Snapshot, StateChange};
+
+pub const RECORD_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema: u32,
+    pub run_id: String,
+    pub plan_name: String,
+    pub plan_file: String,
+    /// The command line that produced the run.
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub runner: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub versions: Versions,
+    pub host: HostFacts,
+    pub outcome: Outcome,
+    pub summary: Summary,
+    pub assertions: Vec<AssertionOutcome>,
+    pub phases: Vec<PhaseRecord>,
+    /// Delivery and latency between groups (origin group → receiver group).
+    pub group_pairs: Vec<GroupPair>,
+    pub nodes: Vec<NodeRecord>,
+    /// Extra sections added by features (network, churn, traces …), keyed by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Versions {
+    pub testbed: String,
+    pub node_implementations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Workload completed and every assertion held.
+    Passed,
+    /// Workload completed but an assertion failed.
+    AssertionFailed,
+    /// A node crashed, hung or misbehaved.
+    NodeFailed,
+    /// The plan's timeout was reached.
+    Timeout,
+    /// Stopped by SIGINT/SIGTERM.
+    Interrupted,
+    /// The orchestrator could not carry out the run (e.g. a launch failed).
+    Error,
+}
+
+impl Status {
+    /// Exit code of `orchestrator run` for this status.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Passed => 0,
+            Status::AssertionFailed => 1,
+            Status::NodeFailed => 2,
+            Status::Timeout => 3,
+            Status::Interrupted => 130,
+            Status::Error => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    /// Why it did not pass, one line each, naming nodes where nodes are the cause.
+    pub reasons: Vec<String>,
+}
+
+/// A distribution over nodes (or runs): exact order statistics, with the sample count.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Dist {
+    pub count: u64,
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    /// Number of deliveries in the merged histogram.
+    pub count: u64,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub nodes: u32,
+    pub nodes_failed: u32,
+    /// Nodes whose final result is missing (their deliveries cannot be counted).
+    pub nodes_without_result: u32,
+    pub messages_published: u64,
+    /// (message, receiver) pairs where the receiver was subscribed when it was published.
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    /// delivered / expected; absent when nothing was expected.
+    pub delivery_ratio: Option<f64>,
+    /// Deliveries to nodes that were not subscribed at publish time.
+    pub unexpected_deliveries: u64,
+    pub latency: Option<Latency>,
+    /// Application-level duplicate deliveries (same origin and sequence number twice).
+    pub duplicates: u64,
+    /// Duplicates filtered inside the pubsub router, summed over nodes reporting it.
+    pub router_duplicates: Option<u64>,
+    pub router_duplicates_per_delivery: Option<f64>,
+    /// Published messages per second over the publish window (first to last publish).
+    pub publish_rate_per_s: Option<f64>,
+    /// Deliveries per second from the first publish to the end of the settle phase.
+    pub delivery_rate_per_s: Option<f64>,
+    pub peak_rss_bytes: Dist,
+    pub cpu_s: Dist,
+    pub time_to_mesh_ms: Option<Dist>,
+    /// From the first launch until the fleet finished setup (connected, subscribed, meshed).
+    pub launch_to_ready_ms: Option<f64>,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub orchestrator_cpu_s: f64,
+    pub orchestrator_peak_rss_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssertionOutcome {
+    pub assertion: String,
+    pub actual: Option<f64>,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub index: usize,
+    pub kind: String,
+    pub started_ms: f64,
+    pub duration_ms: f64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupPair {
+    pub origin_group: String,
+    pub receiver_group: String,
+    pub expected: u64,
+    pub delivered: u64,
+    pub latency: Option<Latency>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Ok,
+    /// Exited or closed its control channel before finishing.
+    Crashed,
+    /// Did not answer in time.
+    Hung,
+    /// Reported an error, or broke the protocol.
+    Failed,
+    /// Stopped on purpose (churn).
+    Removed,
+    /// Stopped because the run was aborted.
+    Aborted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub index: u32,
+    pub group: String,
+    pub implementation: String,
+    pub pid: Option<u32>,
+    pub peer_id: Option<String>,
+    pub listen_addrs: Vec<String>,
+    pub status: NodeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<i32>,
+    pub last_state: NodeState,
+    pub log: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_ms: Option<f64>,
+    /// State changes as the orchestrator received them (complete even without a result).
+    pub timeline: Vec<StateChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot: Option<Snapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<NodeResult>,
+}

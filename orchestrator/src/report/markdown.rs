@@ -1,0 +1,207 @@
+//! `report.md`: the summary a person reads first, readable on GitHub.
+
+use super::{mib, ms};
+use crate::record::{NodeStatus, RunRecord, Status};
+use std::fmt::Write;
+
+pub fn render(r: &RunRecord) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
+    let verdict = match r.outcome.status {
+        Status::Passed => "PASSED",
+        Status::AssertionFailed => "FAILED (assertion)",
+        Status::NodeFailed => "FAILED (node failure)",
+        Status::Timeout => "FAILED (timeout)",
+        Status::Interrupted => "INTERRUPTED",
+        Status::Error => "ERROR",
+    };
+    let _ = writeln!(o, "# {} — {verdict}\n", r.plan_name);
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(o, "| run | `{}` |", r.run_id);
+    let _ = writeln!(o, "| plan | `{}` |", r.plan_file);
+    if !r.params.is_empty() {
+        let params: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(o, "| parameters | {} |", params.join(", "));
+    }
+    let _ = writeln!(o, "| started | {} |", r.started_at);
+    let _ = writeln!(o, "| duration | {:.2} s |", r.duration_s);
+    let _ = writeln!(o, "| runner | {} |", r.runner);
+    let _ = writeln!(
+        o,
+        "| host | {} cores, {} ({}), kernel {} |",
+        r.host.cpus,
+        mib(r.host.memory_bytes as f64).replace("MiB", "MiB RAM"),
+        r.host.cpu_model,
+        r.host.kernel
+    );
+    let _ = writeln!(o, "| command | `{}` |", r.command.join(" "));
+    if !r.outcome.reasons.is_empty() {
+        let _ = writeln!(o, "\n## Why it did not pass\n");
+        for reason in &r.outcome.reasons {
+            let _ = writeln!(o, "- {reason}");
+        }
+    }
+
+    let _ = writeln!(o, "\n## Summary\n");
+    let _ = writeln!(o, "| figure | value | samples |\n|---|---|---|");
+    let ratio = s
+        .delivery_ratio
+        .map_or("n/a (nothing expected)".to_string(), |v| format!("{v:.6}"));
+    let _ = writeln!(
+        o,
+        "| delivery ratio | **{ratio}** ({} of {} expected deliveries) | {} receivers |",
+        s.delivered,
+        s.expected_deliveries,
+        s.nodes - s.nodes_without_result
+    );
+    match &s.latency {
+        Some(l) => {
+            let _ = writeln!(
+                o,
+                "| delivery latency p50 / p90 / p99 / max | {} / {} / {} / {} | {} deliveries |",
+                ms(l.p50_ms),
+                ms(l.p90_ms),
+                ms(l.p99_ms),
+                ms(l.max_ms),
+                l.count
+            );
+        }
+        None => {
+            let _ = writeln!(o, "| delivery latency | n/a (no deliveries) | 0 |");
+        }
+    }
+    let _ = writeln!(o, "| messages published | {} | {} publishers |", s.messages_published, count_publishers(r));
+    if let Some(rate) = s.publish_rate_per_s {
+        let _ = writeln!(o, "| publish rate | {rate:.1} msg/s | first to last publish |");
+    }
+    if let Some(rate) = s.delivery_rate_per_s {
+        let _ = writeln!(o, "| delivery rate | {rate:.1} deliveries/s | first publish to settled |");
+    }
+    let _ = writeln!(o, "| duplicate deliveries (application) | {} | |", s.duplicates);
+    if let Some(d) = s.router_duplicates {
+        let _ = writeln!(
+            o,
+            "| duplicates filtered by the router | {d} ({} per delivery) | |",
+            s.router_duplicates_per_delivery.map_or("n/a".into(), |v| format!("{v:.2}"))
+        );
+    }
+    if s.unexpected_deliveries > 0 {
+        let _ = writeln!(o, "| deliveries to non-subscribers | {} | |", s.unexpected_deliveries);
+    }
+    let p = &s.peak_rss_bytes;
+    let _ = writeln!(
+        o,
+        "| peak RSS per node, median / max | {} / {} | {} nodes |",
+        mib(p.median),
+        mib(p.max),
+        p.count
+    );
+    let _ = writeln!(o, "| peak RSS, fleet total (sum of per-node peaks) | {} | {} nodes |", mib(p.total), p.count);
+    let c = &s.cpu_s;
+    let _ = writeln!(
+        o,
+        "| CPU per node, median / max | {:.3} s / {:.3} s | {} nodes |",
+        c.median, c.max, c.count
+    );
+    let _ = writeln!(o, "| CPU, fleet total | {:.2} s | |", c.total);
+    if let Some(t) = s.launch_to_ready_ms {
+        let _ = writeln!(o, "| launch to fleet ready | {} | |", ms(t));
+    }
+    if let Some(m) = &s.time_to_mesh_ms {
+        let _ = writeln!(
+            o,
+            "| time to mesh per node, median / max | {} / {} | {} nodes |",
+            ms(m.median),
+            ms(m.max),
+            m.count
+        );
+    }
+    if let (Some(i), Some(out)) = (s.bytes_in, s.bytes_out) {
+        let _ = writeln!(o, "| transport bytes in / out | {} / {} | |", mib(i as f64), mib(out as f64));
+    }
+    let _ = writeln!(
+        o,
+        "| orchestrator CPU / peak RSS | {:.2} s / {} | |",
+        s.orchestrator_cpu_s,
+        mib(s.orchestrator_peak_rss_bytes as f64)
+    );
+    if s.nodes_failed > 0 {
+        let _ = writeln!(o, "| failed nodes | **{}** of {} | |", s.nodes_failed, s.nodes);
+    }
+
+    if !r.assertions.is_empty() {
+        let _ = writeln!(o, "\n## Assertions\n\n| assertion | actual | result |\n|---|---|---|");
+        for a in &r.assertions {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} |",
+                a.assertion,
+                a.actual.map_or("n/a".into(), |v| format!("{v:.6}")),
+                if a.passed { "pass" } else { "**FAIL**" }
+            );
+        }
+    }
+
+    let _ = writeln!(o, "\n## Phases\n\n| phase | started | duration | result | note |\n|---|---|---|---|---|");
+    for p in &r.phases {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |",
+            p.kind,
+            ms(p.started_ms),
+            ms(p.duration_ms),
+            if p.ok { "ok" } else { "**failed**" },
+            p.note.clone().unwrap_or_default()
+        );
+    }
+
+    if r.group_pairs.len() > 1 {
+        let _ = writeln!(
+            o,
+            "\n## By group (origin → receiver)\n\n| origin → receiver | delivered / expected | p50 | p99 | samples |\n|---|---|---|---|---|"
+        );
+        for g in &r.group_pairs {
+            let (p50, p99, n) = g
+                .latency
+                .map_or(("n/a".into(), "n/a".into(), 0), |l| (ms(l.p50_ms), ms(l.p99_ms), l.count));
+            let _ = writeln!(
+                o,
+                "| {} → {} | {} / {} | {p50} | {p99} | {n} |",
+                g.origin_group, g.receiver_group, g.delivered, g.expected
+            );
+        }
+    }
+
+    let failed: Vec<_> = r.nodes.iter().filter(|n| n.status != NodeStatus::Ok).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(o, "\n## Nodes that did not finish normally\n\n| node | group | status | last state | why | log |\n|---|---|---|---|---|---|");
+        for n in failed.iter().take(100) {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {:?} | {} | {} | [{}]({}) |",
+                n.index,
+                n.group,
+                n.status,
+                n.last_state.as_str(),
+                n.failure.clone().unwrap_or_default(),
+                n.log,
+                n.log
+            );
+        }
+        if failed.len() > 100 {
+            let _ = writeln!(o, "\n… and {} more (see run.json).", failed.len() - 100);
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\n---\nAll figures are measured in this run; `run.json` beside this file holds every node's raw result. See docs/report-format.md for how each figure is computed."
+    );
+    o
+}
+
+fn count_publishers(r: &RunRecord) -> usize {
+    r.nodes
+        .iter()
+        .filter(|n| n.result.as_ref().is_some_and(|x| !x.published.is_empty()))
+        .count()
+}

@@ -1,0 +1,24 @@
+//! Reports rendered from a run record: `report.md` for people. Rendering depends on the
+//! record alone, so `orchestrator report DIR` reproduces the same files byte for byte.
+
+pub mod markdown;
+
+use crate::record::RunRecord;
+use anyhow::{Context, Result};
+use std::path::Path;
+
+pub fn write_all(dir: &Path, record: &RunRecord) -> Result<()> {
+    let md = markdown::render(record);
+    std::fs::write(dir.join("report.md"), md).with_context(|| format!("writing {}/report.md", dir.display()))?;
+    Ok(())
+}
+
+/// `1234567` bytes → `1.18 MiB`.
+pub fn mib(bytes: f64) -> String {
+    format!("{:.2} MiB", bytes / (1024.0 * 1024.0))
+}
+
+/// Milliseconds with a precision that suits the magnitude.
+pub fn ms(v: f64) -> String {
+    if v < 10.0 { format!("{v:.3} ms") } else if v < 1000.0 { format!("{v:.1} ms") } else { format!("{:.2} s", v / 1e3) }
+}

@@ -1,0 +1,299 @@
+//! Runs the workload on a live fleet: handshake, connect, then each plan phase as a barrier
+//! (the next phase starts when every selected node acknowledged the previous one).
+
+use super::fleet::{Fleet, Stop};
+use crate::progress::Progress;
+use crate::record::PhaseRecord;
+use crate::topology::dial_plan;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use testbed_contract::plan::{Phase, Plan, PublishPhase, SubscribePhase};
+use testbed_contract::protocol::{Command, PeerAddr};
+use testbed_contract::selector::NodeSelector;
+use tokio::time::Instant;
+
+/// What the driver learned along the way, for the record.
+#[derive(Debug, Default)]
+pub struct DriveLog {
+    pub phases: Vec<PhaseRecord>,
+    /// When setup (connect + subscriptions before the first publish) ended.
+    pub setup_done: Option<Instant>,
+    /// Running estimate of expected deliveries, for `settle`.
+    pub expected_estimate: u64,
+    pub first_publish: Option<Instant>,
+    pub settle_end: Option<Instant>,
+}
+
+pub struct Driver<'a> {
+    pub plan: &'a Plan,
+    pub fleet: &'a mut Fleet,
+    pub progress: &'a Progress,
+    pub started: Instant,
+    pub log: DriveLog,
+    subscribers: BTreeMap<String, BTreeSet<u32>>,
+    settle_note: Option<String>,
+}
+
+impl<'a> Driver<'a> {
+    pub fn new(plan: &'a Plan, fleet: &'a mut Fleet, progress: &'a Progress, started: Instant) -> Self {
+        Driver {
+            plan,
+            fleet,
+            progress,
+            started,
+            log: DriveLog::default(),
+            subscribers: BTreeMap::new(),
+            settle_note: None,
+        }
+    }
+
+    fn ms_since_start(&self, t: Instant) -> f64 {
+        t.duration_since(self.started).as_secs_f64() * 1e3
+    }
+
+    /// Waits until every node said hello and listens.
+    pub async fn handshake(&mut self) -> Result<(), Stop> {
+        let n = self.fleet.nodes.len();
+        self.fleet.activity = "startup (waiting for every node to connect and listen)".into();
+        let until = Instant::now() + Duration::from_secs(60) + Duration::from_millis(50 * n as u64);
+        self.progress.stage("starting nodes", n as u64);
+        let progress = self.progress;
+        let ok = self
+            .fleet
+            .wait_until(until, |f| {
+                let up = f.nodes.iter().filter(|s| s.peer_id.is_some()).count();
+                progress.set(up as u64);
+                up == n
+            })
+            .await?;
+        if !ok {
+            for i in 0..n {
+                if self.fleet.nodes[i].peer_id.is_none() {
+                    let what = if self.fleet.nodes[i].hello { "report its listen address" } else { "connect to the control channel" };
+                    self.fleet.fault(i as u32, crate::record::NodeStatus::Hung, format!("node {i} did not {what} in time"));
+                }
+            }
+            return Err(Stop::Fault);
+        }
+        Ok(())
+    }
+
+    /// Dials the topology.
+    pub async fn connect(&mut self) -> Result<(), Stop> {
+        let start = Instant::now();
+        self.fleet.activity = "connect".into();
+        let n = self.fleet.nodes.len() as u32;
+        let dials = dial_plan(&self.plan.topology, n, self.plan.seed);
+        let mut ids = Vec::new();
+        for (i, targets) in dials.iter().enumerate() {
+            if targets.is_empty() {
+                continue;
+            }
+            let peers = targets.iter().filter_map(|&t| self.peer_addr(t)).collect();
+            if let Some(id) = self.fleet.command(i as u32, Command::Connect { peers }) {
+                ids.push(id);
+            }
+        }
+        self.progress.stage("connecting", ids.len() as u64);
+        let until = Instant::now() + Duration::from_secs(30) + Duration::from_millis(20 * n as u64);
+        let r = self.await_acks_with_progress(&ids, until, "its dials").await;
+        self.record_phase(usize::MAX, "connect", start, r.is_ok(), None);
+        self.log.setup_done = Some(Instant::now());
+        r
+    }
+
+    pub fn peer_addr(&self, index: u32) -> Option<PeerAddr> {
+        let s = self.fleet.nodes.get(index as usize)?;
+        // A node listening on every interface reports loopback too; peers elsewhere (other
+        // namespaces, pods) must dial a routable address.
+        let addr = s
+            .listen_addrs
+            .iter()
+            .find(|a| !a.starts_with("/ip4/127.") && !a.starts_with("/ip6/::1/"))
+            .or(s.listen_addrs.first())?;
+        Some(PeerAddr {
+            index,
+            peer_id: s.peer_id.clone()?,
+            addr: addr.clone(),
+        })
+    }
+
+    async fn await_acks_with_progress(&mut self, ids: &[u64], until: Instant, what: &str) -> Result<(), Stop> {
+        let progress = self.progress;
+        let ids_owned = ids.to_vec();
+        // Progress counts acks as they arrive; the wait itself marks hung nodes at `until`.
+        let counted = self
+            .fleet
+            .wait_until(until, |f| {
+                let done = ids_owned.iter().filter(|id| f.ack(**id).is_some()).count();
+                progress.set(done as u64);
+                done == ids_owned.len()
+            })
+            .await;
+        match counted {
+            Ok(true) => Ok(()),
+            _ => self.fleet.await_acks(ids, until, what).await,
+        }
+    }
+
+    pub async fn run_phases(&mut self) -> Result<(), Stop> {
+        let first_publish = self.plan.workload.iter().position(|p| matches!(p, Phase::Publish(_)));
+        for (i, phase) in self.plan.workload.iter().enumerate() {
+            let start = Instant::now();
+            self.fleet.activity = format!("workload phase {i} ({})", phase.kind());
+            let r = match phase {
+                Phase::Subscribe(s) => self.subscribe(s, true).await,
+                Phase::Unsubscribe(s) => self.subscribe(s, false).await,
+                Phase::Publish(p) => self.publish(p).await,
+                Phase::Wait(d) => self.wait(*d).await,
+                Phase::Settle(s) => self.settle(s.timeout).await.map(|_| ()),
+                Phase::Churn(_) => {
+                    self.fleet.anomalies.push("churn phases are not supported yet".into());
+                    Ok(())
+                }
+            };
+            let note = match phase {
+                Phase::Settle(_) if r.is_ok() => self.settle_note.take(),
+                _ => None,
+            };
+            self.record_phase(i, phase.kind(), start, r.is_ok(), note);
+            r?;
+            if matches!(phase, Phase::Subscribe(_)) && first_publish.is_none_or(|f| i < f) {
+                self.log.setup_done = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn record_phase(&mut self, index: usize, kind: &str, start: Instant, ok: bool, note: Option<String>) {
+        let rec = PhaseRecord {
+            index,
+            kind: kind.to_string(),
+            started_ms: self.ms_since_start(start),
+            duration_ms: start.elapsed().as_secs_f64() * 1e3,
+            ok,
+            note,
+        };
+        self.progress.phase_done(&rec);
+        self.log.phases.push(rec);
+    }
+
+    fn selected(&self, nodes: &NodeSelector, groups: &[String]) -> Vec<u32> {
+        self.fleet
+            .alive()
+            .filter(|s| nodes.contains(s.index) && (groups.is_empty() || groups.contains(&s.group)))
+            .map(|s| s.index)
+            .collect()
+    }
+
+    async fn subscribe(&mut self, s: &SubscribePhase, join: bool) -> Result<(), Stop> {
+        let targets = self.selected(&s.nodes, &s.groups);
+        let mut ids = Vec::new();
+        for &i in &targets {
+            let cmd = if join {
+                Command::Subscribe {
+                    topics: s.topics.clone(),
+                    wait_mesh: s.wait_mesh,
+                    mesh_timeout_ms: s.mesh_timeout.as_millis() as u64,
+                }
+            } else {
+                Command::Unsubscribe { topics: s.topics.clone() }
+            };
+            if let Some(id) = self.fleet.command(i, cmd) {
+                ids.push((i, id));
+            }
+        }
+        self.progress
+            .stage(if join { "subscribing" } else { "unsubscribing" }, ids.len() as u64);
+        let until = Instant::now() + s.mesh_timeout + Duration::from_secs(10);
+        let just_ids: Vec<u64> = ids.iter().map(|x| x.1).collect();
+        self.await_acks_with_progress(&just_ids, until, "its subscription").await?;
+        for (i, id) in ids {
+            for t in &s.topics {
+                let set = self.subscribers.entry(t.clone()).or_default();
+                if join {
+                    set.insert(i);
+                } else {
+                    set.remove(&i);
+                }
+            }
+            if join
+                && let Some(ms) = self.fleet.ack(id).and_then(|a| a.info.get("mesh_ms")).and_then(|v| v.as_f64())
+            {
+                let slot = &mut self.fleet.nodes[i as usize];
+                slot.mesh_ms = Some(slot.mesh_ms.map_or(ms, |m: f64| m.max(ms)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&mut self, p: &PublishPhase) -> Result<(), Stop> {
+        let targets = self.selected(&p.nodes, &p.groups);
+        self.log.first_publish.get_or_insert_with(Instant::now);
+        let mut ids = Vec::new();
+        for &i in &targets {
+            let cmd = Command::Publish {
+                topic: p.topic.clone(),
+                count: p.count,
+                rate: p.rate,
+                size: p.size,
+                peer_timeout_ms: 10_000,
+            };
+            if let Some(id) = self.fleet.command(i, cmd) {
+                ids.push(id);
+                let subs = self.subscribers.get(&p.topic);
+                let receivers = subs.map_or(0, |s| s.len() - usize::from(s.contains(&i)));
+                self.log.expected_estimate += p.count as u64 * receivers as u64;
+            }
+        }
+        self.progress.stage("publishing", ids.len() as u64);
+        // Publishing at a rate takes count/rate; allow that plus slack for a loaded machine.
+        let nominal = p.rate.map_or(0.0, |r| p.count as f64 / r);
+        let until = Instant::now() + Duration::from_secs_f64(nominal * 2.0 + 30.0 + p.count as f64 * 0.01);
+        self.await_acks_with_progress(&ids, until, "publishing").await
+    }
+
+    async fn wait(&mut self, d: Duration) -> Result<(), Stop> {
+        self.progress.stage(&format!("waiting {}", humantime::format_duration(d)), 0);
+        self.fleet.wait_until(Instant::now() + d, |_| false).await.map(|_| ())
+    }
+
+    /// Polls fresh snapshots until the deliveries counted reach the expected estimate.
+    async fn settle(&mut self, timeout: Duration) -> Result<bool, Stop> {
+        let expected = self.log.expected_estimate;
+        let until = Instant::now() + timeout;
+        self.progress.stage("settling (deliveries)", expected);
+        loop {
+            let live: Vec<u32> = self.fleet.alive().map(|s| s.index).collect();
+            let ids: Vec<u64> = live.iter().filter_map(|&i| self.fleet.command(i, Command::Report)).collect();
+            let round_end = (Instant::now() + Duration::from_secs(5)).min(until);
+            let answered = self
+                .fleet
+                .wait_until(round_end, |f| ids.iter().all(|id| f.ack(*id).is_some()))
+                .await?;
+            let received: u64 = self
+                .fleet
+                .alive()
+                .filter_map(|s| s.last_snapshot.as_ref())
+                .map(|s| s.received)
+                .sum();
+            self.progress.set(received.min(expected));
+            if answered && received >= expected {
+                self.log.settle_end = Some(Instant::now());
+                self.settle_note = Some(format!("all {expected} expected deliveries counted"));
+                return Ok(true);
+            }
+            if Instant::now() >= until {
+                self.log.settle_end = Some(Instant::now());
+                self.settle_note = Some(format!(
+                    "timeout: {received} of {expected} expected deliveries counted"
+                ));
+                return Ok(false);
+            }
+            let _ = self
+                .fleet
+                .wait_until((Instant::now() + Duration::from_millis(100)).min(until), |_| false)
+                .await?;
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! One run of a plan, end to end: results folder, control server, launch through the runner,
+//! drive the workload, collect results, always reap every process, and write what was
+//! measured — also when the run fails, times out or is interrupted.
+
+pub mod driver;
+pub mod fleet;
+
+use crate::aggregate;
+use crate::control::ControlServer;
+use crate::host;
+use crate::plan::LoadedPlan;
+use crate::progress::Progress;
+use crate::record::{NodeRecord, NodeStatus, Outcome, RunRecord, Status, Versions};
+use crate::report;
+use crate::results_dir::RunDir;
+use crate::runner::program::Programs;
+use crate::runner::{ControlTransport, NodeLaunch, Runner};
+use anyhow::{Context, Result};
+use driver::Driver;
+use fleet::{Fleet, NodeSlot, Stop};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use testbed_contract::env;
+use testbed_contract::plan::RunnerKind;
+use testbed_contract::protocol::{Command, NodeConfig, OrchMsg};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// How to run, beyond the plan itself.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub results_root: PathBuf,
+    pub programs: Programs,
+    /// The command line, recorded in run.json.
+    pub command: Vec<String>,
+    pub quiet: bool,
+    /// Fixed run id (tests, resumable benches); default: a timestamp.
+    pub run_id: Option<String>,
+}
+
+/// The result of [`run_plan`]: where it was written and what it says.
+pub struct RunOutput {
+    pub dir: PathBuf,
+    pub record: RunRecord,
+}
+
+/// Makes the runner a plan asks for.
+pub fn make_runner(kind: RunnerKind, exits: mpsc::UnboundedSender<crate::runner::NodeExit>) -> Result<Box<dyn Runner>> {
+    match kind {
+        RunnerKind::Local => Ok(Box::new(crate::runner::local::LocalRunner::new(exits))),
+        RunnerKind::Netns => anyhow::bail!("the `netns` runner is not available in this build"),
+        RunnerKind::K8s => anyhow::bail!(
+            "runner `k8s` runs from `orchestrator k8s run PLAN`; `orchestrator run` runs fleets on this machine"
+        ),
+    }
+}
+
+pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::Receiver<bool>) -> Result<RunOutput> {
+    let plan = &loaded.plan;
+    let started_at = chrono::Utc::now();
+    let run_id = opts
+        .run_id
+        .clone()
+        .unwrap_or_else(|| started_at.format("%Y%m%d-%H%M%S-%3f").to_string());
+    let dir = RunDir::create(&opts.results_root, &plan.name, &run_id)?;
+    dir.write_plan(&loaded.text, plan)?;
+
+    // Resolve every node program before starting anything: a missing Go binary is an error
+    // with a fix, not a crash of node 37.
+    let mut programs = BTreeMap::new();
+    for g in &plan.groups {
+        let key = (g.implementation, g.impl_version.clone());
+        if !programs.contains_key(&key) {
+            let p = opts.programs.resolve(g.implementation, g.impl_version.as_deref())?;
+            programs.insert(key, p);
+        }
+    }
+
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let server = ControlServer::start("127.0.0.1:0", Some(&dir.path.join("control.sock")), control_tx)
+        .await
+        .context("starting the control server")?;
+    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+    let mut runner = make_runner(plan.runner, exit_tx)?;
+
+    let origin_groups = plan.group_of_index();
+    let mut slots = Vec::new();
+    let mut index = 0u32;
+    for g in &plan.groups {
+        for _ in 0..g.count {
+            let config = NodeConfig {
+                run_id: run_id.clone(),
+                index,
+                group: g.id.clone(),
+                variant: g.variant,
+                gossipsub: g.gossipsub.clone(),
+                seed: plan.seed.wrapping_mul(6364136223846793005).wrapping_add(index as u64),
+                snapshot_interval_ms: plan.telemetry.snapshot_interval.as_millis() as u64,
+                origin_groups: origin_groups.clone(),
+                tracing: None,
+            };
+            slots.push(NodeSlot::new(config, g.implementation.as_str()));
+            index += 1;
+        }
+    }
+    let t0 = Instant::now();
+    let mut fleet = Fleet::new(slots, control_rx, exit_rx, interrupt, t0 + plan.timeout);
+    let progress = Progress::new(opts.quiet, &plan.name, &run_id);
+
+    // Launch.
+    let control_addr = match runner.control_transport() {
+        ControlTransport::Tcp => server.endpoints.tcp.clone(),
+        ControlTransport::Unix => server.endpoints.unix.clone().context("no unix control socket")?,
+    };
+    let mut launch_error = None;
+    progress.stage("launching", plan.node_count() as u64);
+    let mut i = 0u32;
+    'launch: for g in &plan.groups {
+        let program = &programs[&(g.implementation, g.impl_version.clone())];
+        for _ in 0..g.count {
+            let launch = NodeLaunch {
+                index: i,
+                group: g.id.clone(),
+                implementation: g.implementation,
+                program: program.clone(),
+                env: vec![
+                    (env::CONTROL_ADDR.into(), control_addr.clone()),
+                    (env::NODE_INDEX.into(), i.to_string()),
+                    (env::RUN_ID.into(), run_id.clone()),
+                    (env::GROUP.into(), g.id.clone()),
+                    (env::LISTEN_IP.into(), runner.listen_ip(i)),
+                ],
+                log_path: dir.node_log(i),
+            };
+            match runner.launch(launch).await {
+                Ok(pid) => fleet.nodes[i as usize].pid = pid,
+                Err(e) => {
+                    launch_error = Some(e.to_string());
+                    break 'launch;
+                }
+            }
+            progress.set(i as u64 + 1);
+            i += 1;
+        }
+    }
+
+    let mut driver = Driver::new(plan, &mut fleet, &progress, t0);
+    let drive_result = match &launch_error {
+        Some(_) => Err(Stop::Fault),
+        None => async {
+            driver.handshake().await?;
+            driver.connect().await?;
+            driver.run_phases().await
+        }
+        .await,
+    };
+    let log = std::mem::take(&mut driver.log);
+    drop(driver);
+
+    // Collect: ask for results (finish, or abort when the run failed), then reap everything.
+    fleet.activity = "collection of results".into();
+    fleet.finishing = true;
+    let live: Vec<u32> = fleet.alive().map(|s| s.index).collect();
+    match &drive_result {
+        Ok(()) => {
+            progress.stage("collecting results", live.len() as u64);
+            for &i in &live {
+                fleet.command(i, Command::Finish);
+            }
+        }
+        Err(stop) => {
+            let reason = match stop {
+                Stop::Interrupted => "the run was interrupted",
+                Stop::Timeout => "the plan's timeout was reached",
+                Stop::Fault => "another node failed",
+            };
+            progress.stage("aborting: collecting partial results", live.len() as u64);
+            for &i in &live {
+                fleet.send(i, OrchMsg::Abort { reason: reason.into() });
+            }
+        }
+    }
+    let collect_until = Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * live.len() as u64);
+    let _ = fleet
+        .wait_until(collect_until, |f| {
+            live.iter().all(|&i| {
+                let s = &f.nodes[i as usize];
+                s.result.is_some() || s.exit.is_some() || s.fault.is_some()
+            })
+        })
+        .await;
+    let missing: Vec<u32> = live
+        .iter()
+        .copied()
+        .filter(|&i| fleet.nodes[i as usize].result.is_none())
+        .collect();
+    if drive_result.is_ok() {
+        fleet.finishing = false;
+        for i in missing {
+            fleet.fault(i, NodeStatus::Hung, format!("node {i} did not send its final result"));
+        }
+    }
+    runner.shutdown(Duration::from_secs(3)).await;
+    // Drain exit events now that every process is reaped.
+    let _ = fleet.wait_until(Instant::now() + Duration::from_millis(50), |_| false).await;
+    drop(server);
+    progress.finish();
+
+    let finished_at = chrono::Utc::now();
+    let (status, mut reasons) = match (&launch_error, &drive_result) {
+        (Some(e), _) => (Status::Error, vec![e.clone()]),
+        (None, Ok(())) if fleet.has_faults() => (Status::NodeFailed, vec![]),
+        (None, Ok(())) => (Status::Passed, vec![]),
+        (None, Err(Stop::Interrupted)) => (Status::Interrupted, vec!["interrupted by signal".into()]),
+        (None, Err(Stop::Timeout)) => (
+            Status::Timeout,
+            vec![format!("the plan's timeout ({}) was reached during {}", humantime::format_duration(plan.timeout), fleet.activity)],
+        ),
+        (None, Err(Stop::Fault)) => (Status::NodeFailed, vec![]),
+    };
+    for s in &fleet.nodes {
+        if let Some((_, why)) = &s.fault {
+            reasons.push(why.clone());
+        }
+    }
+    reasons.extend(fleet.anomalies.iter().cloned());
+    // Protocol problems nobody can be blamed for still fail the run.
+    let status = if status == Status::Passed && !fleet.anomalies.is_empty() { Status::NodeFailed } else { status };
+
+    let versions = Versions {
+        testbed: env!("CARGO_PKG_VERSION").to_string(),
+        node_implementations: fleet
+            .nodes
+            .iter()
+            .filter_map(|s| Some((s.implementation.clone(), s.impl_version.clone()?)))
+            .collect(),
+    };
+    let nodes: Vec<NodeRecord> = fleet
+        .nodes
+        .into_iter()
+        .map(|s| node_record(s, &dir))
+        .collect();
+    let mut record = RunRecord {
+        schema: crate::record::RECORD_SCHEMA,
+        run_id: run_id.clone(),
+        plan_name: plan.name.clone(),
+        plan_file: loaded.path.display().to_string(),
+        command: opts.command.clone(),
+        started_at: started_at.to_rfc3339(),
+        finished_at: finished_at.to_rfc3339(),
+        duration_s: (finished_at - started_at).num_milliseconds() as f64 / 1e3,
+        runner: runner.name().to_string(),
+        params: plan.params.clone(),
+        versions,
+        host: host::facts(),
+        outcome: Outcome { status, reasons },
+        summary: Default::default(),
+        assertions: vec![],
+        phases: log.phases.clone(),
+        group_pairs: vec![],
+        nodes,
+        extra: BTreeMap::new(),
+    };
+    aggregate::fill(&mut record, plan, &log, t0);
+    record.assertions = aggregate::check_assertions(plan, &record.summary);
+    if record.outcome.status == Status::Passed && record.assertions.iter().any(|a| !a.passed) {
+        record.outcome.status = Status::AssertionFailed;
+        for a in record.assertions.iter().filter(|a| !a.passed) {
+            record.outcome.reasons.push(format!(
+                "assertion `{}` failed: actual {}",
+                a.assertion,
+                a.actual.map_or("unavailable".into(), |v| format!("{v}"))
+            ));
+        }
+    }
+    dir.write_record(&record)?;
+    report::write_all(&dir.path, &record)?;
+    Ok(RunOutput { dir: dir.path, record })
+}
+
+fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
+    let (status, failure) = match s.fault {
+        Some((st, why)) => (st, Some(why)),
+        None if s.removed => (NodeStatus::Removed, None),
+        None if s.result.is_some() => (NodeStatus::Ok, None),
+        None => (NodeStatus::Aborted, None),
+    };
+    NodeRecord {
+        index: s.index,
+        group: s.group,
+        implementation: s.implementation,
+        pid: s.pid,
+        peer_id: s.peer_id,
+        listen_addrs: s.listen_addrs,
+        status,
+        failure,
+        exit_code: s.exit.and_then(|e| e.code),
+        exit_signal: s.exit.and_then(|e| e.signal),
+        last_state: s.state,
+        log: dir.node_log_relative(s.index),
+        mesh_ms: s.mesh_ms,
+        timeline: s.timeline,
+        last_snapshot: s.last_snapshot,
+        result: s.result,
+    }
+}
