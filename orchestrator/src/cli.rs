@@ -50,6 +50,14 @@ enum Cmd {
         /// Print the run record's summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Runner instead of the plan's `runner:`; `external` starts no node: the nodes are
+        /// started elsewhere (e.g. a Kubernetes Job) and dial --control-listen.
+        #[arg(long, value_enum)]
+        runner: Option<crate::runner::RunnerChoice>,
+        /// TCP address of the control server (default 127.0.0.1 on a free port), e.g.
+        /// `0.0.0.0:7000` in a coordinator pod.
+        #[arg(long, value_name = "ADDR")]
+        control_listen: Option<String>,
     },
     /// Check plans without running them.
     Validate {
@@ -58,8 +66,22 @@ enum Cmd {
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
-    /// Re-render the reports of a results folder from its run.json.
+    /// Run a plan's parameter matrix, every iteration a fresh fleet, and compare variants.
+    Bench(crate::bench::cli::BenchArgs),
+    /// Re-render the reports of a results folder from its run.json (a bench folder: from bench.json).
     Report { dir: PathBuf },
+    /// Kubernetes: render a plan's objects, or run it on a cluster.
+    #[cfg(feature = "k8s")]
+    K8s {
+        #[command(subcommand)]
+        cmd: crate::k8s::cli::K8sCmd,
+    },
+    /// Kubernetes (not in this build: rebuild with `--features k8s`).
+    #[cfg(not(feature = "k8s"))]
+    K8s {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -115,7 +137,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             }
             Ok(if bad { ExitCode::from(EXIT_INVALID) } else { ExitCode::SUCCESS })
         }
-        Cmd::Run { plan: path, set, results, node_bin, interop_dir, run_id, quiet, json } => {
+        Cmd::Run { plan: path, set, results, node_bin, interop_dir, run_id, quiet, json, runner, control_listen } => {
             let loaded = plan::load(&path, &overrides(&set)?)?;
             let opts = RunOptions {
                 results_root: results,
@@ -123,6 +145,8 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 command: std::env::args().collect(),
                 quiet,
                 run_id,
+                runner,
+                control_listen,
             };
             let out = run::run_plan(&loaded, &opts, interrupt_flag()).await?;
             if json {
@@ -136,6 +160,23 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 print_summary(&out);
             }
             Ok(ExitCode::from(out.record.outcome.status.exit_code() as u8))
+        }
+        Cmd::Bench(args) => crate::bench::cli::run(args, interrupt_flag()).await,
+        Cmd::Report { dir } if crate::bench::is_bench_dir(&dir) => {
+            crate::bench::rerender(&dir)?;
+            println!("{}", dir.join(crate::bench::render::BENCH_MD).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "k8s")]
+        Cmd::K8s { cmd } => crate::k8s::cli::dispatch(cmd).await,
+        #[cfg(not(feature = "k8s"))]
+        Cmd::K8s { .. } => {
+            eprintln!(
+                "error: this orchestrator was built without Kubernetes support.\n\
+                 Rebuild it with the `k8s` feature:  cargo build --release -p orchestrator --features k8s\n\
+                 (it is off by default so that local runs never compile the Kubernetes client; see docs/kubernetes.md)"
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
         }
         Cmd::Report { dir } => {
             let record = results_dir::read_record(&dir)?;
@@ -168,7 +209,7 @@ fn print_summary(out: &run::RunOutput) {
 }
 
 /// Becomes true on SIGINT or SIGTERM; the run then stops the fleet and writes what it has.
-fn interrupt_flag() -> watch::Receiver<bool> {
+pub fn interrupt_flag() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};

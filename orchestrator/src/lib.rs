@@ -6,9 +6,13 @@
 //! [`aggregate`] computes the figures into a [`record`], and [`report`] renders it.
 
 pub mod aggregate;
+pub mod bench;
+pub mod chart;
 pub mod cli;
 pub mod control;
 pub mod host;
+#[cfg(feature = "k8s")]
+pub mod k8s;
 pub mod plan;
 pub mod progress;
 pub mod record;

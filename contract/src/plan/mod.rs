@@ -15,7 +15,10 @@ pub use assertion::{Assertion, Metric, Op};
 pub use churn::ChurnPhase;
 pub use group::{GossipsubParams, Group, Implementation, Resources, ValidationMode, Variant};
 pub use matrix::Matrix;
-pub use network::Network;
+pub use network::{
+    Bandwidth, EventAction, Heal, JitterDistribution, LinkOverride, LinkParams, LinkProfile,
+    Network, NetworkEvent, NetworkIssue, Partition, Percent, Region,
+};
 pub use telemetry::Telemetry;
 pub use workload::{Phase, PublishPhase, SettlePhase, SubscribePhase};
 

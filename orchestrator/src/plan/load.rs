@@ -3,7 +3,7 @@
 //! so every error still points at the line the author wrote.
 
 use super::error::{Issue, PlanError};
-use super::locate::{FieldPath, SourceTree};
+use super::locate::SourceTree;
 use super::validate;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -85,10 +85,14 @@ fn effective_params(
         #[serde(default)]
         params: BTreeMap<String, serde_json::Value>,
     }
-    // A syntax error here is reported by the full parse, with its position.
-    let mut params = serde_saphyr::from_str::<ParamsOnly>(raw)
-        .map(|p| p.params)
-        .unwrap_or_default();
+    // Placeholders are blanked first: `{ count: ${n} }` is not YAML until substituted. A
+    // syntax error here is reported by the full parse, with its position.
+    let blank = substitute_with(raw, &mut |_| Some("~".to_string())).unwrap_or_default();
+    let mut params = match serde_saphyr::from_str::<ParamsOnly>(&blank) {
+        Ok(p) => p.params,
+        // Not YAML at all: report that, with its position, rather than unknown parameters.
+        Err(e) => return Err(vec![parse_issue(&e, &SourceTree::parse(&blank))]),
+    };
     let mut issues = Vec::new();
     for (name, value) in overrides {
         match params.get_mut(name) {
@@ -109,8 +113,40 @@ fn effective_params(
 
 /// Replaces `${name}` with the parameter's value, line by line so positions stay right.
 fn substitute(raw: &str, params: &BTreeMap<String, serde_json::Value>) -> Result<String, Vec<Issue>> {
+    let declared = || {
+        if params.is_empty() {
+            "none".to_string()
+        } else {
+            params.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    };
+    substitute_with(raw, &mut |name| match params.get(name)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    })
+    .map_err(|unknown| {
+        unknown
+            .into_iter()
+            .map(|(line, column, name)| Issue {
+                line: Some(line),
+                column: Some(column),
+                field: String::new(),
+                message: format!(
+                    "`${{{name}}}` names no parameter; declare it under `params:` (declared: {})",
+                    declared()
+                ),
+            })
+            .collect()
+    })
+}
+
+/// Replaces every `${name}` by `value(name)`; returns the unknown names with their positions.
+fn substitute_with(
+    raw: &str,
+    value: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<String, Vec<(u32, u32, String)>> {
     let mut out = String::with_capacity(raw.len());
-    let mut issues = Vec::new();
+    let mut unknown = Vec::new();
     for (line_no, line) in raw.split_inclusive('\n').enumerate() {
         let mut rest = line;
         while let Some(start) = rest.find("${") {
@@ -122,40 +158,35 @@ fn substitute(raw: &str, params: &BTreeMap<String, serde_json::Value>) -> Result
                 break;
             };
             let name = after[..end].trim();
-            match params.get(name) {
-                Some(serde_json::Value::String(s)) => out.push_str(s),
-                Some(v) => out.push_str(&v.to_string()),
-                None => {
-                    let col = (line.len() - rest.len() + start + 1) as u32;
-                    issues.push(Issue {
-                        line: Some(line_no as u32 + 1),
-                        column: Some(col),
-                        field: String::new(),
-                        message: format!(
-                            "`${{{name}}}` names no parameter; declare it under `params:` (declared: {})",
-                            if params.is_empty() { "none".to_string() } else { params.keys().cloned().collect::<Vec<_>>().join(", ") }
-                        ),
-                    });
-                }
+            match value(name) {
+                Some(v) => out.push_str(&v),
+                None => unknown.push((
+                    line_no as u32 + 1,
+                    (line.len() - rest.len() + start + 1) as u32,
+                    name.to_string(),
+                )),
             }
             rest = &after[end + 1..];
         }
         out.push_str(rest);
     }
-    if issues.is_empty() { Ok(out) } else { Err(issues) }
+    if unknown.is_empty() { Ok(out) } else { Err(unknown) }
 }
 
 fn parse_issue(e: &serde_saphyr::Error, tree: &SourceTree) -> Issue {
-    let loc = e.location().filter(|l| l.line() > 0);
-    let field = loc
-        .map(|l| tree.path_at(l.line() as u32, l.column() as u32))
-        .unwrap_or_else(FieldPath::default);
+    let mut loc = e.location().filter(|l| l.line() > 0).map(|l| (l.line() as u32, l.column() as u32));
+    let mut field = loc.map(|(l, c)| tree.path_at(l, c)).unwrap_or_default();
     let message = e.without_snippet().to_string();
+    if message.contains("missing field") {
+        // The parser notices a missing field where its mapping ends; point at the mapping.
+        field.0.pop();
+        loc = tree.locate(&field).or(Some((1, 1)));
+    }
     // The library may prefix its own position; ours is in the Issue already.
     let message = strip_position_prefix(&message);
     Issue {
-        line: loc.map(|l| l.line() as u32),
-        column: loc.map(|l| l.column() as u32),
+        line: loc.map(|l| l.0),
+        column: loc.map(|l| l.1),
         field: field.to_string(),
         message,
     }

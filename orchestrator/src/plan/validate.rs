@@ -215,6 +215,22 @@ fn check_matrix(plan: &Plan, p: &mut Problems) {
             p.push((at.clone().key("params").key(name), "give at least one value".into()));
         }
     }
+    for (field, named) in [("compare", &m.compare), ("x", &m.x)] {
+        if let Some(name) = named.as_deref().filter(|n| !m.params.contains_key(*n)) {
+            p.push((
+                at.clone().key(field),
+                format!(
+                    "`{name}` is not swept; name one of the parameters under `matrix.params`: {}",
+                    m.params.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if let (Some(c), Some(x)) = (&m.compare, &m.x)
+        && c == x
+    {
+        p.push((at.key("x"), "the x axis and `compare` must be different parameters".into()));
+    }
 }
 
 pub fn is_dns_label(s: &str) -> bool {

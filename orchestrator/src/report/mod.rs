@@ -1,6 +1,9 @@
 //! Reports rendered from a run record: `report.md` for people. Rendering depends on the
 //! record alone, so `orchestrator report DIR` reproduces the same files byte for byte.
 
+pub mod doc;
+pub mod doc_md;
+pub mod html;
 pub mod markdown;
 
 use crate::record::RunRecord;

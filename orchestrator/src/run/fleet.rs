@@ -327,7 +327,8 @@ impl Fleet {
                 }
             }
             NodeMsg::Ack { id, ok, error, info } => {
-                if !ok {
+                // While finishing, commands cut short by finish/abort are expected to fail.
+                if !ok && !self.finishing {
                     let e = error.clone().unwrap_or_else(|| "no reason given".into());
                     self.fault(i, NodeStatus::Failed, format!("node {i}: command {id} failed: {e}"));
                 }

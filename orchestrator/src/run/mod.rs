@@ -14,7 +14,7 @@ use crate::record::{NodeRecord, NodeStatus, Outcome, RunRecord, Status, Versions
 use crate::report;
 use crate::results_dir::RunDir;
 use crate::runner::program::Programs;
-use crate::runner::{ControlTransport, NodeLaunch, Runner};
+use crate::runner::{ControlTransport, NodeLaunch, Runner, RunnerChoice};
 use anyhow::{Context, Result};
 use driver::Driver;
 use fleet::{Fleet, NodeSlot, Stop};
@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use testbed_contract::env;
+use testbed_contract::results::ExitReason;
 use testbed_contract::plan::RunnerKind;
 use testbed_contract::protocol::{Command, NodeConfig, OrchMsg};
 use tokio::sync::{mpsc, watch};
@@ -37,6 +38,10 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Fixed run id (tests, resumable benches); default: a timestamp.
     pub run_id: Option<String>,
+    /// Overrides the plan's `runner:` (`--runner`); `External` starts no node itself.
+    pub runner: Option<RunnerChoice>,
+    /// TCP address the control server binds (`--control-listen`); default `127.0.0.1:0`.
+    pub control_listen: Option<String>,
 }
 
 /// The result of [`run_plan`]: where it was written and what it says.
@@ -53,6 +58,19 @@ pub fn make_runner(kind: RunnerKind, exits: mpsc::UnboundedSender<crate::runner:
         RunnerKind::K8s => anyhow::bail!(
             "runner `k8s` runs from `orchestrator k8s run PLAN`; `orchestrator run` runs fleets on this machine"
         ),
+    }
+}
+
+/// The runner of a run: `--runner` when given, else the plan's `runner:`.
+pub fn select_runner(
+    choice: Option<RunnerChoice>,
+    plan: RunnerKind,
+    exits: mpsc::UnboundedSender<crate::runner::NodeExit>,
+) -> Result<Box<dyn Runner>> {
+    match choice.map(RunnerChoice::kind) {
+        Some(None) => Ok(Box::new(crate::runner::external::ExternalRunner::new())),
+        Some(Some(kind)) => make_runner(kind, exits),
+        None => make_runner(plan, exits),
     }
 }
 
@@ -78,11 +96,12 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     }
 
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let server = ControlServer::start("127.0.0.1:0", Some(&dir.path.join("control.sock")), control_tx)
+    let control_bind = opts.control_listen.as_deref().unwrap_or("127.0.0.1:0");
+    let server = ControlServer::start(control_bind, Some(&dir.path.join("control.sock")), control_tx)
         .await
         .context("starting the control server")?;
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
-    let mut runner = make_runner(plan.runner, exit_tx)?;
+    let mut runner = select_runner(opts.runner, plan.runner, exit_tx)?;
 
     let origin_groups = plan.group_of_index();
     let mut slots = Vec::new();
@@ -283,7 +302,7 @@ fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
     let (status, failure) = match s.fault {
         Some((st, why)) => (st, Some(why)),
         None if s.removed => (NodeStatus::Removed, None),
-        None if s.result.is_some() => (NodeStatus::Ok, None),
+        None if s.result.as_ref().is_some_and(|r| r.exit == ExitReason::Finished) => (NodeStatus::Ok, None),
         None => (NodeStatus::Aborted, None),
     };
     NodeRecord {

@@ -2,13 +2,14 @@
 //! processes on this machine; `netns` (network emulation) and `k8s` plug in here. The fleet
 //! logic never knows which runner it has: it launches, stops, and hears about exits.
 
+pub mod external;
 pub mod local;
 pub mod program;
 
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::time::Duration;
-use testbed_contract::plan::Implementation;
+use testbed_contract::plan::{Implementation, RunnerKind};
 use tokio::sync::mpsc;
 
 pub use program::NodeProgram;
@@ -113,3 +114,26 @@ pub trait Runner: Send {
 
 /// The channel on which a runner reports node exits.
 pub type ExitSender = mpsc::UnboundedSender<NodeExit>;
+
+/// Which runner starts the nodes, as `orchestrator run --runner` names it: the plan's kinds,
+/// plus `external`, which starts nothing (the nodes are started elsewhere, e.g. as the pods of
+/// a Kubernetes Indexed Job, and connect to `--control-listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunnerChoice {
+    Local,
+    Netns,
+    K8s,
+    External,
+}
+
+impl RunnerChoice {
+    /// The plan's runner kind this choice stands for; `None` for `external`.
+    pub fn kind(self) -> Option<RunnerKind> {
+        match self {
+            RunnerChoice::Local => Some(RunnerKind::Local),
+            RunnerChoice::Netns => Some(RunnerKind::Netns),
+            RunnerChoice::K8s => Some(RunnerKind::K8s),
+            RunnerChoice::External => None,
+        }
+    }
+}

@@ -1,0 +1,82 @@
+// pubsub-node-go: a pubsub-testbed node built on go-libp2p and go-libp2p-pubsub. It speaks
+// the node contract (docs/node-contract.md) with the orchestrator over the control channel
+// named by TESTBED_CONTROL_ADDR, and is launched once per peer.
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// Exit codes (docs/node-contract.md, "Exit codes").
+const (
+	exitCodeOK      = 0 // finished on the orchestrator's finish
+	exitCodeFailed  = 1 // the node failed (result sent with exit "error" where possible)
+	exitCodeStartup = 2 // bad environment or no control channel: nothing was reported
+	exitCodeAborted = 3 // stopped by abort or SIGTERM/SIGINT
+)
+
+type nodeEnv struct {
+	controlAddr string
+	index       uint32
+	runID       string
+	listenIP    string
+}
+
+func readEnv() (nodeEnv, error) {
+	env := nodeEnv{
+		controlAddr: os.Getenv("TESTBED_CONTROL_ADDR"),
+		runID:       os.Getenv("TESTBED_RUN_ID"),
+		listenIP:    os.Getenv("TESTBED_LISTEN_IP"),
+	}
+	if env.controlAddr == "" {
+		return env, fmt.Errorf("TESTBED_CONTROL_ADDR is not set (tcp://HOST:PORT or unix:/PATH); this program is launched by the orchestrator")
+	}
+	if env.listenIP == "" {
+		env.listenIP = "127.0.0.1"
+	}
+	name, text := "TESTBED_NODE_INDEX", os.Getenv("TESTBED_NODE_INDEX")
+	if text == "" {
+		name, text = "JOB_COMPLETION_INDEX", os.Getenv("JOB_COMPLETION_INDEX")
+	}
+	if text == "" {
+		return env, fmt.Errorf("TESTBED_NODE_INDEX (or JOB_COMPLETION_INDEX) is not set")
+	}
+	i, err := strconv.ParseUint(text, 10, 32)
+	if err != nil {
+		return env, fmt.Errorf("%s=%q is not a node index (0, 1, 2, …)", name, text)
+	}
+	env.index = uint32(i)
+	return env, nil
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "--version", "-V":
+			fmt.Println("pubsub-node-go,", implVersion())
+			return
+		default:
+			fmt.Fprintln(os.Stderr, "usage: pubsub-node-go [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP and TESTBED_RUN_ID; see docs/node-contract.md.")
+			os.Exit(exitCodeStartup)
+		}
+	}
+	startNs := nowNs()
+	env, err := readEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pubsub-node-go: %v\n", err)
+		os.Exit(exitCodeStartup)
+	}
+	ctrl, err := dialControl(env.controlAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pubsub-node-go[%d]: %v\n", env.index, err)
+		os.Exit(exitCodeStartup)
+	}
+	n, err := newNode(env, ctrl, startNs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pubsub-node-go[%d]: %v\n", env.index, err)
+		os.Exit(exitCodeStartup)
+	}
+	os.Exit(n.run())
+}

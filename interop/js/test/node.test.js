@@ -1,0 +1,47 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Recorder, toRanges, UNKNOWN_GROUP } from '../src/recorder.js'
+import { encodeHeader } from '../src/payload.js'
+import { parseHumanDuration } from '../src/duration.js'
+import { toLine } from '../src/wire.js'
+import { readEnv } from '../src/env.js'
+import { nowNs } from '../src/clock.js'
+
+test('seen ranges, duplicates, own messages and origin groups', () => {
+  const r = new Recorder(0, [0, 0, 1])
+  const msg = (origin, seq) => encodeHeader({ origin, seq: BigInt(seq), publishNs: nowNs() }, 64)
+  r.deliver(msg(0, 0), nowNs()) // own message: ignored
+  for (const s of [0, 1, 2, 5, 7, 6, 2]) r.deliver(msg(2, s), nowNs())
+  r.deliver(msg(9, 0), nowNs())
+  r.deliver(Buffer.from('garbage'), nowNs())
+  assert.equal(toLine(r.seenRanges()), '[{"origin":2,"ranges":[[0,2],[5,7]]},{"origin":9,"ranges":[[0,0]]}]\n')
+  assert.equal(r.received, 7)
+  assert.equal(r.duplicates, 1)
+  assert.equal(r.malformed, 1)
+  assert.deepEqual(r.latency().map((l) => l.origin_group), [1, UNKNOWN_GROUP])
+  assert.deepEqual(toRanges(new Set()), [])
+})
+
+test('human durations as humantime writes them', () => {
+  assert.equal(parseHumanDuration('1s'), 1000)
+  assert.equal(parseHumanDuration('100ms'), 100)
+  assert.equal(parseHumanDuration('1m'), 60_000)
+  assert.equal(parseHumanDuration('1s 500ms'), 1500)
+  assert.equal(parseHumanDuration('2us'), 0.002)
+  assert.equal(parseHumanDuration('1day'), 86_400_000)
+  for (const bad of ['', '5', '1 parsec', 's']) assert.throws(() => parseHumanDuration(bad), undefined, bad)
+})
+
+test('wire form: exact u64 integers and the Rust field names', () => {
+  assert.equal(toLine({ type: 'state', state: 'ready', at_ns: 1795511292599507145n }),
+    '{"type":"state","state":"ready","at_ns":1795511292599507145}\n')
+  assert.equal(toLine({ type: 'ack', id: 5, ok: true }), '{"type":"ack","id":5,"ok":true}\n')
+  assert.ok(nowNs() > 1_600_000_000_000_000_000n, 'nowNs is ns since the Unix epoch')
+})
+
+test('environment', () => {
+  assert.deepEqual(readEnv({ TESTBED_CONTROL_ADDR: 'tcp://127.0.0.1:1', JOB_COMPLETION_INDEX: '4' }),
+    { controlAddr: 'tcp://127.0.0.1:1', index: 4, runId: '', listenIp: '127.0.0.1' })
+  assert.throws(() => readEnv({}), /TESTBED_CONTROL_ADDR/)
+  assert.throws(() => readEnv({ TESTBED_CONTROL_ADDR: 'x', TESTBED_NODE_INDEX: '-1' }), /not a node index/)
+})

@@ -1,0 +1,463 @@
+//! The node: one event loop (`tokio::select!`) that drives the swarm, the control channel,
+//! pending commands and the snapshot timer. Nothing in it blocks: commands that take time
+//! (dials, mesh waits, publishing) are jobs stepped after every event.
+
+mod commands;
+mod report;
+mod startup;
+
+use crate::ack::Outcome;
+use crate::barrier::Barriers;
+use crate::clock::now_ns;
+use crate::config::EnvConfig;
+use crate::control::{ControlRx, ControlTx, Incoming};
+use crate::dialer::{ConnectOp, DisconnectOp};
+use crate::exit;
+use crate::lifecycle::Lifecycle;
+use crate::mesh_wait::{MeshStatus, MeshWait};
+use crate::publisher::{Ctx, PublishJob, PublishLog, Step};
+use crate::pubsub::{Delivered, Pubsub};
+use crate::receiver::{Delivery, Receiver};
+use crate::swarm::BehaviourEvent;
+use futures::StreamExt;
+use libp2p::metrics::Registry;
+use libp2p::swarm::SwarmEvent;
+use std::time::Duration;
+use testbed_contract::protocol::{NodeConfig, NodeMsg, OrchMsg};
+use testbed_contract::results::{ExitReason, NodeState, Subscription};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::time::Instant;
+
+/// How long the node tries to reach the orchestrator before giving up.
+const CONTROL_RETRY: Duration = Duration::from_secs(10);
+/// How long the last messages may take to flush at exit.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs a node to its end and returns the process exit code.
+pub async fn run(env: EnvConfig) -> u8 {
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return exit::FAILED;
+        }
+    };
+    let connecting = crate::control::connect(&env.control, CONTROL_RETRY);
+    let (mut rx, tx) = match tokio::select! {
+        c = connecting => c,
+        (name, code) = signals.recv() => {
+            tracing::warn!("{name} while connecting to the orchestrator");
+            return code;
+        }
+    } {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::CONTROL;
+        }
+    };
+    let life = Lifecycle::new(now_ns());
+    let config = match startup::handshake(&env, &tx, &mut rx, &mut signals).await {
+        startup::Handshake::Welcome(config) => config,
+        startup::Handshake::Stop(code) => {
+            tx.close(CLOSE_TIMEOUT).await;
+            return code;
+        }
+    };
+    tx.send(&life.last_msg());
+
+    let mut node = match Node::new(*config, tx, life) {
+        Ok(node) => node,
+        Err((tx, life, index, error)) => {
+            return report::fail_before_swarm(tx, life, index, error, CLOSE_TIMEOUT).await;
+        }
+    };
+    if let Err(e) = node.listen(env.listen_ip).await {
+        return node.fail(e).await;
+    }
+    node.run(rx, signals).await
+}
+
+/// Why the loop ended.
+enum End {
+    Finish(u64),
+    Abort(String),
+    Signal(&'static str, u8),
+    Failed(String),
+    ChannelLost(String),
+}
+
+struct Node {
+    cfg: NodeConfig,
+    net: Pubsub,
+    registry: Registry,
+    tx: ControlTx,
+    life: Lifecycle,
+    peer_id: String,
+    receiver: Receiver,
+    log: PublishLog,
+    next_seq: u64,
+    /// Subscription spans, in the order they were opened.
+    subscriptions: Vec<Subscription>,
+    connects: Vec<ConnectOp>,
+    disconnects: Vec<DisconnectOp>,
+    mesh_waits: Vec<MeshWait>,
+    publishes: Vec<PublishJob>,
+    barriers: Barriers,
+    next_snapshot: Option<Instant>,
+}
+
+impl Node {
+    fn new(
+        cfg: NodeConfig,
+        tx: ControlTx,
+        life: Lifecycle,
+    ) -> Result<Self, (ControlTx, Lifecycle, u32, String)> {
+        let mut registry = Registry::default();
+        let swarm = match crate::swarm::build(cfg.variant, &cfg.gossipsub, &mut registry) {
+            Ok(s) => s,
+            Err(e) => return Err((tx, life, cfg.index, e.to_string())),
+        };
+        let peer_id = swarm.local_peer_id().to_string();
+        Ok(Node {
+            receiver: Receiver::new(cfg.origin_groups.clone()),
+            net: Pubsub::new(swarm, cfg.variant),
+            cfg,
+            registry,
+            tx,
+            life,
+            peer_id,
+            log: PublishLog::default(),
+            next_seq: 0,
+            subscriptions: Vec::new(),
+            connects: Vec::new(),
+            disconnects: Vec::new(),
+            mesh_waits: Vec::new(),
+            publishes: Vec::new(),
+            barriers: Barriers::default(),
+            next_snapshot: None,
+        })
+    }
+
+    async fn run(mut self, mut rx: ControlRx, mut signals: Signals) -> u8 {
+        let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
+        self.next_snapshot = (!interval.is_zero()).then(|| Instant::now() + interval);
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        loop {
+            let wake = self.progress();
+            if let Some(at) = wake {
+                if at <= Instant::now() {
+                    // Work is due at once (publishing back to back): let the connection
+                    // tasks run first, so the messages we queue actually leave.
+                    tokio::task::yield_now().await;
+                }
+                // Re-arming the timer costs a trip to the timer wheel; skip it when unchanged.
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+            }
+            let end = tokio::select! {
+                ev = self.net.swarm.select_next_some() => self.on_swarm_event(ev),
+                incoming = rx.recv() => match incoming {
+                    Ok(Some(Incoming::Msg(msg))) => self.on_orch_msg(msg),
+                    Ok(Some(Incoming::Unknown { error, command_id })) => {
+                        self.on_unknown(error, command_id);
+                        None
+                    }
+                    Ok(None) => Some(End::ChannelLost("the orchestrator closed the control channel".into())),
+                    Err(e) => Some(End::ChannelLost(e.to_string())),
+                },
+                () = &mut timer, if wake.is_some() => None,
+                (name, code) = signals.recv() => Some(End::Signal(name, code)),
+            };
+            if let Some(end) = end {
+                return self.end(end).await;
+            }
+        }
+    }
+
+    /// Queues a message to the orchestrator.
+    fn send(&self, msg: &NodeMsg) {
+        if !self.tx.send(msg) {
+            tracing::debug!("control channel closed; message dropped");
+        }
+    }
+
+    fn ack(&self, id: u64, outcome: Outcome) {
+        self.send(&outcome.into_ack(id));
+    }
+
+    /// Records and announces a lifecycle transition (if it moves forward).
+    fn advance(&mut self, state: NodeState, detail: Option<String>) {
+        if let Some(msg) = self.life.advance(state, now_ns(), detail) {
+            tracing::info!(state = state.as_str(), "lifecycle");
+            self.send(&msg);
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Option<End> {
+        match ev {
+            SwarmEvent::Behaviour(ev) => {
+                if let Delivered::Message(data) = self.net.on_event(&ev)
+                    && let Delivery::Malformed(e) = self.receiver.on_message(data, now_ns())
+                {
+                    tracing::debug!(error = %e, "malformed payload");
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.net.on_connection_established(peer_id);
+                for op in &mut self.connects {
+                    op.on_established(&peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+                if num_established == 0 {
+                    self.net.on_peer_gone(&peer_id);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(%error, "dial failed");
+                for op in &mut self.connects {
+                    op.on_dial_error(connection_id, &error, &self.net);
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(%error, "listener error");
+            }
+            SwarmEvent::ListenerClosed { reason, .. } => {
+                let why = match reason {
+                    Ok(()) => "closed".to_owned(),
+                    Err(e) => e.to_string(),
+                };
+                return Some(End::Failed(format!("the libp2p listener stopped: {why}")));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn on_orch_msg(&mut self, msg: OrchMsg) -> Option<End> {
+        match msg {
+            OrchMsg::Command { id, cmd } => return self.on_command(id, cmd),
+            OrchMsg::Abort { reason } => return Some(End::Abort(reason)),
+            OrchMsg::Released { barrier, count } => {
+                if !self.barriers.on_released(&barrier, count) {
+                    tracing::debug!(%barrier, "released a barrier nobody here waits for");
+                }
+            }
+            OrchMsg::Welcome { .. } => tracing::warn!("ignoring a second welcome"),
+        }
+        None
+    }
+
+    fn on_unknown(&mut self, error: String, command_id: Option<u64>) {
+        tracing::warn!(%error, "unreadable control message");
+        if let Some(id) = command_id {
+            self.ack(id, Outcome::failed(format!("unknown command: {error}")));
+        }
+    }
+
+    /// Steps every pending job, sends what is due, and returns when to wake up next.
+    fn progress(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut wake = Wake::default();
+
+        let mut i = 0;
+        while i < self.connects.len() {
+            wake.at(self.connects[i].poll(now, &mut self.net));
+            if let Some(outcome) = self.connects[i].outcome() {
+                let op = self.connects.swap_remove(i);
+                self.advance(NodeState::Connected, None);
+                self.ack(op.cmd_id, outcome);
+            } else {
+                i += 1;
+            }
+        }
+
+        let mut i = 0;
+        while i < self.disconnects.len() {
+            if let Some(outcome) = self.disconnects[i].outcome(now, &self.net) {
+                let op = self.disconnects.swap_remove(i);
+                self.ack(op.cmd_id, outcome);
+            } else {
+                wake.at(Some(
+                    self.disconnects[i]
+                        .deadline()
+                        .min(now + crate::mesh_wait::POLL),
+                ));
+                i += 1;
+            }
+        }
+
+        let mut i = 0;
+        while i < self.mesh_waits.len() {
+            match self.mesh_waits[i].check(now, &self.net) {
+                MeshStatus::Waiting => {
+                    wake.at(Some(self.mesh_waits[i].wake_at(now)));
+                    i += 1;
+                }
+                MeshStatus::Ready { mesh_ms, topics } => {
+                    let w = self.mesh_waits.swap_remove(i);
+                    if self.mesh_waits.is_empty() {
+                        self.advance(NodeState::Ready, None);
+                    }
+                    self.ack(
+                        w.cmd_id,
+                        Outcome::ok(serde_json::json!({
+                            "mesh_ms": mesh_ms,
+                            "topics": topics
+                                .iter()
+                                .map(|(t, c)| (t.clone(), serde_json::json!({"mesh": c.mesh, "subscribed": c.subscribed})))
+                                .collect::<serde_json::Map<_, _>>(),
+                        })),
+                    );
+                }
+                MeshStatus::TimedOut(error) => {
+                    let w = self.mesh_waits.swap_remove(i);
+                    self.ack(w.cmd_id, Outcome::failed(error));
+                }
+            }
+        }
+
+        let mut i = 0;
+        while i < self.publishes.len() {
+            let mut ctx = Ctx {
+                net: &mut self.net,
+                log: &mut self.log,
+                next_seq: &mut self.next_seq,
+                origin: self.cfg.index,
+            };
+            let step = self.publishes[i].step(now, &mut ctx);
+            if self.publishes[i].has_published() {
+                self.advance(NodeState::Running, None);
+            }
+            match step {
+                Step::Wait(at) => {
+                    wake.at(Some(at));
+                    i += 1;
+                }
+                Step::Done(outcome) => {
+                    let job = self.publishes.swap_remove(i);
+                    self.ack(job.cmd_id, outcome);
+                }
+            }
+        }
+
+        if let Some(at) = self.next_snapshot {
+            if at <= now {
+                let snapshot = self.snapshot();
+                self.send(&NodeMsg::Snapshot(snapshot));
+                let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
+                // Keep the cadence, but never fire a backlog of snapshots after a stall.
+                let next = at + interval;
+                self.next_snapshot = Some(if next <= now { now + interval } else { next });
+            }
+            wake.at(self.next_snapshot);
+        }
+        wake.0
+    }
+
+    /// Ends the run: answers what is pending, sends the result, closes the channel.
+    async fn end(mut self, end: End) -> u8 {
+        let (exit_reason, error, code, finish_id) = match end {
+            End::Finish(id) => (ExitReason::Finished, None, exit::OK, Some(id)),
+            End::Abort(reason) => (
+                ExitReason::Aborted,
+                Some(format!("aborted by the orchestrator: {reason}")),
+                exit::OK,
+                None,
+            ),
+            End::Signal(name, code) => (
+                ExitReason::Aborted,
+                Some(format!("stopped by {name}")),
+                code,
+                None,
+            ),
+            End::Failed(error) => return self.fail(error).await,
+            End::ChannelLost(why) => {
+                // Nobody to report to: leave at once so the runner sees the exit.
+                tracing::error!("control channel lost: {why}");
+                return exit::CONTROL;
+            }
+        };
+        self.advance(NodeState::Draining, error.clone());
+        self.cancel_pending("the node is finishing");
+        if let Some(id) = finish_id {
+            self.ack(id, Outcome::ok(self.counters_info()));
+        }
+        self.finish_with(exit_reason, error).await;
+        code
+    }
+
+    /// Fails the node: state `failed`, a result with `exit: error`, exit code 1.
+    async fn fail(mut self, error: String) -> u8 {
+        tracing::error!("{error}");
+        if let Some(msg) = self.life.fail(now_ns(), error.clone()) {
+            self.send(&msg);
+        }
+        self.cancel_pending(&format!("the node failed: {error}"));
+        self.finish_with(ExitReason::Error, Some(error)).await;
+        exit::FAILED
+    }
+
+    /// Answers every pending command with a failure.
+    fn cancel_pending(&mut self, why: &str) {
+        let ids: Vec<u64> = self
+            .connects
+            .drain(..)
+            .map(|o| o.cmd_id)
+            .chain(self.disconnects.drain(..).map(|o| o.cmd_id))
+            .chain(self.mesh_waits.drain(..).map(|o| o.cmd_id))
+            .chain(self.publishes.drain(..).map(|o| o.cmd_id))
+            .collect();
+        for id in ids {
+            self.ack(id, Outcome::failed(format!("cancelled: {why}")));
+        }
+    }
+}
+
+/// The earliest of several wake-up times.
+#[derive(Default)]
+struct Wake(Option<Instant>);
+
+impl Wake {
+    fn at(&mut self, t: Option<Instant>) {
+        if let Some(t) = t {
+            self.0 = Some(self.0.map_or(t, |w| w.min(t)));
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, as one stream.
+struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next signal's name and the exit code it leads to. Cancel-safe.
+    async fn recv(&mut self) -> (&'static str, u8) {
+        tokio::select! {
+            _ = self.term.recv() => ("SIGTERM", exit::SIGTERM),
+            _ = self.int.recv() => ("SIGINT", exit::SIGINT),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! `publish`: wait for a subscribed peer, then publish `count` messages at a rate or back to
+//! back, as a job the event loop steps between swarm events (publishing never blocks the
+//! swarm).
+
+use crate::ack::Outcome;
+use crate::clock::now_ns;
+use crate::pubsub::{PublishFailure, Pubsub};
+use std::time::Duration;
+use testbed_contract::payload::Header;
+use testbed_contract::results::Published;
+use tokio::time::Instant;
+
+/// Back to back, a job publishes at most this many messages before the loop polls the swarm
+/// again: the router's queues drain while we publish.
+const BATCH: u32 = 32;
+/// A retryable failure (no subscribed peer, full queues) is retried this long, this often.
+const RETRY_FOR: Duration = Duration::from_secs(1);
+const RETRY_EVERY: Duration = Duration::from_millis(10);
+/// Behind schedule by more than this (or one interval, if longer), the schedule restarts from
+/// now instead of bursting to catch up, like `MissedTickBehavior::Delay`.
+const MAX_LAG: Duration = Duration::from_millis(50);
+
+/// Every message this node published, compactly (topic names stored once).
+#[derive(Debug, Default)]
+pub struct PublishLog {
+    topics: Vec<String>,
+    entries: Vec<(u64, u32, u64)>,
+}
+
+impl PublishLog {
+    fn topic_index(&mut self, topic: &str) -> u32 {
+        match self.topics.iter().position(|t| t == topic) {
+            Some(i) => i as u32,
+            None => {
+                self.topics.push(topic.to_owned());
+                self.topics.len() as u32 - 1
+            }
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    pub fn to_published(&self) -> Vec<Published> {
+        self.entries
+            .iter()
+            .map(|&(seq, topic, at_ns)| Published {
+                seq,
+                topic: self.topics[topic as usize].clone(),
+                at_ns,
+            })
+            .collect()
+    }
+}
+
+/// What a job needs from the node while it steps.
+pub struct Ctx<'a> {
+    pub net: &'a mut Pubsub,
+    pub log: &'a mut PublishLog,
+    /// Next sequence number: per node, from 0, across all topics.
+    pub next_seq: &'a mut u64,
+    pub origin: u32,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting until a peer subscribed to the topic is known.
+    WaitPeers {
+        until: Instant,
+    },
+    Sending {
+        due: Instant,
+    },
+}
+
+#[derive(Debug)]
+pub struct PublishJob {
+    pub cmd_id: u64,
+    topic: String,
+    topic_idx: u32,
+    count: u32,
+    done: u32,
+    size: usize,
+    interval: Option<Duration>,
+    peer_timeout: Duration,
+    phase: Phase,
+    started: Instant,
+    failing_since: Option<Instant>,
+}
+
+pub enum Step {
+    /// Call again at this instant (or earlier, after any event).
+    Wait(Instant),
+    Done(Outcome),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PublishRequestError {
+    #[error("rate {0} is not a positive number of messages per second")]
+    Rate(f64),
+    #[error("size {size} exceeds what the router carries on topic {topic:?} ({max} bytes)")]
+    TooLarge {
+        size: usize,
+        max: usize,
+        topic: String,
+    },
+}
+
+impl PublishJob {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cmd_id: u64,
+        topic: String,
+        count: u32,
+        rate: Option<f64>,
+        size: u32,
+        peer_timeout: Duration,
+        max_payload: usize,
+        log: &mut PublishLog,
+        now: Instant,
+    ) -> Result<Self, PublishRequestError> {
+        let interval = match rate {
+            None => None,
+            Some(r) if r.is_finite() && r > 0.0 => Some(Duration::from_secs_f64(1.0 / r)),
+            Some(r) => return Err(PublishRequestError::Rate(r)),
+        };
+        let size = (size as usize).max(testbed_contract::payload::HEADER_LEN);
+        if size > max_payload {
+            return Err(PublishRequestError::TooLarge {
+                size,
+                max: max_payload,
+                topic,
+            });
+        }
+        Ok(PublishJob {
+            cmd_id,
+            topic_idx: log.topic_index(&topic),
+            topic,
+            count,
+            done: 0,
+            size,
+            interval,
+            peer_timeout,
+            phase: Phase::WaitPeers {
+                until: now + peer_timeout,
+            },
+            started: now,
+            failing_since: None,
+        })
+    }
+
+    /// Publishes what is due; never blocks.
+    pub fn step(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Step {
+        if self.done == self.count {
+            return Step::Done(self.finished(now));
+        }
+        if let Phase::WaitPeers { until } = self.phase {
+            if ctx.net.subscribed_peers(&self.topic) > 0 {
+                self.phase = Phase::Sending { due: now };
+            } else if now >= until {
+                return Step::Done(Outcome {
+                    error: Some(format!(
+                        "no peer subscribed to topic {:?} within {} ms; published nothing",
+                        self.topic,
+                        self.peer_timeout.as_millis()
+                    )),
+                    info: serde_json::json!({ "published": 0 }),
+                });
+            } else {
+                // Subscriptions arrive as swarm events, which step the job again.
+                return Step::Wait(until);
+            }
+        }
+        let Phase::Sending { mut due } = self.phase else {
+            unreachable!("handled above")
+        };
+        for _ in 0..BATCH {
+            if due > now {
+                break;
+            }
+            let seq = *ctx.next_seq;
+            let at_ns = now_ns();
+            let data = Header {
+                origin: ctx.origin,
+                seq,
+                publish_ns: at_ns,
+                trace: None,
+            }
+            .encode(self.size);
+            match ctx.net.publish(&self.topic, data) {
+                Ok(()) => {
+                    *ctx.next_seq += 1;
+                    ctx.log.entries.push((seq, self.topic_idx, at_ns));
+                    self.done += 1;
+                    self.failing_since = None;
+                    if self.done == self.count {
+                        return Step::Done(self.finished(now));
+                    }
+                    due = match self.interval {
+                        None => now,
+                        Some(i) => {
+                            let next = due + i;
+                            if now.saturating_duration_since(next) > MAX_LAG.max(i) {
+                                now
+                            } else {
+                                next
+                            }
+                        }
+                    };
+                }
+                Err(e) if e.is_retryable() => {
+                    let since = *self.failing_since.get_or_insert(now);
+                    if now.duration_since(since) >= RETRY_FOR {
+                        return Step::Done(self.failed(&e));
+                    }
+                    self.phase = Phase::Sending { due };
+                    return Step::Wait(now + RETRY_EVERY);
+                }
+                Err(e) => return Step::Done(self.failed(&e)),
+            }
+        }
+        self.phase = Phase::Sending { due };
+        Step::Wait(due.max(now))
+    }
+
+    fn finished(&self, now: Instant) -> Outcome {
+        Outcome {
+            error: None,
+            info: serde_json::json!({
+                "published": self.done,
+                "elapsed_ms": now.duration_since(self.started).as_millis() as u64,
+            }),
+        }
+    }
+
+    fn failed(&self, e: &PublishFailure) -> Outcome {
+        Outcome {
+            error: Some(format!(
+                "published {} of {} on topic {:?}, then: {e}",
+                self.done, self.count, self.topic
+            )),
+            info: serde_json::json!({ "published": self.done }),
+        }
+    }
+
+    /// Whether this job has published anything (the node is "running").
+    pub fn has_published(&self) -> bool {
+        self.done > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keeps_topics_once_and_expands() {
+        let mut log = PublishLog::default();
+        let a = log.topic_index("a");
+        let b = log.topic_index("b");
+        assert_eq!(log.topic_index("a"), a);
+        log.entries.push((0, a, 10));
+        log.entries.push((1, b, 20));
+        log.entries.push((2, a, 30));
+        let p = log.to_published();
+        assert_eq!(p.len(), 3);
+        assert_eq!(
+            p[1],
+            Published {
+                seq: 1,
+                topic: "b".into(),
+                at_ns: 20
+            }
+        );
+        assert_eq!(log.topics.len(), 2);
+    }
+
+    #[test]
+    fn requests_are_checked() {
+        let mut log = PublishLog::default();
+        let now = Instant::now();
+        let mk = |rate, size, log: &mut PublishLog| {
+            PublishJob::new(1, "t".into(), 5, rate, size, Duration::ZERO, 1000, log, now)
+        };
+        assert_eq!(
+            mk(Some(0.0), 100, &mut log).unwrap_err(),
+            PublishRequestError::Rate(0.0)
+        );
+        assert!(mk(Some(f64::NAN), 100, &mut log).is_err());
+        assert!(matches!(
+            mk(None, 1001, &mut log).unwrap_err(),
+            PublishRequestError::TooLarge { .. }
+        ));
+        let j = mk(Some(4.0), 10, &mut log).unwrap();
+        assert_eq!(j.interval, Some(Duration::from_millis(250)));
+        // Smaller than the header: the header alone is sent.
+        assert_eq!(j.size, testbed_contract::payload::HEADER_LEN);
+    }
+}

@@ -1,0 +1,216 @@
+//! What happens to each delivered message: decode the header, record latency per origin
+//! group, mark (origin, seq) seen, count duplicates and malformed payloads.
+
+use crate::seen_set::SeenSet;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use testbed_contract::histogram::{self, new_latency_histogram};
+use testbed_contract::payload::{Header, PayloadError};
+use testbed_contract::results::{OriginLatency, SeenFrom};
+
+/// Group of origins whose index the node does not know.
+pub const UNKNOWN_GROUP: u16 = u16::MAX;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// First delivery of this (origin, seq).
+    New {
+        origin: u32,
+        seq: u64,
+        latency_us: u64,
+    },
+    Duplicate {
+        origin: u32,
+        seq: u64,
+    },
+    Malformed(PayloadError),
+}
+
+pub struct Receiver {
+    origin_groups: Vec<u16>,
+    /// One histogram per origin group, created on first use: a histogram reserves ~190 KB of
+    /// (lazily zeroed) counts, so groups nobody hears from should cost nothing.
+    latency: BTreeMap<u16, Histogram<u64>>,
+    seen: SeenSet,
+    /// Distinct deliveries.
+    pub received: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+    /// Deliveries that arrived "before" they were published (clock skew between hosts); their
+    /// latency is recorded as 0.
+    pub clamped: u64,
+}
+
+impl Receiver {
+    pub fn new(origin_groups: Vec<u16>) -> Self {
+        Receiver {
+            origin_groups,
+            latency: BTreeMap::new(),
+            seen: SeenSet::default(),
+            received: 0,
+            duplicates: 0,
+            malformed: 0,
+            clamped: 0,
+        }
+    }
+
+    /// Handles one delivered payload, received at `now_ns` (ns since the Unix epoch).
+    pub fn on_message(&mut self, data: &[u8], now_ns: u64) -> Delivery {
+        let h = match Header::decode(data) {
+            Ok(h) => h,
+            Err(e) => {
+                self.malformed += 1;
+                return Delivery::Malformed(e);
+            }
+        };
+        if !self.seen.insert(h.origin, h.seq) {
+            self.duplicates += 1;
+            return Delivery::Duplicate {
+                origin: h.origin,
+                seq: h.seq,
+            };
+        }
+        self.received += 1;
+        let latency_us = match now_ns.checked_sub(h.publish_ns) {
+            Some(d) => d / 1_000,
+            None => {
+                self.clamped += 1;
+                0
+            }
+        };
+        let group = self
+            .origin_groups
+            .get(h.origin as usize)
+            .copied()
+            .unwrap_or(UNKNOWN_GROUP);
+        // Saturating: a latency beyond the histogram's hour is recorded as the hour.
+        self.latency
+            .entry(group)
+            .or_insert_with(new_latency_histogram)
+            .saturating_record(latency_us);
+        Delivery::New {
+            origin: h.origin,
+            seq: h.seq,
+            latency_us,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<SeenFrom> {
+        self.seen.to_seen_from()
+    }
+
+    /// Latency histograms in the contract's encoding, by origin group ascending.
+    pub fn latency(&self) -> Result<Vec<OriginLatency>, histogram::HistogramError> {
+        self.latency
+            .iter()
+            .map(|(&origin_group, h)| {
+                Ok(OriginLatency {
+                    origin_group,
+                    hdr: histogram::encode(h)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(origin: u32, seq: u64, publish_ns: u64) -> Vec<u8> {
+        Header {
+            origin,
+            seq,
+            publish_ns,
+            trace: None,
+        }
+        .encode(100)
+    }
+
+    #[test]
+    fn latency_seen_and_duplicates() {
+        let mut r = Receiver::new(vec![0, 0, 1]);
+        let t = 1_700_000_000_000_000_000u64;
+        assert_eq!(
+            r.on_message(&msg(0, 0, t), t + 1_500_000),
+            Delivery::New {
+                origin: 0,
+                seq: 0,
+                latency_us: 1_500
+            }
+        );
+        assert_eq!(
+            r.on_message(&msg(0, 0, t), t + 9_000_000),
+            Delivery::Duplicate { origin: 0, seq: 0 }
+        );
+        r.on_message(&msg(2, 0, t), t + 700_000);
+        r.on_message(&msg(2, 1, t), t + 800_000);
+        assert_eq!(r.received, 3);
+        assert_eq!(r.duplicates, 1);
+
+        let lat = r.latency().unwrap();
+        assert_eq!(
+            lat.iter().map(|l| l.origin_group).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        let g0 = histogram::decode(&lat[0].hdr).unwrap();
+        assert_eq!(g0.len(), 1);
+        assert!(g0.equivalent(g0.max(), 1_500));
+        let g1 = histogram::decode(&lat[1].hdr).unwrap();
+        assert_eq!(g1.len(), 2);
+
+        let seen = r.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].ranges, vec![[0, 0]]);
+        assert_eq!(seen[1].ranges, vec![[0, 1]]);
+    }
+
+    #[test]
+    fn unknown_origin_goes_to_the_unknown_group() {
+        let mut r = Receiver::new(vec![0]);
+        r.on_message(&msg(55, 0, 10), 2_010);
+        let lat = r.latency().unwrap();
+        assert_eq!(lat.len(), 1);
+        assert_eq!(lat[0].origin_group, UNKNOWN_GROUP);
+    }
+
+    #[test]
+    fn clock_skew_is_clamped_and_counted() {
+        let mut r = Receiver::new(vec![]);
+        let d = r.on_message(&msg(0, 0, 5_000_000), 1_000_000);
+        assert_eq!(
+            d,
+            Delivery::New {
+                origin: 0,
+                seq: 0,
+                latency_us: 0
+            }
+        );
+        assert_eq!(r.clamped, 1);
+        assert_eq!(r.received, 1);
+    }
+
+    #[test]
+    fn malformed_payloads_are_counted_not_fatal() {
+        let mut r = Receiver::new(vec![]);
+        assert!(matches!(
+            r.on_message(b"short", 1),
+            Delivery::Malformed(PayloadError::TooShort(5))
+        ));
+        assert!(matches!(
+            r.on_message(&[0u8; 64], 1),
+            Delivery::Malformed(PayloadError::BadMagic)
+        ));
+        assert_eq!(r.malformed, 2);
+        assert_eq!(r.received, 0);
+        assert!(r.latency().unwrap().is_empty());
+    }
+
+    #[test]
+    fn huge_latency_saturates() {
+        let mut r = Receiver::new(vec![0]);
+        r.on_message(&msg(0, 0, 0), u64::MAX);
+        let h = histogram::decode(&r.latency().unwrap()[0].hdr).unwrap();
+        assert_eq!(h.len(), 1);
+    }
+}

@@ -1,0 +1,212 @@
+//! How a node ends and fails: abort, signals, a vanished orchestrator, bad parameters,
+//! commands it cannot carry out.
+
+mod common;
+
+use common::{Node, SCENARIO_LIMIT, config, spawn_fleet, start, welcome};
+use testbed_contract::plan::Variant;
+use testbed_contract::protocol::{Command, NodeMsg, OrchMsg, PeerAddr};
+use testbed_contract::results::{ExitReason, NodeState};
+
+async fn one(variant: Variant) -> Node {
+    start(1, variant).await.pop().unwrap()
+}
+
+async fn exit_code(node: &mut Node) -> Option<i32> {
+    node.child.wait().await.unwrap().code()
+}
+
+async fn limited(f: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(SCENARIO_LIMIT, f)
+        .await
+        .expect("the scenario finishes");
+}
+
+#[tokio::test]
+async fn abort_sends_an_aborted_result_and_exits_0() {
+    limited(async {
+        let mut n = one(Variant::Gossipsub).await;
+        n.conn
+            .send(&OrchMsg::Abort {
+                reason: "run timed out".into(),
+            })
+            .await;
+        let r = n.conn.result().await;
+        assert_eq!(r.exit, ExitReason::Aborted);
+        assert!(r.error.unwrap().contains("run timed out"));
+        let states: Vec<_> = r.timeline.iter().map(|c| c.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                NodeState::Starting,
+                NodeState::Listening,
+                NodeState::Draining,
+                NodeState::Done
+            ]
+        );
+        assert_eq!(exit_code(&mut n).await, Some(0));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sigterm_sends_an_aborted_result() {
+    limited(async {
+        let mut n = one(Variant::Floodsub).await;
+        let pid = n.child.id().unwrap() as i32;
+        // SAFETY: signalling our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let r = n.conn.result().await;
+        assert_eq!(r.exit, ExitReason::Aborted);
+        assert!(r.error.unwrap().contains("SIGTERM"));
+        assert_eq!(exit_code(&mut n).await, Some(143));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_vanished_orchestrator_ends_the_node_with_an_error_code() {
+    limited(async {
+        let n = one(Variant::Gossipsub).await;
+        let Node {
+            conn, mut child, ..
+        } = n;
+        drop(conn);
+        let code = child.wait().await.unwrap().code();
+        assert_eq!(code, Some(3));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn invalid_gossipsub_parameters_fail_the_node() {
+    limited(async {
+        let (mut hellos, mut children) = spawn_fleet(1).await;
+        let mut hello = hellos.pop().unwrap();
+        let mut cfg = config(0, Variant::Gossipsub);
+        cfg.gossipsub.mesh_n_low = 9; // above mesh_n = 6
+        hello
+            .conn
+            .send(&OrchMsg::Welcome {
+                protocol: testbed_contract::PROTOCOL_VERSION,
+                config: Box::new(cfg),
+            })
+            .await;
+        let r = hello.conn.result().await;
+        assert_eq!(r.exit, ExitReason::Error);
+        assert!(
+            r.error.as_deref().unwrap().contains("mesh_n_low (9)"),
+            "{r:?}"
+        );
+        assert_eq!(r.timeline.last().unwrap().state, NodeState::Failed);
+        assert!(hello.conn.states().contains(&NodeState::Failed));
+        let code = children.pop().unwrap().wait().await.unwrap().code();
+        assert_eq!(code, Some(1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn commands_that_cannot_be_done_are_refused_not_dropped() {
+    limited(async {
+        let (mut hellos, mut children) = spawn_fleet(1).await;
+        let hello = hellos.pop().unwrap();
+        let mut n = welcome(
+            hello,
+            children.pop().unwrap(),
+            config(0, Variant::Gossipsub),
+        )
+        .await;
+
+        // An unknown command still gets an answer.
+        n.conn
+            .send_raw(r#"{"type":"command","id":77,"cmd":{"op":"dance"}}"#)
+            .await;
+        let (ok, error, _) = n.conn.ack_of(77).await;
+        assert!(!ok);
+        assert!(error.unwrap().contains("unknown command"));
+
+        // Nobody to publish to.
+        let (ok, error, info) = n
+            .conn
+            .command(Command::Publish {
+                topic: "t".into(),
+                count: 3,
+                rate: None,
+                size: 100,
+                peer_timeout_ms: 100,
+            })
+            .await;
+        assert!(!ok);
+        assert!(error.unwrap().contains("no peer subscribed"));
+        assert_eq!(info["published"], 0);
+
+        // Too large for the router.
+        let (ok, error, _) = n
+            .conn
+            .command(Command::Publish {
+                topic: "t".into(),
+                count: 1,
+                rate: None,
+                size: 2 << 20,
+                peer_timeout_ms: 100,
+            })
+            .await;
+        assert!(!ok);
+        assert!(error.unwrap().contains("exceeds"));
+
+        // Nobody listens there: reported after the retries, naming the node.
+        let (ok, error, info) = n
+            .conn
+            .command(Command::Connect {
+                peers: vec![PeerAddr {
+                    index: 1,
+                    // Some other node's id; nothing listens on port 1.
+                    peer_id: "12D3KooWN1BK8ze3KYRLJr3xxWAVBfHbbqv2pHyufHZyXsDb9eeF".into(),
+                    addr: "/ip4/127.0.0.1/tcp/1".into(),
+                }],
+            })
+            .await;
+        assert!(!ok);
+        let error = error.unwrap();
+        assert!(error.contains("node 1"), "{error}");
+        assert_eq!(info["failed"], 1);
+
+        // A subscription nobody shares does not wait for a mesh, and is recorded.
+        let info = n
+            .conn
+            .ok(Command::Subscribe {
+                topics: vec!["lonely".into()],
+                wait_mesh: true,
+                mesh_timeout_ms: 10_000,
+            })
+            .await;
+        assert_eq!(info["topics"]["lonely"]["subscribed"], 0);
+        n.conn
+            .ok(Command::Unsubscribe {
+                topics: vec!["lonely".into()],
+            })
+            .await;
+
+        let id = n.conn.next_id;
+        n.conn
+            .send(&OrchMsg::Command {
+                id,
+                cmd: Command::Finish,
+            })
+            .await;
+        let r = n.conn.result().await;
+        assert_eq!(r.exit, ExitReason::Finished);
+        assert_eq!(r.subscriptions.len(), 1);
+        assert!(r.subscriptions[0].to_ns.is_some());
+        assert!(r.published.is_empty());
+        assert!(
+            n.conn
+                .seen
+                .iter()
+                .any(|m| matches!(m, NodeMsg::Ack { id: got, ok: true, .. } if *got == id))
+        );
+        assert_eq!(exit_code(&mut n).await, Some(0));
+    })
+    .await;
+}

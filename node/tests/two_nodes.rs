@@ -1,0 +1,202 @@
+//! Two real `pubsub-node` processes driven by a minimal scripted orchestrator over TCP:
+//! connect, subscribe (waiting for the mesh), publish 5 messages each, finish, and check the
+//! results — for gossipsub and for floodsub.
+
+mod common;
+
+use common::{Conn, Node, SCENARIO_LIMIT, start};
+use std::time::Duration;
+use testbed_contract::histogram;
+use testbed_contract::plan::Variant;
+use testbed_contract::protocol::{Command, NodeMsg, OrchMsg};
+use testbed_contract::results::{ExitReason, NodeResult, NodeState, SeenFrom};
+
+const MESSAGES: u32 = 5;
+
+/// Asks for snapshots until the node has received `want` messages.
+async fn wait_received(conn: &mut Conn, want: u64) {
+    loop {
+        let id = conn.next_id;
+        let received = {
+            conn.send(&OrchMsg::Command {
+                id,
+                cmd: Command::Report,
+            })
+            .await;
+            conn.next_id += 1;
+            let snap = conn
+                .until(|m| match m {
+                    NodeMsg::Snapshot(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .await;
+            conn.until(|m| matches!(m, NodeMsg::Ack { id: got, .. } if *got == id).then_some(()))
+                .await;
+            snap.received
+        };
+        if received >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn finish(node: &mut Node) -> NodeResult {
+    let id = node.conn.next_id;
+    node.conn
+        .send(&OrchMsg::Command {
+            id,
+            cmd: Command::Finish,
+        })
+        .await;
+    let result = node.conn.result().await;
+    let status = node.child.wait().await.unwrap();
+    assert!(status.success(), "node {} exited with {status}", node.index);
+    assert!(
+        node.conn
+            .seen
+            .iter()
+            .any(|m| matches!(m, NodeMsg::Ack { id: got, ok: true, .. } if *got == id)),
+        "finish was acknowledged"
+    );
+    result
+}
+
+async fn scenario(variant: Variant) {
+    let [mut a, mut b]: [Node; 2] = start(2, variant).await.try_into().ok().unwrap();
+
+    // Connect: a dials b; b's dial finds the connection already there.
+    let info = a
+        .conn
+        .ok(Command::Connect {
+            peers: vec![b.peer()],
+        })
+        .await;
+    assert_eq!(info["connected"], 1);
+    b.conn
+        .ok(Command::Connect {
+            peers: vec![a.peer()],
+        })
+        .await;
+
+    let subscribe = || Command::Subscribe {
+        topics: vec!["t".into()],
+        wait_mesh: true,
+        mesh_timeout_ms: 20_000,
+    };
+    let (ia, ib) = tokio::join!(a.conn.ok(subscribe()), b.conn.ok(subscribe()));
+    for info in [&ia, &ib] {
+        assert!(info["mesh_ms"].is_u64(), "{info}");
+        assert_eq!(info["topics"]["t"]["mesh"], 1, "{info}");
+    }
+
+    let publish = || Command::Publish {
+        topic: "t".into(),
+        count: MESSAGES,
+        rate: Some(50.0),
+        size: 256,
+        peer_timeout_ms: 10_000,
+    };
+    let (pa, pb) = tokio::join!(a.conn.ok(publish()), b.conn.ok(publish()));
+    assert_eq!(pa["published"], MESSAGES);
+    assert_eq!(pb["published"], MESSAGES);
+
+    tokio::join!(
+        wait_received(&mut a.conn, MESSAGES.into()),
+        wait_received(&mut b.conn, MESSAGES.into())
+    );
+    let (ra, rb) = tokio::join!(finish(&mut a), finish(&mut b));
+
+    for (node, result, other) in [(&a, &ra, &b), (&b, &rb, &a)] {
+        let who = format!("{variant:?} node {}", node.index);
+        assert_eq!(result.index, node.index, "{who}");
+        assert_eq!(result.peer_id, node.peer_id, "{who}");
+        assert_eq!(result.exit, ExitReason::Finished, "{who}");
+        assert_eq!(result.error, None, "{who}");
+        assert_eq!(result.received, u64::from(MESSAGES), "{who}");
+        assert_eq!(result.duplicates, 0, "{who}");
+        assert_eq!(
+            result.seen,
+            vec![SeenFrom {
+                origin: other.index,
+                ranges: vec![[0, u64::from(MESSAGES) - 1]]
+            }],
+            "{who}"
+        );
+        assert_eq!(
+            result.published.iter().map(|p| p.seq).collect::<Vec<_>>(),
+            (0..u64::from(MESSAGES)).collect::<Vec<_>>(),
+            "{who}"
+        );
+        assert!(result.published.iter().all(|p| p.topic == "t"), "{who}");
+        assert_eq!(result.subscriptions.len(), 1, "{who}");
+        assert_eq!(result.subscriptions[0].topic, "t", "{who}");
+
+        assert_eq!(result.latency.len(), 1, "{who}");
+        let group = [10u16, 11][other.index as usize];
+        assert_eq!(result.latency[0].origin_group, group, "{who}");
+        let h = histogram::decode(&result.latency[0].hdr).unwrap();
+        assert_eq!(h.len(), u64::from(MESSAGES), "{who}");
+        eprintln!(
+            "{who}: one-hop latency p50 {} µs, max {} µs; peak RSS {} KiB, final RSS {} KiB, \
+             cpu {} ms, bytes in/out {:?}/{:?}, router duplicates {:?}",
+            h.value_at_quantile(0.5),
+            h.max(),
+            result.peak_rss_bytes / 1024,
+            result.final_rss_bytes / 1024,
+            result.cpu_ns / 1_000_000,
+            result.bytes_in,
+            result.bytes_out,
+            result.router_duplicates,
+        );
+
+        use NodeState::*;
+        let expected = vec![
+            Starting, Listening, Connected, Subscribed, Ready, Running, Draining, Done,
+        ];
+        let timeline: Vec<NodeState> = result.timeline.iter().map(|c| c.state).collect();
+        assert_eq!(timeline, expected, "{who}");
+        assert!(
+            result.timeline.windows(2).all(|w| w[0].at_ns <= w[1].at_ns),
+            "{who}"
+        );
+        // Every transition was also announced as it happened.
+        assert_eq!(node.conn.states(), expected, "{who}");
+
+        assert!(result.peak_rss_bytes >= result.final_rss_bytes && result.final_rss_bytes > 0);
+        assert!(result.cpu_ns > 0);
+        assert!(result.bytes_in.is_some_and(|b| b > 0), "{who}");
+        assert!(result.bytes_out.is_some_and(|b| b > 0), "{who}");
+        assert_eq!(
+            result.router_duplicates.is_some(),
+            variant == Variant::Gossipsub,
+            "{who}"
+        );
+        let snap = result.last_snapshot.as_ref().expect("last snapshot");
+        assert_eq!(snap.received, u64::from(MESSAGES));
+        assert_eq!(snap.published, u64::from(MESSAGES));
+        assert_eq!(snap.topics["t"].subscribed, 1, "{who}");
+        // Periodic snapshots flowed besides the ones asked for.
+        assert!(
+            node.conn
+                .seen
+                .iter()
+                .any(|m| matches!(m, NodeMsg::Snapshot(_))),
+            "{who}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn gossipsub_two_nodes() {
+    tokio::time::timeout(SCENARIO_LIMIT, scenario(Variant::Gossipsub))
+        .await
+        .expect("the gossipsub scenario finishes");
+}
+
+#[tokio::test]
+async fn floodsub_two_nodes() {
+    tokio::time::timeout(SCENARIO_LIMIT, scenario(Variant::Floodsub))
+        .await
+        .expect("the floodsub scenario finishes");
+}

@@ -1,0 +1,174 @@
+//! `bench.json`: the bench as it goes. Rewritten atomically after every finished run, so an
+//! interrupted or crashed bench loses at most the run in progress and `--resume` continues
+//! it. Every report of the bench (bench.md, report.html, bench.csv, charts) is rendered from
+//! this file alone.
+
+use super::matrix::{Cell, Slot};
+use crate::record::{HostFacts, RunRecord, Status};
+use crate::results_dir::write_json;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use testbed_contract::plan::Matrix;
+
+pub const BENCH_SCHEMA: u32 = 1;
+pub const BENCH_FILE: &str = "bench.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a bench record: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{path} has bench schema {found}; this orchestrator reads schema {BENCH_SCHEMA}")]
+    Schema { path: PathBuf, found: u32 },
+    #[error("writing {path}: {message}")]
+    Write { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchRecord {
+    pub schema: u32,
+    pub plan_name: String,
+    pub plan_file: String,
+    /// The plan file as read when the bench started; `--resume` refuses a changed plan.
+    pub plan_text: String,
+    /// `--set` overrides applied to every run.
+    pub overrides: BTreeMap<String, serde_json::Value>,
+    /// The matrix as run (after `--iterations`/`--warmup`).
+    pub matrix: Matrix,
+    pub cells: Vec<Cell>,
+    pub command: Vec<String>,
+    pub started_at: String,
+    pub testbed_version: String,
+    pub host: HostFacts,
+    /// Wall time spent running, summed over the sessions (a resume adds its own).
+    pub wall_s: f64,
+    /// Every scheduled run has a result.
+    pub complete: bool,
+    pub runs: Vec<BenchRun>,
+}
+
+/// One finished run: its outcome and figures. A failed run is kept (it counts in the failure
+/// rate); an interrupted run is not saved and runs again on `--resume`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchRun {
+    pub cell: usize,
+    pub iteration: u32,
+    pub warmup: bool,
+    pub run_id: String,
+    /// The run's folder, relative to the bench folder.
+    pub dir: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    pub started_at: String,
+    pub figures: Figures,
+}
+
+impl BenchRun {
+    pub fn slot(&self) -> Slot {
+        Slot { warmup: self.warmup, cell: self.cell, iteration: self.iteration }
+    }
+
+    /// Counted as a failure in the failure rate: anything but a pass.
+    pub fn failed(&self) -> bool {
+        self.status != Status::Passed
+    }
+
+    /// The workload ran to its end (passed, or only an assertion failed), so its figures
+    /// describe a whole run and enter the medians.
+    pub fn completed(&self) -> bool {
+        matches!(self.status, Status::Passed | Status::AssertionFailed)
+    }
+}
+
+/// The figures of one run that a bench compares (from the run's `Summary`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Figures {
+    /// Wall time of the whole run: launch to last process reaped.
+    pub duration_s: f64,
+    pub launch_to_ready_ms: Option<f64>,
+    pub nodes: u32,
+    pub nodes_failed: u32,
+    pub messages_published: u64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub delivery_ratio: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    /// Median over nodes of each node's peak RSS.
+    pub peak_rss_node_bytes: Option<f64>,
+    /// Sum over nodes of each node's peak RSS.
+    pub peak_rss_total_bytes: Option<f64>,
+    /// CPU time (user + system) of all nodes together.
+    pub cpu_total_s: Option<f64>,
+    /// Duplicates per delivered message: filtered by the router where the node reports it,
+    /// else application-level duplicates.
+    pub duplicates_per_delivery: Option<f64>,
+}
+
+impl Figures {
+    pub fn from_record(r: &RunRecord) -> Figures {
+        let s = &r.summary;
+        let rss = (s.peak_rss_bytes.count > 0).then_some(s.peak_rss_bytes);
+        let cpu = (s.cpu_s.count > 0).then_some(s.cpu_s);
+        let dups = s.router_duplicates_per_delivery.or_else(|| {
+            (s.delivered > 0).then(|| s.duplicates as f64 / s.delivered as f64)
+        });
+        Figures {
+            duration_s: r.duration_s,
+            launch_to_ready_ms: s.launch_to_ready_ms,
+            nodes: s.nodes,
+            nodes_failed: s.nodes_failed,
+            messages_published: s.messages_published,
+            expected_deliveries: s.expected_deliveries,
+            delivered: s.delivered,
+            delivery_ratio: s.delivery_ratio,
+            latency_p50_ms: s.latency.map(|l| l.p50_ms),
+            latency_p99_ms: s.latency.map(|l| l.p99_ms),
+            peak_rss_node_bytes: rss.map(|d| d.median),
+            peak_rss_total_bytes: rss.map(|d| d.total),
+            cpu_total_s: cpu.map(|d| d.total),
+            duplicates_per_delivery: dups,
+        }
+    }
+}
+
+impl BenchRecord {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(BENCH_FILE)
+    }
+
+    pub fn load(dir: &Path) -> Result<BenchRecord, StoreError> {
+        let path = Self::path(dir);
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Read { path: path.clone(), source })?;
+        let schema = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("schema")?.as_u64());
+        if let Some(found) = schema.filter(|s| *s != BENCH_SCHEMA as u64) {
+            return Err(StoreError::Schema { path, found: found as u32 });
+        }
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse { path, source })
+    }
+
+    /// Atomic: a crash leaves the previous file or the new one, never half of one.
+    pub fn save(&self, dir: &Path) -> Result<(), StoreError> {
+        let path = Self::path(dir);
+        write_json(&path, self).map_err(|e| StoreError::Write { path, message: format!("{e:#}") })
+    }
+
+    /// The slots that already have a result.
+    pub fn done(&self) -> BTreeSet<Slot> {
+        self.runs.iter().map(BenchRun::slot).collect()
+    }
+
+    /// Recorded (not warm-up) runs of one cell.
+    pub fn runs_of(&self, cell: usize) -> impl Iterator<Item = &BenchRun> {
+        self.runs.iter().filter(move |r| !r.warmup && r.cell == cell)
+    }
+
+    pub fn recorded(&self) -> impl Iterator<Item = &BenchRun> {
+        self.runs.iter().filter(|r| !r.warmup)
+    }
+}
