@@ -39,6 +39,10 @@ pub enum NodeMsg {
     Listening {
         peer_id: String,
         listen_addrs: Vec<String>,
+        /// `HOST:PORT` where the node serves its libp2p metrics (Prometheus text at
+        /// `/metrics`), when `node_metrics` is on. Optional for implementations.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metrics_addr: Option<String>,
     },
     /// A lifecycle transition, timestamped by the node (ns since the Unix epoch).
     State {
@@ -138,15 +142,86 @@ pub struct NodeConfig {
     /// Tracing, when on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
+    /// Serve this node's libp2p/gossipsub metrics over HTTP (Prometheus text) and announce
+    /// the address in `listening.metrics_addr`. Optional for implementations.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub node_metrics: bool,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// How a node exports traces (docs/observability.md, docs/node-contract.md).
+///
+/// Wire form: `{"otlp_endpoint":"http://127.0.0.1:4318","sample_ratio":0.01,
+/// "service_name":"node-0007"}`. The node sends OTLP/HTTP (protobuf) to
+/// `otlp_endpoint` + `/v1/traces`, with resource attributes `service.name`,
+/// `testbed.run_id`, `testbed.node.index`, `testbed.node.group`,
+/// `testbed.node.implementation`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
-    /// OTLP/HTTP endpoint base, e.g. `http://127.0.0.1:4318`.
+    /// OTLP/HTTP endpoint base, e.g. `http://127.0.0.1:4318` (`/v1/traces` is appended).
     pub otlp_endpoint: String,
-    /// Fraction of published messages whose propagation is traced (0..=1).
+    /// Fraction of published messages whose propagation is traced (0..=1). Message `seq` is
+    /// traced when `ceil(seq·r) ≠ ceil((seq+1)·r)`: evenly spaced, the first one always.
     pub sample_ratio: f64,
+    /// The node's `service.name`; empty: `node-` and the index in four digits.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_name: String,
+}
+
+impl TracingConfig {
+    /// `service.name` of node `index`.
+    pub fn service_name_of(&self, index: u32) -> String {
+        if self.service_name.is_empty() {
+            node_service_name(index)
+        } else {
+            self.service_name.clone()
+        }
+    }
+}
+
+/// The default `service.name` of node `index`: `node-0007`.
+pub fn node_service_name(index: u32) -> String {
+    format!("node-{index:04}")
+}
+
+/// Whether message `seq` is traced at sample ratio `ratio` (see [`TracingConfig`]).
+pub fn sampled(seq: u64, ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio.is_nan() || ratio <= 0.0 {
+        return false;
+    }
+    (seq as f64 * ratio).ceil() != ((seq + 1) as f64 * ratio).ceil()
+}
+
+/// The trace id of node `index`'s lifecycle trace in run `run_id`: derived, not random, so
+/// the orchestrator can name it (report.md) even for a node that never reported. FNV-1a over
+/// `run_id`, a NUL and the index (big-endian), widened to 128 bits with two offsets.
+pub fn lifecycle_trace_id(run_id: &str, index: u32) -> [u8; 16] {
+    let fnv = |basis: u64| {
+        let mut h = basis;
+        for b in run_id.bytes().chain([0]).chain(index.to_be_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    };
+    let hi = fnv(0xcbf2_9ce4_8422_2325);
+    let lo = fnv(0x8422_2325_cbf2_9ce4) | 1; // never all zero (an invalid trace id)
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&hi.to_be_bytes());
+    id[8..].copy_from_slice(&lo.to_be_bytes());
+    id
+}
+
+/// Lower-case hex, as trace ids are written in Jaeger and OTLP/JSON.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Encodes one message as a line (with the trailing newline).
@@ -184,6 +259,24 @@ mod tests {
         };
         let back: OrchMsg = serde_json::from_slice(&encode_line(&c)).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn sampling_is_evenly_spaced() {
+        let picked: Vec<u64> = (0..300).filter(|&s| sampled(s, 0.01)).collect();
+        assert_eq!(picked, vec![0, 100, 200]);
+        assert!((0..50).all(|s| sampled(s, 1.0)));
+        assert!(!(0..50).any(|s| sampled(s, 0.0)));
+        assert_eq!((0..1000).filter(|&s| sampled(s, 0.25)).count(), 250);
+    }
+
+    #[test]
+    fn lifecycle_trace_ids_differ_per_node_and_run() {
+        let a = lifecycle_trace_id("r1", 0);
+        assert_eq!(a, lifecycle_trace_id("r1", 0));
+        assert_ne!(a, lifecycle_trace_id("r1", 1));
+        assert_ne!(a, lifecycle_trace_id("r2", 0));
+        assert_eq!(hex(&a).len(), 32);
     }
 
     #[test]

@@ -155,4 +155,19 @@ pub struct NodeResult {
     /// Last snapshot taken before the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_snapshot: Option<Snapshot>,
+    /// The slowest delivery to this node among traced (sampled) messages, so a report can
+    /// link to its trace. Optional for implementations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_traced_delivery: Option<TracedDelivery>,
+}
+
+/// One traced delivery: which message, how slow, and the trace that holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TracedDelivery {
+    /// W3C trace id, 32 lower-case hex digits.
+    pub trace_id: String,
+    pub origin: u32,
+    pub seq: u64,
+    pub latency_us: u64,
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -84,6 +85,10 @@ func newHost(key crypto.PrivKey, listenIP string, bw metrics.Reporter) (host.Hos
 		libp2p.DisableMetrics(),
 		libp2p.BandwidthReporter(bw),
 		libp2p.Ping(true),
+		// Handshakes of a fleet starting together on few cores can take seconds (js peers
+		// especially): go-libp2p gives a local dial 5 s; allow what the connect command does.
+		libp2p.WithDialTimeout(dialTimeout),
+		libp2p.SwarmOpts(swarm.WithDialTimeoutLocal(dialTimeout)),
 	)
 }
 

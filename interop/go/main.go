@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
-// Exit codes (docs/node-contract.md, "Exit codes").
+// Exit codes (docs/node-contract.md, "Exit codes"), the same in every implementation.
 const (
-	exitCodeOK      = 0 // finished on the orchestrator's finish
-	exitCodeFailed  = 1 // the node failed (result sent with exit "error" where possible)
-	exitCodeStartup = 2 // bad environment or no control channel: nothing was reported
-	exitCodeAborted = 3 // stopped by abort or SIGTERM/SIGINT
+	exitCodeOK      = 0   // finished, or aborted by the orchestrator; the result was sent
+	exitCodeFailed  = 1   // the node failed; a result with exit "error" was sent if possible
+	exitCodeUsage   = 2   // the environment is incomplete or invalid (see stderr)
+	exitCodeControl = 3   // the control channel could not be opened, or it was lost
+	exitCodeSIGINT  = 130 // stopped by SIGINT (result with exit "aborted" sent)
+	exitCodeSIGTERM = 143 // stopped by SIGTERM (result with exit "aborted" sent)
 )
 
 type nodeEnv struct {
@@ -59,24 +62,28 @@ func main() {
 			return
 		default:
 			fmt.Fprintln(os.Stderr, "usage: pubsub-node-go [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP and TESTBED_RUN_ID; see docs/node-contract.md.")
-			os.Exit(exitCodeStartup)
+			os.Exit(exitCodeUsage)
 		}
 	}
 	startNs := nowNs()
 	env, err := readEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pubsub-node-go: %v\n", err)
-		os.Exit(exitCodeStartup)
+		os.Exit(exitCodeUsage)
 	}
 	ctrl, err := dialControl(env.controlAddr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pubsub-node-go[%d]: %v\n", env.index, err)
-		os.Exit(exitCodeStartup)
+		code := exitCodeControl
+		if strings.Contains(err.Error(), "expected tcp://") {
+			code = exitCodeUsage
+		}
+		os.Exit(code)
 	}
 	n, err := newNode(env, ctrl, startNs)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pubsub-node-go[%d]: %v\n", env.index, err)
-		os.Exit(exitCodeStartup)
+		os.Exit(exitCodeFailed)
 	}
 	os.Exit(n.run())
 }

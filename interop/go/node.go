@@ -25,7 +25,7 @@ import (
 // Timing (docs/node-contract.md, "Timing").
 const (
 	welcomeTimeout = 60 * time.Second
-	dialTimeout    = 10 * time.Second
+	dialTimeout    = 30 * time.Second
 	drainTimeout   = 3 * time.Second
 	pollInterval   = 10 * time.Millisecond
 )
@@ -51,20 +51,20 @@ type node struct {
 	tracer *meshTracer
 	rec    *recorder
 
-	workCtx    context.Context
+	workCtx    context.Context // commands and snapshots; cancelled when the node stops
 	cancelWork context.CancelFunc
+	p2pCtx     context.Context // pubsub; cancelled only after the result is sent
+	cancelP2P  context.CancelFunc
 	inflight   sync.WaitGroup
 
-	mu         sync.Mutex
-	state      string
-	timeline   []stateChange
-	topics     map[string]*topicState
-	subs       []subscription
-	published  []published
-	nextSeq    uint64
-	publishing int
-	idleState  string // state to return to when the last publish ends
-	lastSnap   *snapshot
+	mu        sync.Mutex
+	state     string
+	timeline  []stateChange
+	topics    map[string]*topicState
+	subs      []subscription
+	published []published
+	nextSeq   uint64
+	lastSnap  *snapshot
 }
 
 func newNode(env nodeEnv, ctrl *control, startNs uint64) (*node, error) {
@@ -77,10 +77,11 @@ func newNode(env nodeEnv, ctrl *control, startNs uint64) (*node, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	p2pCtx, cancelP2P := context.WithCancel(context.Background())
 	return &node{
 		env: env, ctrl: ctrl, startNs: startNs, key: key, peerID: id,
 		tracer: newMeshTracer(), bw: metrics.NewBandwidthCounter(),
-		workCtx: ctx, cancelWork: cancel,
+		workCtx: ctx, cancelWork: cancel, p2pCtx: p2pCtx, cancelP2P: cancelP2P,
 		topics: map[string]*topicState{},
 	}, nil
 }
@@ -89,10 +90,19 @@ func (n *node) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "pubsub-node-go[%d]: %s\n", n.env.index, fmt.Sprintf(format, args...))
 }
 
-// setState records a lifecycle transition and reports it.
+// stateOrder is the lifecycle's order: states only move forward (a second connect or a
+// subscribe while publishing does not move the timeline back), or to failed from anywhere.
+var stateOrder = map[string]int{
+	stateStarting: 0, stateListening: 1, stateConnected: 2, stateSubscribed: 3, stateReady: 4,
+	stateRunning: 5, stateDraining: 6, stateDone: 7, stateFailed: 8,
+}
+
+// setState records a lifecycle transition, if it is one, and reports it.
 func (n *node) setState(state string, detail string) {
 	n.mu.Lock()
-	if n.state == state && detail == "" {
+	terminal := n.state == stateDone || n.state == stateFailed
+	forward := n.state == "" || stateOrder[state] > stateOrder[n.state]
+	if terminal || (state != stateFailed && !forward) {
 		n.mu.Unlock()
 		return
 	}
@@ -124,7 +134,7 @@ func (n *node) run() int {
 	})
 	if err != nil {
 		n.logf("cannot send hello: %v", err)
-		return exitCodeStartup
+		return exitCodeControl
 	}
 	n.setState(stateStarting, "")
 
@@ -141,7 +151,7 @@ func (n *node) run() int {
 		case m, ok := <-msgs:
 			if !ok {
 				n.logf("the orchestrator closed the control channel; exiting")
-				return exitCodeFailed
+				return exitCodeControl
 			}
 			if code, done := n.handle(m); done {
 				return code
@@ -149,7 +159,12 @@ func (n *node) run() int {
 		case err := <-badLines:
 			n.logf("%v (ignored)", err)
 		case s := <-sigs:
-			return n.stop(exitAborted, "signal "+s.String(), nil)
+			name, code := "SIGTERM", exitCodeSIGTERM
+			if s == syscall.SIGINT {
+				name, code = "SIGINT", exitCodeSIGINT
+			}
+			n.stop(exitAborted, "stopped by "+name, nil)
+			return code
 		case <-welcomeBy.C:
 			if n.cfg == nil {
 				return n.stop(exitError, fmt.Sprintf("no welcome within %s", welcomeTimeout), nil)
@@ -170,7 +185,7 @@ func (n *node) handle(m orchMsg) (code int, done bool) {
 			return n.stop(exitError, err.Error(), nil), true
 		}
 	case "abort":
-		return n.stop(exitAborted, "abort: "+m.Reason, nil), true
+		return n.stop(exitAborted, "aborted by the orchestrator: "+m.Reason, nil), true
 	case "released":
 		// No command of protocol v1 makes this node signal; accepted and ignored.
 	case "command":
@@ -232,7 +247,7 @@ func (n *node) start(m orchMsg) error {
 			n.tracer.forget(c.RemotePeer())
 		}
 	}})
-	ps, err := newPubSub(n.workCtx, h, cfg, n.tracer)
+	ps, err := newPubSub(n.p2pCtx, h, cfg, n.tracer)
 	if err != nil {
 		return fmt.Errorf("pubsub: %v", err)
 	}
@@ -349,9 +364,7 @@ func (n *node) connect(ctx context.Context, peers []peerAddr) (map[string]any, e
 	wg.Wait()
 	sort.Strings(failures)
 	ok := len(peers) - len(failures)
-	if (ok > 0 || len(peers) == 0) && n.currentState() == stateListening {
-		n.setState(stateConnected, "")
-	}
+	n.setState(stateConnected, "")
 	info := map[string]any{"connected": ok, "failed": len(failures)}
 	if len(failures) > 0 {
 		return info, fmt.Errorf("%d of %d dials failed: %s", len(failures), len(peers), strings.Join(failures, "; "))
@@ -413,25 +426,26 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 	}
 	n.setState(stateSubscribed, "")
 	if !c.WaitMesh {
-		return map[string]any{"topics": n.topicsInfo(c.Topics)}, nil
+		return nil, nil
 	}
-	// A topic with no known subscribed peer stops holding the ack back after this grace:
-	// subscriptions of peers that subscribe at the same moment need a round trip to arrive.
-	grace := time.Second
-	if n.cfg.Variant == "gossipsub" {
-		if hb, err := parseHumanDuration(n.cfg.Gossipsub.Heartbeat); err == nil && 2*hb > grace {
-			grace = 2 * hb
-		}
-	}
+	grace := subscribeGrace(n.cfg.Gossipsub)
 	deadline := start.Add(time.Duration(c.MeshTimeoutMs) * time.Millisecond)
+	var metSince time.Time // since when every topic's condition has held
 	for {
-		waiting := n.meshShortfall(c.Topics, time.Since(start) < grace)
-		if len(waiting) == 0 {
+		now := time.Now()
+		inGrace := now.Sub(start) < grace
+		missing, settled := n.meshShortfall(c.Topics, inGrace)
+		if len(missing) > 0 {
+			metSince = time.Time{}
+		} else if metSince.IsZero() {
+			metSince = now
+		}
+		if !metSince.IsZero() && (settled || !now.Before(deadline)) {
 			break
 		}
-		if time.Now().After(deadline) {
+		if !now.Before(deadline) {
 			return map[string]any{"topics": n.topicsInfo(c.Topics)},
-				fmt.Errorf("mesh not formed within %d ms: %s", c.MeshTimeoutMs, strings.Join(waiting, "; "))
+				fmt.Errorf("no mesh within %d ms: %s", c.MeshTimeoutMs, strings.Join(missing, "; "))
 		}
 		select {
 		case <-ctx.Done():
@@ -440,31 +454,45 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 		}
 	}
 	n.setState(stateReady, "")
-	return map[string]any{"mesh_ms": time.Since(start).Milliseconds(), "topics": n.topicsInfo(c.Topics)}, nil
+	return map[string]any{"mesh_ms": metSince.Sub(start).Milliseconds(), "topics": n.topicsInfo(c.Topics)}, nil
 }
 
-// meshShortfall names the topics whose mesh is not yet big enough: gossipsub needs
-// min(mesh_n_low, subscribed peers) mesh peers and at least one; floodsub one subscribed
-// peer. A topic with no subscribed peer waits only while inGrace.
-func (n *node) meshShortfall(topics []string, inGrace bool) []string {
-	var out []string
+// subscribeGrace is how long a subscribe with wait_mesh treats a small mesh as possibly
+// still growing (peers' subscriptions are still arriving): heartbeat_initial_delay +
+// heartbeat, at least 1 s.
+func subscribeGrace(gp gossipsubParams) time.Duration {
+	grace := time.Second
+	hb, err1 := parseHumanDuration(gp.Heartbeat)
+	delay, err2 := parseHumanDuration(gp.HeartbeatInitialDelay)
+	if err1 == nil && err2 == nil && hb+delay > grace {
+		grace = hb + delay
+	}
+	return grace
+}
+
+// meshShortfall names the topics whose condition does not hold: a mesh of at least
+// max(1, min(mesh_n_low, subscribed peers)) peers (floodsub: one subscribed peer); a topic
+// no known peer subscribes to holds once the grace is over. settled says no topic's mesh
+// can be expected to grow: each is at mesh_n_low or the grace is over.
+func (n *node) meshShortfall(topics []string, inGrace bool) (missing []string, settled bool) {
+	settled = true
+	meshNLow := n.cfg.Gossipsub.MeshNLow
+	if n.cfg.Variant != "gossipsub" {
+		meshNLow = 1
+	}
 	for _, t := range topics {
 		tp := n.topicPeers(t)
+		need := max(min(meshNLow, tp.Subscribed), 1)
+		met := tp.Mesh >= need
 		if tp.Subscribed == 0 {
-			if inGrace {
-				out = append(out, fmt.Sprintf("topic %q: no subscribed peer known yet", t))
-			}
-			continue
+			met = !inGrace
 		}
-		need := min(n.cfg.Gossipsub.MeshNLow, tp.Subscribed)
-		if need < 1 || n.cfg.Variant != "gossipsub" {
-			need = 1
+		if !met {
+			missing = append(missing, fmt.Sprintf("topic %q: %d mesh peer(s) of %d needed, %d subscribed peer(s) known", t, tp.Mesh, need, tp.Subscribed))
 		}
-		if tp.Mesh < need {
-			out = append(out, fmt.Sprintf("topic %q: %d mesh peers of %d needed (%d subscribed)", t, tp.Mesh, need, tp.Subscribed))
-		}
+		settled = settled && (tp.Mesh >= meshNLow || !inGrace)
 	}
-	return out
+	return missing, settled
 }
 
 func (n *node) topicsInfo(topics []string) map[string]topicPeers {
@@ -511,6 +539,8 @@ func (n *node) subscribeOne(name string) error {
 
 func (n *node) unsubscribe(topics []string) (map[string]any, error) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
+	closed := 0
 	for _, name := range topics {
 		ts, ok := n.topics[name]
 		if !ok || ts.sub == nil {
@@ -523,19 +553,9 @@ func (n *node) unsubscribe(topics []string) (map[string]any, error) {
 		ts.sub, ts.subIdx = nil, -1
 		_ = ts.topic.Close()
 		delete(n.topics, name)
+		closed++
 	}
-	remaining := 0
-	for _, ts := range n.topics {
-		if ts.sub != nil {
-			remaining++
-		}
-	}
-	state := n.state
-	n.mu.Unlock()
-	if remaining == 0 && (state == stateSubscribed || state == stateReady) {
-		n.setState(stateConnected, "")
-	}
-	return nil, nil
+	return map[string]any{"unsubscribed": closed}, nil
 }
 
 func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
@@ -543,59 +563,41 @@ func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
 	ts, err := n.joinedLocked(c.Topic)
 	n.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("join %q: %v", c.Topic, err)
+		return map[string]any{"published": 0}, fmt.Errorf("join %q: %v", c.Topic, err)
 	}
-	// Wait until some peer subscribed to the topic is known (or the timeout: then publish
-	// anyway, and say so in the ack).
-	waitStart := time.Now()
-	peerDeadline := waitStart.Add(time.Duration(c.PeerTimeoutMs) * time.Millisecond)
-	for len(n.ps.ListPeers(c.Topic)) == 0 && time.Now().Before(peerDeadline) {
+	// Wait until some peer subscribed to the topic is known; none by the timeout: fail.
+	started := time.Now()
+	peerDeadline := started.Add(time.Duration(c.PeerTimeoutMs) * time.Millisecond)
+	for len(n.ps.ListPeers(c.Topic)) == 0 {
+		if !time.Now().Before(peerDeadline) {
+			return map[string]any{"published": 0},
+				fmt.Errorf("no peer subscribed to topic %q within %d ms; published nothing", c.Topic, c.PeerTimeoutMs)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("cancelled: the node is stopping")
+			return map[string]any{"published": 0}, fmt.Errorf("cancelled: the node is stopping")
 		case <-time.After(pollInterval):
 		}
 	}
-	info := map[string]any{
-		"peer_wait_ms": time.Since(waitStart).Milliseconds(),
-		"peers":        len(n.ps.ListPeers(c.Topic)),
-	}
-
-	n.mu.Lock()
-	if n.publishing == 0 {
-		n.idleState = n.state
-	}
-	n.publishing++
-	n.mu.Unlock()
-	n.setState(stateRunning, "")
-	defer func() {
-		n.mu.Lock()
-		n.publishing--
-		back := n.idleState
-		last := n.publishing == 0 && n.state == stateRunning
-		n.mu.Unlock()
-		if last {
-			n.setState(back, "")
-		}
-	}()
-
-	start := time.Now()
+	sendStart := time.Now()
 	done := 0
+	failed := func(e error) (map[string]any, error) {
+		return map[string]any{"published": done},
+			fmt.Errorf("published %d of %d on topic %q, then: %v", done, c.Count, c.Topic, e)
+	}
 	for i := 0; i < int(c.Count); i++ {
 		if c.Rate != nil && *c.Rate > 0 {
-			due := start.Add(time.Duration(float64(i) / *c.Rate * float64(time.Second)))
+			due := sendStart.Add(time.Duration(float64(i) / *c.Rate * float64(time.Second)))
 			if wait := time.Until(due); wait > 0 {
 				select {
 				case <-ctx.Done():
-					info["published"] = done
-					return info, fmt.Errorf("cancelled after %d of %d messages: the node is stopping", done, c.Count)
+					return failed(fmt.Errorf("the node is stopping"))
 				case <-time.After(wait):
 				}
 			}
 		}
 		if ctx.Err() != nil {
-			info["published"] = done
-			return info, fmt.Errorf("cancelled after %d of %d messages: the node is stopping", done, c.Count)
+			return failed(fmt.Errorf("the node is stopping"))
 		}
 		n.mu.Lock()
 		seq := n.nextSeq
@@ -604,17 +606,15 @@ func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
 		at := nowNs()
 		data := header{Origin: n.cfg.Index, Seq: seq, PublishNs: at}.encode(int(c.Size))
 		if err := ts.topic.Publish(ctx, data); err != nil {
-			info["published"] = done
-			return info, fmt.Errorf("publish seq %d: %v", seq, err)
+			return failed(err)
 		}
 		n.mu.Lock()
 		n.published = append(n.published, published{Seq: seq, Topic: c.Topic, AtNs: at})
 		n.mu.Unlock()
 		done++
+		n.setState(stateRunning, "")
 	}
-	info["published"] = done
-	info["publish_ms"] = time.Since(start).Milliseconds()
-	return info, nil
+	return map[string]any{"published": done, "elapsed_ms": time.Since(started).Milliseconds()}, nil
 }
 
 // stop ends the node: drain, final result, close, exit code. finishID is the id of the
@@ -647,7 +647,7 @@ func (n *node) stop(exit string, reason string, finishID *uint64) int {
 		n.setState(stateDone, "")
 	}
 	if finishID != nil {
-		n.ack(*finishID, nil, nil)
+		n.ack(*finishID, n.countersInfo(), nil)
 	}
 	if res == nil {
 		// Nothing ran yet (or the result failed): a minimal result still tells the outcome.
@@ -659,30 +659,35 @@ func (n *node) stop(exit string, reason string, finishID *uint64) int {
 	if err := n.ctrl.sendFinal(resultMsg{Type: "result", nodeResult: *res}); err != nil {
 		n.logf("cannot send the result: %v", err)
 	}
-	if n.tracer.dropped.Load() > 0 || n.tracer.undeliverable.Load() > 0 || n.rec != nil && n.rec.malformed > 0 {
-		n.logf("router dropped %d RPCs, %d messages undeliverable to a slow subscriber, %d malformed payloads",
-			n.tracer.dropped.Load(), n.tracer.undeliverable.Load(), n.malformed())
+	if c := n.countersInfo(); c["malformed_payloads"] != uint64(0) || c["router_failed_sends"] != uint64(0) {
+		n.logf("counters without a result field: %v", c)
 	}
+	n.cancelP2P()
 	if n.host != nil {
 		_ = n.host.Close()
 	}
-	switch exit {
-	case exitFinished:
-		return exitCodeOK
-	case exitAborted:
-		return exitCodeAborted
-	default:
+	if exit == exitError {
 		return exitCodeFailed
 	}
+	return exitCodeOK
 }
 
-func (n *node) malformed() uint64 {
-	if n.rec == nil {
-		return 0
+// countersInfo: counters the result has no field for, sent in the finish ack (the same keys
+// as the Rust node, plus go-libp2p-pubsub's own).
+func (n *node) countersInfo() map[string]any {
+	var malformed, clamped uint64
+	if n.rec != nil {
+		n.rec.mu.Lock()
+		malformed, clamped = n.rec.malformed, n.rec.clamped
+		n.rec.mu.Unlock()
 	}
-	n.rec.mu.Lock()
-	defer n.rec.mu.Unlock()
-	return n.rec.malformed
+	return map[string]any{
+		"malformed_payloads":       malformed,
+		"clamped_latencies":        clamped,
+		"router_failed_sends":      n.tracer.dropped.Load(),
+		"undeliverable_to_app":     n.tracer.undeliverable.Load(),
+		"router_rejected_messages": n.tracer.rejected.Load(),
+	}
 }
 
 func (n *node) minimalResult(exit, reason string) *nodeResult {
@@ -692,7 +697,7 @@ func (n *node) minimalResult(exit, reason string) *nodeResult {
 		Latency: []originLatency{}, Published: []published{}, Seen: []seenFrom{},
 		Subscriptions: []subscription{}, PeakRssBytes: peak, FinalRssBytes: rss, CPUNs: cpuNs(),
 	}
-	if exit == exitError {
+	if exit != exitFinished && reason != "" {
 		r.Error = &reason
 	}
 	return r

@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 )
 
 // The fixed vector of contract/src/payload.rs known_vector: the Rust and JS nodes check the
@@ -137,5 +139,64 @@ func TestWireForm(t *testing.T) {
 	cfg, err := parseWelcomeConfig([]byte(`{"run_id":"r","index":1,"group":"g","variant":"floodsub","gossipsub":{"mesh_n":8},"seed":18446744073709551615,"snapshot_interval_ms":500,"origin_groups":[0,1]}`))
 	if err != nil || cfg.Gossipsub.MeshN != 8 || cfg.Gossipsub.MeshNLow != 5 || cfg.Seed != 1<<64-1 {
 		t.Fatalf("welcome config %+v %v", cfg, err)
+	}
+}
+
+// fixtureValues are the latencies (µs) in interop/fixtures/latency-{go,js}.hdr: each
+// implementation writes its own fixture (UPDATE_FIXTURES=1) and must read every fixture, and
+// interop/check-histograms reads them all with the Rust contract's decoder.
+var fixtureValues = []int64{0, 1, 7, 650, 651, 10_000, 2_000_000, maxLatencyUs}
+
+func TestHistogramFixtures(t *testing.T) {
+	if os.Getenv("UPDATE_FIXTURES") == "1" {
+		h := newLatencyHistogram()
+		for _, v := range fixtureValues {
+			recordLatencyNs(h, v*1000)
+		}
+		text, err := encodeHistogram(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("../fixtures/latency-go.hdr", []byte(text+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"go", "js"} {
+		text, err := os.ReadFile("../fixtures/latency-" + name + ".hdr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := hdrhistogram.Decode([]byte(strings.TrimSpace(string(text))))
+		if err != nil {
+			t.Fatalf("%s fixture: %v", name, err)
+		}
+		if h.TotalCount() != int64(len(fixtureValues)) || !h.ValuesAreEquivalent(h.Max(), maxLatencyUs) ||
+			!h.ValuesAreEquivalent(h.ValueAtQuantile(50), 650) {
+			t.Fatalf("%s fixture: %d values, max %d, p50 %d", name, h.TotalCount(), h.Max(), h.ValueAtQuantile(50))
+		}
+	}
+}
+
+func TestPubsubOptionsAndGrace(t *testing.T) {
+	cfg := &nodeConfig{Variant: "gossipsub", Gossipsub: defaultGossipsubParams()}
+	for _, mode := range []string{"strict", "permissive", "anonymous", "none"} {
+		cfg.Gossipsub.Validation = mode
+		if _, err := pubsubOptions(cfg, newMeshTracer()); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+	}
+	cfg.Gossipsub.Validation = "bogus"
+	if _, err := pubsubOptions(cfg, newMeshTracer()); err == nil || !strings.Contains(err.Error(), "unknown validation mode") {
+		t.Errorf("bogus mode: %v", err)
+	}
+	cfg.Gossipsub.Validation, cfg.Gossipsub.Heartbeat = "strict", "5"
+	if _, err := pubsubOptions(cfg, newMeshTracer()); err == nil || !strings.Contains(err.Error(), "gossipsub.heartbeat") {
+		t.Errorf("bare number heartbeat: %v", err)
+	}
+	if g := subscribeGrace(defaultGossipsubParams()); g != 1100*time.Millisecond {
+		t.Errorf("grace %v", g)
+	}
+	if id := payloadMessageID(&pb.Message{Data: header{Origin: 1, Seq: 2}.encode(49)}); id != string([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2}) {
+		t.Errorf("anonymous message id %x", id)
 	}
 }

@@ -21,6 +21,7 @@ type recorder struct {
 	received     uint64
 	duplicates   uint64
 	malformed    uint64
+	clamped      uint64 // deliveries stamped after their arrival (clock skew): recorded as 0
 }
 
 func newRecorder(self uint32, originGroups []uint16) *recorder {
@@ -64,6 +65,9 @@ func (r *recorder) deliver(data []byte, recvNs uint64) {
 	if hist == nil {
 		hist = newLatencyHistogram()
 		r.hists[group] = hist
+	}
+	if recvNs < h.PublishNs {
+		r.clamped++
 	}
 	recordLatencyNs(hist, int64(recvNs)-int64(h.PublishNs))
 }

@@ -38,13 +38,87 @@ pub struct Pair {
     pub b: NodeNet,
 }
 
+/// Shaper settings the probe's pairs use (defaults: [`NetsimConfig::new`]'s).
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    pub spin: Duration,
+    pub spin_budget: f64,
+    pub realtime: bool,
+    /// Run the measuring side (ping, iperf3, our TCP/UDP threads, not the flood senders) at a
+    /// real-time priority below the shaper's, so other work on the machine does not distort
+    /// what is measured.
+    pub rt_tools: bool,
+}
+
+fn rt_tools() -> bool {
+    TUNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|t| t.rt_tools)
+}
+
+const TOOL_PRIORITY: libc::c_int = 5;
+
+fn set_policy(policy: libc::c_int, priority: libc::c_int) {
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 = the calling thread; valid param pointer.
+    unsafe { libc::sched_setscheduler(0, policy, &param) };
+}
+
+/// Gives the calling thread the tools' real-time priority while it lives (if enabled).
+struct RtGuard(bool);
+
+impl RtGuard {
+    fn new() -> RtGuard {
+        let on = rt_tools();
+        if on {
+            set_policy(libc::SCHED_FIFO, TOOL_PRIORITY);
+        }
+        RtGuard(on)
+    }
+}
+
+impl Drop for RtGuard {
+    fn drop(&mut self) {
+        if self.0 {
+            set_policy(libc::SCHED_OTHER, 0);
+        }
+    }
+}
+
+/// Starts `cmd` in `node`'s namespace, at the tools' priority if enabled.
+fn tool_command(node: &NodeNet, cmd: &mut Command) {
+    node.configure(cmd);
+    if rt_tools() {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only a system call in the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                set_policy(libc::SCHED_FIFO, TOOL_PRIORITY);
+                Ok(())
+            })
+        };
+    }
+}
+
+static TUNING: std::sync::Mutex<Option<Tuning>> = std::sync::Mutex::new(None);
+
+/// Sets the shaper settings of every [`Pair`] started afterwards in this process.
+pub fn set_tuning(t: Tuning) {
+    *TUNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+}
+
 impl Pair {
     pub fn start(network: Network, seed: u64) -> Result<Pair, ProbeError> {
-        let sim = Netsim::start(NetsimConfig::new(
-            network,
-            vec!["a".into(), "b".into()],
-            seed,
-        ))?;
+        let mut config = NetsimConfig::new(network, vec!["a".into(), "b".into()], seed);
+        if let Some(t) = *TUNING.lock().unwrap_or_else(|e| e.into_inner()) {
+            config.spin = t.spin;
+            config.spin_budget = t.spin_budget;
+            config.realtime = t.realtime;
+        }
+        let sim = Netsim::start(config)?;
         let a = sim.add_node(0, "a")?;
         let b = sim.add_node(1, "b")?;
         Ok(Pair { sim, a, b })
@@ -152,7 +226,7 @@ pub fn ping(
         .arg(format!("{:.3}", interval.as_secs_f64()))
         .arg(to.to_string())
         .stdin(Stdio::null());
-    from.configure(&mut cmd);
+    tool_command(from, &mut cmd);
     let out = cmd.output().map_err(|e| {
         tool_err(
             "ping",
@@ -180,6 +254,49 @@ pub struct TcpResult {
     pub seconds: f64,
     /// Application bytes per second × 8.
     pub goodput_bps: f64,
+    /// The sender's view over the measured window (`tcp_info`), when known: which part of the
+    /// time it was limited by the receiver's window or its own send buffer rather than by the
+    /// network.
+    pub sender: Option<TcpSenderInfo>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TcpSenderInfo {
+    pub busy_ms: f64,
+    pub rwnd_limited_ms: f64,
+    pub sndbuf_limited_ms: f64,
+    pub retransmits: u32,
+    pub cwnd: u32,
+    pub srtt_ms: f64,
+}
+
+fn tcp_info(s: &TcpStream) -> Option<libc::tcp_info> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data; getsockopt fills at most `len` bytes of it.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let r = libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        );
+        (r == 0).then_some(info)
+    }
+}
+
+fn sender_info(a: &libc::tcp_info, b: &libc::tcp_info) -> TcpSenderInfo {
+    let ms = |x: u64, y: u64| y.saturating_sub(x) as f64 / 1e3;
+    TcpSenderInfo {
+        busy_ms: ms(a.tcpi_busy_time, b.tcpi_busy_time),
+        rwnd_limited_ms: ms(a.tcpi_rwnd_limited, b.tcpi_rwnd_limited),
+        sndbuf_limited_ms: ms(a.tcpi_sndbuf_limited, b.tcpi_sndbuf_limited),
+        retransmits: b.tcpi_total_retrans.saturating_sub(a.tcpi_total_retrans),
+        cwnd: b.tcpi_snd_cwnd,
+        srtt_ms: b.tcpi_rtt as f64 / 1e3,
+    }
 }
 
 /// A TCP bulk transfer from `from` to `to` for `duration`, measured at the receiver after
@@ -198,11 +315,14 @@ pub fn tcp_bulk(
     let stream =
         from.run_in(move || TcpStream::connect_timeout(&dst.into(), Duration::from_secs(10)))??;
     let (mut rx, _) = listener.accept()?;
+    let watch = stream.try_clone()?;
+    let mut info_start = None;
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let stop = Arc::clone(&stop);
         let mut stream = stream;
         std::thread::spawn(move || {
+            let _rt = RtGuard::new();
             let buf = vec![0x5au8; 128 * 1024];
             while !stop.load(Ordering::Relaxed) {
                 if stream.write_all(&buf).is_err() {
@@ -213,6 +333,7 @@ pub fn tcp_bulk(
         })
     };
     rx.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let rt = RtGuard::new();
     let mut buf = vec![0u8; 256 * 1024];
     let start = Instant::now();
     let mut counted = 0u64;
@@ -226,6 +347,7 @@ pub fn tcp_bulk(
                 if start.elapsed() >= warmup {
                     if window_start.is_none() {
                         window_start = Some(last);
+                        info_start = tcp_info(&watch);
                     } else {
                         counted += n as u64;
                     }
@@ -239,6 +361,10 @@ pub fn tcp_bulk(
             Err(e) => return Err(e.into()),
         }
     }
+    drop(rt);
+    let sender_info = info_start
+        .zip(tcp_info(&watch))
+        .map(|(a, b)| sender_info(&a, &b));
     stop.store(true, Ordering::Relaxed);
     drop(rx);
     let _ = sender.join();
@@ -251,6 +377,7 @@ pub fn tcp_bulk(
         } else {
             0.0
         },
+        sender: sender_info,
     })
 }
 
@@ -266,7 +393,7 @@ pub fn iperf3(
         .args(["-s", "-1", "-B", &to.addr().to_string(), "-p", "5302"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    to.configure(&mut server);
+    tool_command(to, &mut server);
     let mut server = server.spawn().map_err(|e| {
         tool_err(
             "iperf3",
@@ -282,7 +409,7 @@ pub fn iperf3(
             .arg(duration.as_secs().max(1).to_string())
             .arg("-O")
             .arg(warmup.as_secs().to_string());
-        from.configure(&mut client);
+        tool_command(from, &mut client);
         let o = client.output()?;
         if o.status.success() {
             out = Some(o);
@@ -301,6 +428,7 @@ pub fn iperf3(
         .as_f64()
         .ok_or_else(|| tool_err("iperf3", "no sum_received"))?;
     Ok(TcpResult {
+        sender: None,
         bytes: r["bytes"].as_u64().unwrap_or(0),
         seconds: r["seconds"].as_f64().unwrap_or(0.0),
         goodput_bps: bps,
@@ -320,6 +448,20 @@ impl UdpCount {
     }
 }
 
+fn set_rcvbuf(s: &UdpSocket, bytes: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt with a valid int option value.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Sends `count` datagrams of `size` bytes from `from` to `to`, one every `interval`, and
 /// counts what arrives (waiting `settle` after the last one).
 pub fn udp_count(
@@ -333,6 +475,8 @@ pub fn udp_count(
     let port = 5_303;
     let rx =
         to.run_in(move || UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)))??;
+    // A large receive buffer, so a busy machine does not drop datagrams the shaper delivered.
+    set_rcvbuf(&rx, 16 << 20);
     let tx = from.run_in(|| UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)))??;
     let received = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -341,9 +485,15 @@ pub fn udp_count(
         rx.set_read_timeout(Some(Duration::from_millis(50)))?;
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
-            while !done.load(Ordering::Relaxed) {
-                if rx.recv(&mut buf).is_ok() {
-                    received.fetch_add(1, Ordering::Relaxed);
+            // Count until the sender is done *and* the socket is empty: a counter that fell
+            // behind on a busy machine still counts what is queued.
+            loop {
+                match rx.recv(&mut buf) {
+                    Ok(_) => {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) if done.load(Ordering::Relaxed) => break,
+                    Err(_) => {}
                 }
             }
         })
@@ -376,7 +526,7 @@ pub struct PpsResult {
     pub forwarded_pps: f64,
     /// Share of one core the shaper thread used.
     pub shaper_cpu_share: f64,
-    /// Packets per second of shaper CPU time: the rate one core sustains.
+    /// Packets per second of shaper CPU time (spinning excluded): the rate one core sustains.
     pub pps_per_core: f64,
     pub stats: NetsimStats,
 }
@@ -432,8 +582,8 @@ pub fn pps(
         sent: sent.load(Ordering::Relaxed),
         forwarded_pps: written as f64 / seconds,
         shaper_cpu_share: stats.cpu_share(),
-        pps_per_core: if stats.cpu_ns > 0 {
-            stats.written as f64 / (stats.cpu_ns as f64 / 1e9)
+        pps_per_core: if stats.cpu_ns > stats.spin_ns {
+            stats.written as f64 / ((stats.cpu_ns - stats.spin_ns) as f64 / 1e9)
         } else {
             0.0
         },

@@ -10,9 +10,12 @@ use std::time::Duration;
 use testbed_contract::protocol::PeerAddr;
 use tokio::time::Instant;
 
-/// Attempts per peer, and the pause before each retry.
+/// Attempts per peer, and the pause before each retry. Retries are for quick failures (a
+/// peer not listening yet); no retry starts once `DIAL_BUDGET` has passed since the first.
 const ATTEMPTS: u32 = 3;
 const BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(600)];
+/// How long one peer may take to connect (the swarm's connection timeout is the same).
+pub const DIAL_BUDGET: Duration = Duration::from_secs(30);
 /// How long a `disconnect` may take before it is reported as failed.
 const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -33,6 +36,7 @@ struct Target {
     /// As the orchestrator wrote them, for error messages.
     named: String,
     attempts: u32,
+    first_attempt: Option<Instant>,
     state: DialState,
 }
 
@@ -68,8 +72,9 @@ impl ConnectOp {
                     index: p.index,
                     peer,
                     addr,
-                    named: format!("{}/p2p/{}", p.addr, p.peer_id),
+                    named: format!("{} at {}", p.peer_id, p.addr),
                     attempts: 0,
+                    first_attempt: None,
                     state,
                 }
             })
@@ -97,7 +102,7 @@ impl ConnectOp {
                 t.state = if t.peer.is_some_and(|p| net.swarm.is_connected(&p)) {
                     DialState::Connected
                 } else {
-                    retry_or_fail(t.attempts, error.to_string())
+                    retry_or_fail(t, error.to_string())
                 };
             }
         }
@@ -116,6 +121,7 @@ impl ConnectOp {
                 continue;
             }
             t.attempts += 1;
+            t.first_attempt.get_or_insert(now);
             let opts = DialOpts::peer_id(peer)
                 .addresses(vec![t.addr.clone()])
                 .condition(PeerCondition::Disconnected)
@@ -125,7 +131,7 @@ impl ConnectOp {
                 Ok(()) => DialState::Dialing(id),
                 // Only refused because we are already connected.
                 Err(DialError::DialPeerConditionFalse(_)) => DialState::Connected,
-                Err(e) => retry_or_fail(t.attempts, e.to_string()),
+                Err(e) => retry_or_fail(t, e.to_string()),
             };
             if let DialState::RetryAt(at) = t.state {
                 wake = Some(wake.map_or(at, |w| w.min(at)));
@@ -142,7 +148,7 @@ impl ConnectOp {
             match &t.state {
                 DialState::Connected => connected += 1,
                 DialState::Failed(e) => failures.push(format!(
-                    "node {} at {} after {} attempt(s): {e}",
+                    "node {} ({}): {e} (attempts: {})",
                     t.index, t.named, t.attempts
                 )),
                 DialState::Dialing(_) | DialState::RetryAt(_) => return None,
@@ -156,9 +162,13 @@ impl ConnectOp {
     }
 }
 
-fn retry_or_fail(attempts: u32, error: String) -> DialState {
-    match BACKOFF.get(attempts as usize - 1) {
-        Some(pause) if attempts < ATTEMPTS => DialState::RetryAt(Instant::now() + *pause),
+fn retry_or_fail(t: &Target, error: String) -> DialState {
+    let now = Instant::now();
+    let in_budget = t
+        .first_attempt
+        .is_some_and(|first| now.duration_since(first) < DIAL_BUDGET);
+    match BACKOFF.get(t.attempts as usize - 1) {
+        Some(pause) if t.attempts < ATTEMPTS && in_budget => DialState::RetryAt(now + *pause),
         _ => DialState::Failed(error),
     }
 }

@@ -1,8 +1,11 @@
 //! `subscribe` with `wait_mesh`: acknowledged when every topic has the mesh peers it can get.
 //!
-//! A topic is ready when its mesh holds at least `min(mesh_n_low, known subscribed peers)`
-//! peers, and at least one. A topic no connected peer subscribes to does not wait, but only
-//! after a grace period: the peers' own SUBSCRIBE messages may still be in flight.
+//! A topic's condition is a mesh of at least `min(mesh_n_low, known subscribed peers)` peers,
+//! and at least one (floodsub: one subscribed peer, its "mesh" being all of them). Right after a subscribe, the peers' own SUBSCRIBE messages are still
+//! arriving, so "known subscribed peers" undercounts: a mesh below `mesh_n_low` is only
+//! accepted once a grace period (about a heartbeat) has passed, and a topic no connected peer
+//! subscribes to stops waiting at the end of it. `mesh_ms` is the time from the subscribe
+//! until the condition last became true, so the grace does not inflate it.
 
 use crate::pubsub::Pubsub;
 use std::collections::BTreeMap;
@@ -20,10 +23,13 @@ pub struct MeshWait {
     started: Instant,
     deadline: Instant,
     grace_until: Instant,
-    mesh_n_low: u32,
+    /// A mesh this large is as good as it gets: `mesh_n_low` (gossipsub), 1 (floodsub).
+    full_mesh: u32,
+    /// Since when every topic's condition has held without interruption.
+    met_since: Option<Instant>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct TopicCounts {
     pub mesh: u32,
     pub subscribed: u32,
@@ -36,7 +42,10 @@ pub enum MeshStatus {
         topics: BTreeMap<String, TopicCounts>,
     },
     Waiting,
-    TimedOut(String),
+    TimedOut {
+        error: String,
+        topics: BTreeMap<String, TopicCounts>,
+    },
 }
 
 impl MeshWait {
@@ -46,7 +55,7 @@ impl MeshWait {
         now: Instant,
         timeout: Duration,
         grace: Duration,
-        mesh_n_low: u32,
+        full_mesh: u32,
     ) -> Self {
         MeshWait {
             cmd_id,
@@ -54,7 +63,8 @@ impl MeshWait {
             started: now,
             deadline: now + timeout,
             grace_until: now + grace,
-            mesh_n_low,
+            full_mesh,
+            met_since: None,
         }
     }
 
@@ -63,45 +73,56 @@ impl MeshWait {
         (now + POLL).min(self.deadline)
     }
 
-    pub fn check(&self, now: Instant, net: &Pubsub) -> MeshStatus {
+    pub fn check(&mut self, now: Instant, net: &Pubsub) -> MeshStatus {
         self.evaluate(now, |t| TopicCounts {
             mesh: net.mesh_peers(t),
             subscribed: net.subscribed_peers(t),
         })
     }
 
-    fn evaluate(&self, now: Instant, counts: impl Fn(&str) -> TopicCounts) -> MeshStatus {
+    fn evaluate(&mut self, now: Instant, counts: impl Fn(&str) -> TopicCounts) -> MeshStatus {
+        let in_grace = now < self.grace_until;
         let mut all = BTreeMap::new();
         let mut missing = Vec::new();
+        let mut settled = true;
         for t in &self.topics {
             let c = counts(t);
-            let need = self.mesh_n_low.min(c.subscribed).max(1);
-            let ready = if c.subscribed == 0 {
-                now >= self.grace_until
+            let need = self.full_mesh.min(c.subscribed).max(1);
+            let met = if c.subscribed == 0 {
+                !in_grace
             } else {
                 c.mesh >= need
             };
-            if !ready {
+            if !met {
                 missing.push(format!(
                     "topic {t:?}: {} mesh peer(s) of {need} needed, {} subscribed peer(s) known",
                     c.mesh, c.subscribed
                 ));
             }
+            // A full mesh is final; a smaller one may only mean subscriptions still arrive.
+            settled &= c.mesh >= self.full_mesh || !in_grace;
             all.insert(t.clone(), c);
         }
-        if missing.is_empty() {
-            MeshStatus::Ready {
-                mesh_ms: now.duration_since(self.started).as_millis() as u64,
-                topics: all,
-            }
-        } else if now >= self.deadline {
-            MeshStatus::TimedOut(format!(
-                "no mesh within {} ms: {}",
-                self.deadline.duration_since(self.started).as_millis(),
-                missing.join("; ")
-            ))
+        self.met_since = if missing.is_empty() {
+            Some(self.met_since.unwrap_or(now))
         } else {
-            MeshStatus::Waiting
+            None
+        };
+        match self.met_since {
+            // At the deadline a met condition counts even if it might still have grown.
+            Some(since) if settled || now >= self.deadline => MeshStatus::Ready {
+                mesh_ms: since.duration_since(self.started).as_millis() as u64,
+                topics: all,
+            },
+            _ if now >= self.deadline => MeshStatus::TimedOut {
+                error: format!(
+                    "no mesh within {} ms: {}",
+                    self.deadline.duration_since(self.started).as_millis(),
+                    missing.join("; ")
+                ),
+                topics: all,
+            },
+            _ => MeshStatus::Waiting,
         }
     }
 }
@@ -131,11 +152,18 @@ mod tests {
     #[test]
     fn needs_min_of_mesh_n_low_and_subscribers() {
         let t0 = Instant::now();
-        let w = wait(t0);
-        // Two subscribers: two mesh peers suffice although mesh_n_low is 5.
+        let ms = Duration::from_millis;
+        let mut w = wait(t0);
+        // Two subscribers: two mesh peers suffice although mesh_n_low is 5, but only once
+        // the grace period has passed (more subscriptions could still arrive).
         assert_eq!(w.evaluate(t0, counts((1, 2), (2, 2))), MeshStatus::Waiting);
-        match w.evaluate(t0 + Duration::from_millis(300), counts((2, 2), (2, 2))) {
+        assert_eq!(
+            w.evaluate(t0 + ms(300), counts((2, 2), (2, 2))),
+            MeshStatus::Waiting
+        );
+        match w.evaluate(t0 + ms(1000), counts((2, 2), (2, 2))) {
             MeshStatus::Ready { mesh_ms, topics } => {
+                // Met since 300 ms: the grace does not count.
                 assert_eq!(mesh_ms, 300);
                 assert_eq!(
                     topics["a"],
@@ -147,21 +175,86 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Many subscribers: mesh_n_low is the bar.
+    }
+
+    #[test]
+    fn a_full_mesh_is_ready_at_once() {
+        let t0 = Instant::now();
+        let mut w = wait(t0);
         assert_eq!(
             w.evaluate(t0, counts((4, 20), (5, 20))),
             MeshStatus::Waiting
         );
+        match w.evaluate(t0 + Duration::from_millis(40), counts((5, 20), (6, 20))) {
+            MeshStatus::Ready { mesh_ms, .. } => assert_eq!(mesh_ms, 40),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn interruptions_restart_the_clock() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = wait(t0);
+        // One subscriber known, one mesh peer: met, but not settled.
+        assert_eq!(
+            w.evaluate(t0 + ms(5), counts((1, 1), (1, 1))),
+            MeshStatus::Waiting
+        );
+        // More subscriptions arrive: no longer met.
+        assert_eq!(
+            w.evaluate(t0 + ms(10), counts((1, 3), (1, 1))),
+            MeshStatus::Waiting
+        );
+        assert_eq!(
+            w.evaluate(t0 + ms(900), counts((3, 3), (1, 1))),
+            MeshStatus::Waiting
+        );
+        match w.evaluate(t0 + ms(1100), counts((3, 3), (1, 1))) {
+            MeshStatus::Ready { mesh_ms, .. } => assert_eq!(mesh_ms, 900),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_met_condition_counts_at_a_short_deadline() {
+        let t0 = Instant::now();
+        let mut w = MeshWait::new(
+            1,
+            vec!["a".into()],
+            t0,
+            Duration::from_millis(200),
+            Duration::from_secs(1),
+            5,
+        );
+        assert_eq!(w.evaluate(t0, counts((1, 1), (0, 0))), MeshStatus::Waiting);
         assert!(matches!(
-            w.evaluate(t0, counts((5, 20), (6, 20))),
-            MeshStatus::Ready { .. }
+            w.evaluate(t0 + Duration::from_millis(200), counts((1, 1), (0, 0))),
+            MeshStatus::Ready { mesh_ms: 0, .. }
+        ));
+    }
+
+    #[test]
+    fn floodsub_needs_one_peer_and_settles_with_it() {
+        let t0 = Instant::now();
+        let mut w = MeshWait::new(
+            1,
+            vec!["a".into()],
+            t0,
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            1,
+        );
+        assert!(matches!(
+            w.evaluate(t0, counts((3, 3), (0, 0))),
+            MeshStatus::Ready { mesh_ms: 0, .. }
         ));
     }
 
     #[test]
     fn lonely_topics_wait_only_for_the_grace_period() {
         let t0 = Instant::now();
-        let w = wait(t0);
+        let mut w = wait(t0);
         assert_eq!(w.evaluate(t0, counts((0, 0), (1, 1))), MeshStatus::Waiting);
         assert!(matches!(
             w.evaluate(t0 + Duration::from_secs(1), counts((0, 0), (1, 1))),
@@ -172,9 +265,9 @@ mod tests {
     #[test]
     fn times_out_naming_the_topic_and_counts() {
         let t0 = Instant::now();
-        let w = wait(t0);
+        let mut w = wait(t0);
         match w.evaluate(t0 + Duration::from_secs(10), counts((3, 3), (0, 4))) {
-            MeshStatus::TimedOut(e) => {
+            MeshStatus::TimedOut { error: e, .. } => {
                 assert!(e.contains("topic \"b\""), "{e}");
                 assert!(
                     e.contains("0 mesh peer(s) of 4 needed, 4 subscribed"),

@@ -16,9 +16,6 @@ const BATCH: u32 = 32;
 /// A retryable failure (no subscribed peer, full queues) is retried this long, this often.
 const RETRY_FOR: Duration = Duration::from_secs(1);
 const RETRY_EVERY: Duration = Duration::from_millis(10);
-/// Behind schedule by more than this (or one interval, if longer), the schedule restarts from
-/// now instead of bursting to catch up, like `MissedTickBehavior::Delay`.
-const MAX_LAG: Duration = Duration::from_millis(50);
 
 /// Every message this node published, compactly (topic names stored once).
 #[derive(Debug, Default)]
@@ -61,17 +58,18 @@ pub struct Ctx<'a> {
     /// Next sequence number: per node, from 0, across all topics.
     pub next_seq: &'a mut u64,
     pub origin: u32,
+    /// The tracer, when tracing is on: sampled messages get a publish span whose context
+    /// travels in the header.
+    pub tel: Option<&'a mut crate::telemetry::Telemetry>,
 }
 
 #[derive(Debug)]
 enum Phase {
     /// Waiting until a peer subscribed to the topic is known.
-    WaitPeers {
-        until: Instant,
-    },
-    Sending {
-        due: Instant,
-    },
+    WaitPeers { until: Instant },
+    /// Message `i` is due at `start + i / rate`: scheduled against the start, not the
+    /// previous send, so the rate does not drift (a late message is sent at once).
+    Sending { start: Instant },
 }
 
 #[derive(Debug)]
@@ -82,7 +80,8 @@ pub struct PublishJob {
     count: u32,
     done: u32,
     size: usize,
-    interval: Option<Duration>,
+    /// Messages per second; None: back to back.
+    rate: Option<f64>,
     peer_timeout: Duration,
     phase: Phase,
     started: Instant,
@@ -97,8 +96,6 @@ pub enum Step {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PublishRequestError {
-    #[error("rate {0} is not a positive number of messages per second")]
-    Rate(f64),
     #[error("size {size} exceeds what the router carries on topic {topic:?} ({max} bytes)")]
     TooLarge {
         size: usize,
@@ -120,11 +117,8 @@ impl PublishJob {
         log: &mut PublishLog,
         now: Instant,
     ) -> Result<Self, PublishRequestError> {
-        let interval = match rate {
-            None => None,
-            Some(r) if r.is_finite() && r > 0.0 => Some(Duration::from_secs_f64(1.0 / r)),
-            Some(r) => return Err(PublishRequestError::Rate(r)),
-        };
+        // No rate, or one that is not a positive number: back to back.
+        let rate = rate.filter(|r| r.is_finite() && *r > 0.0);
         let size = (size as usize).max(testbed_contract::payload::HEADER_LEN);
         if size > max_payload {
             return Err(PublishRequestError::TooLarge {
@@ -140,7 +134,7 @@ impl PublishJob {
             count,
             done: 0,
             size,
-            interval,
+            rate,
             peer_timeout,
             phase: Phase::WaitPeers {
                 until: now + peer_timeout,
@@ -157,7 +151,7 @@ impl PublishJob {
         }
         if let Phase::WaitPeers { until } = self.phase {
             if ctx.net.subscribed_peers(&self.topic) > 0 {
-                self.phase = Phase::Sending { due: now };
+                self.phase = Phase::Sending { start: now };
             } else if now >= until {
                 return Step::Done(Outcome {
                     error: Some(format!(
@@ -172,23 +166,32 @@ impl PublishJob {
                 return Step::Wait(until);
             }
         }
-        let Phase::Sending { mut due } = self.phase else {
+        let Phase::Sending { start } = self.phase else {
             unreachable!("handled above")
         };
         for _ in 0..BATCH {
+            let due = self.due(start);
             if due > now {
-                break;
+                return Step::Wait(due);
             }
             let seq = *ctx.next_seq;
             let at_ns = now_ns();
+            let mut span = match ctx.tel.as_deref_mut() {
+                Some(t) => t.start_publish(seq, &self.topic, self.size, at_ns),
+                None => None,
+            };
             let data = Header {
                 origin: ctx.origin,
                 seq,
                 publish_ns: at_ns,
-                trace: None,
+                trace: span.as_ref().map(|(_, c)| *c),
             }
             .encode(self.size);
-            match ctx.net.publish(&self.topic, data) {
+            let published = ctx.net.publish(&self.topic, data);
+            if let (Some(t), Some((s, _))) = (ctx.tel.as_deref_mut(), span.take()) {
+                t.end_publish(s, published.as_ref().err().map(|e| e.to_string()));
+            }
+            match published {
                 Ok(()) => {
                     *ctx.next_seq += 1;
                     ctx.log.entries.push((seq, self.topic_idx, at_ns));
@@ -197,31 +200,27 @@ impl PublishJob {
                     if self.done == self.count {
                         return Step::Done(self.finished(now));
                     }
-                    due = match self.interval {
-                        None => now,
-                        Some(i) => {
-                            let next = due + i;
-                            if now.saturating_duration_since(next) > MAX_LAG.max(i) {
-                                now
-                            } else {
-                                next
-                            }
-                        }
-                    };
                 }
                 Err(e) if e.is_retryable() => {
                     let since = *self.failing_since.get_or_insert(now);
                     if now.duration_since(since) >= RETRY_FOR {
                         return Step::Done(self.failed(&e));
                     }
-                    self.phase = Phase::Sending { due };
                     return Step::Wait(now + RETRY_EVERY);
                 }
                 Err(e) => return Step::Done(self.failed(&e)),
             }
         }
-        self.phase = Phase::Sending { due };
-        Step::Wait(due.max(now))
+        // A full batch went out: come back at once, after the swarm had its turn.
+        Step::Wait(now)
+    }
+
+    /// When the next message (index `done`) is due.
+    fn due(&self, start: Instant) -> Instant {
+        match self.rate {
+            None => start,
+            Some(r) => start + Duration::from_secs_f64(f64::from(self.done) / r),
+        }
     }
 
     fn finished(&self, now: Instant) -> Outcome {
@@ -283,17 +282,18 @@ mod tests {
         let mk = |rate, size, log: &mut PublishLog| {
             PublishJob::new(1, "t".into(), 5, rate, size, Duration::ZERO, 1000, log, now)
         };
-        assert_eq!(
-            mk(Some(0.0), 100, &mut log).unwrap_err(),
-            PublishRequestError::Rate(0.0)
-        );
-        assert!(mk(Some(f64::NAN), 100, &mut log).is_err());
+        // A rate that is not positive means back to back.
+        assert_eq!(mk(Some(0.0), 100, &mut log).unwrap().rate, None);
+        assert_eq!(mk(Some(-3.0), 100, &mut log).unwrap().rate, None);
         assert!(matches!(
             mk(None, 1001, &mut log).unwrap_err(),
             PublishRequestError::TooLarge { .. }
         ));
         let j = mk(Some(4.0), 10, &mut log).unwrap();
-        assert_eq!(j.interval, Some(Duration::from_millis(250)));
+        let t0 = Instant::now();
+        assert_eq!(j.due(t0), t0);
+        let j = PublishJob { done: 3, ..j };
+        assert_eq!(j.due(t0), t0 + Duration::from_millis(750));
         // Smaller than the header: the header alone is sent.
         assert_eq!(j.size, testbed_contract::payload::HEADER_LEN);
     }

@@ -14,15 +14,25 @@ use testbed_contract::plan::Variant;
 /// is not payload (author, random sequence number, protobuf framing) besides the topic.
 const FLOODSUB_MAX_FRAME: usize = 2048;
 const FLOODSUB_OVERHEAD: usize = 96;
-/// Room left in gossipsub's max_transmit_size (which also caps the whole RPC on the wire) for
-/// author, sequence number, signature and protobuf framing, besides the topic name.
-const GOSSIPSUB_OVERHEAD: usize = 160;
+/// Room left in gossipsub's max_transmit_size for what an RPC carries besides the payload
+/// (author, sequence number, signature, protobuf framing; the topic name comes on top).
+const GOSSIPSUB_OVERHEAD: usize = 256;
+/// libp2p-gossipsub 0.50.1 checks max_transmit_size against its whole read buffer, which can
+/// hold up to one 8 KiB read of the *next* frame: an RPC within 8 KiB of the limit followed by
+/// another one kills the inbound stream and loses messages. Keep clear of that.
+const GOSSIPSUB_READ_SLACK: usize = 8 * 1024;
 
 pub struct Pubsub {
     pub swarm: Swarm<Behaviour>,
     variant: Variant,
     /// Topic → remote peers known to subscribe to it.
     subscribers: HashMap<String, HashSet<PeerId>>,
+    /// Copies gossipsub could not send because a peer was too slow (queue full, or queued
+    /// past its deadline and dropped), as its SlowPeer events report them.
+    slow_peer_failures: u64,
+    /// Of those, copies of our own publishes refused as a whole (`AllQueuesFull`): nothing
+    /// was lost there, the publisher retries.
+    refused_publishes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +68,8 @@ impl Pubsub {
             swarm,
             variant,
             subscribers: HashMap::new(),
+            slow_peer_failures: 0,
+            refused_publishes: 0,
         }
     }
 
@@ -89,9 +101,8 @@ impl Pubsub {
     /// Largest payload the router can carry on `topic`.
     pub fn max_payload(&self, topic: &str, gossipsub_max_transmit: usize) -> usize {
         match self.variant {
-            Variant::Gossipsub => {
-                gossipsub_max_transmit.saturating_sub(GOSSIPSUB_OVERHEAD + topic.len())
-            }
+            Variant::Gossipsub => gossipsub_max_transmit
+                .saturating_sub(GOSSIPSUB_READ_SLACK + GOSSIPSUB_OVERHEAD + topic.len()),
             Variant::Floodsub => FLOODSUB_MAX_FRAME.saturating_sub(FLOODSUB_OVERHEAD + topic.len()),
         }
     }
@@ -106,7 +117,10 @@ impl Pubsub {
             match g.publish(IdentTopic::new(topic), data) {
                 Ok(_) => Ok(()),
                 Err(PublishError::NoPeersSubscribedToTopic) => Err(PublishFailure::NoPeers),
-                Err(PublishError::AllQueuesFull(n)) => Err(PublishFailure::QueuesFull(n)),
+                Err(PublishError::AllQueuesFull(n)) => {
+                    self.refused_publishes += n as u64;
+                    Err(PublishFailure::QueuesFull(n))
+                }
                 Err(e) => Err(PublishFailure::Fatal(format!("gossipsub: {e}"))),
             }
         } else if let Some(f) = b.floodsub.as_mut() {
@@ -117,6 +131,13 @@ impl Pubsub {
         } else {
             unreachable!("one router is always enabled")
         }
+    }
+
+    /// Message copies the router dropped because a peer could not take them in time (gossipsub
+    /// only; retried publishes excluded).
+    pub fn failed_sends(&self) -> u64 {
+        self.slow_peer_failures
+            .saturating_sub(self.refused_publishes)
     }
 
     /// Peers in our mesh for `topic`. Floodsub has no mesh: it sends to every subscribed peer,
@@ -166,6 +187,14 @@ impl Pubsub {
             }
             BehaviourEvent::Gossipsub(gossipsub::Event::Unsubscribed { peer_id, topic }) => {
                 self.remove_subscriber(topic.as_str(), peer_id)
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            }) => {
+                let n = failed_messages.priority + failed_messages.non_priority;
+                tracing::debug!(%peer_id, n, "gossipsub dropped messages to a slow peer");
+                self.slow_peer_failures += n as u64;
             }
             BehaviourEvent::Floodsub(floodsub::Event::Message(m)) => {
                 return Delivered::Message(&m.data);

@@ -24,9 +24,13 @@ pub enum Delivery {
         seq: u64,
     },
     Malformed(PayloadError),
+    /// One of this node's own messages, echoed back: not counted at all.
+    Own,
 }
 
 pub struct Receiver {
+    /// This node's index: its own messages, if a router echoes them back, are ignored.
+    own: u32,
     origin_groups: Vec<u16>,
     /// One histogram per origin group, created on first use: a histogram reserves ~190 KB of
     /// (lazily zeroed) counts, so groups nobody hears from should cost nothing.
@@ -42,8 +46,9 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    pub fn new(origin_groups: Vec<u16>) -> Self {
+    pub fn new(own: u32, origin_groups: Vec<u16>) -> Self {
         Receiver {
+            own,
             origin_groups,
             latency: BTreeMap::new(),
             seen: SeenSet::default(),
@@ -63,6 +68,9 @@ impl Receiver {
                 return Delivery::Malformed(e);
             }
         };
+        if h.origin == self.own {
+            return Delivery::Own;
+        }
         if !self.seen.insert(h.origin, h.seq) {
             self.duplicates += 1;
             return Delivery::Duplicate {
@@ -129,7 +137,7 @@ mod tests {
 
     #[test]
     fn latency_seen_and_duplicates() {
-        let mut r = Receiver::new(vec![0, 0, 1]);
+        let mut r = Receiver::new(9, vec![0, 0, 1]);
         let t = 1_700_000_000_000_000_000u64;
         assert_eq!(
             r.on_message(&msg(0, 0, t), t + 1_500_000),
@@ -167,7 +175,7 @@ mod tests {
 
     #[test]
     fn unknown_origin_goes_to_the_unknown_group() {
-        let mut r = Receiver::new(vec![0]);
+        let mut r = Receiver::new(9, vec![0]);
         r.on_message(&msg(55, 0, 10), 2_010);
         let lat = r.latency().unwrap();
         assert_eq!(lat.len(), 1);
@@ -176,7 +184,7 @@ mod tests {
 
     #[test]
     fn clock_skew_is_clamped_and_counted() {
-        let mut r = Receiver::new(vec![]);
+        let mut r = Receiver::new(9, vec![]);
         let d = r.on_message(&msg(0, 0, 5_000_000), 1_000_000);
         assert_eq!(
             d,
@@ -192,7 +200,7 @@ mod tests {
 
     #[test]
     fn malformed_payloads_are_counted_not_fatal() {
-        let mut r = Receiver::new(vec![]);
+        let mut r = Receiver::new(9, vec![]);
         assert!(matches!(
             r.on_message(b"short", 1),
             Delivery::Malformed(PayloadError::TooShort(5))
@@ -207,8 +215,16 @@ mod tests {
     }
 
     #[test]
+    fn own_messages_are_ignored() {
+        let mut r = Receiver::new(3, vec![0; 4]);
+        assert_eq!(r.on_message(&msg(3, 0, 10), 2_010), Delivery::Own);
+        assert_eq!((r.received, r.duplicates), (0, 0));
+        assert!(r.seen().is_empty());
+    }
+
+    #[test]
     fn huge_latency_saturates() {
-        let mut r = Receiver::new(vec![0]);
+        let mut r = Receiver::new(9, vec![0]);
         r.on_message(&msg(0, 0, 0), u64::MAX);
         let h = histogram::decode(&r.latency().unwrap()[0].hdr).unwrap();
         assert_eq!(h.len(), 1);

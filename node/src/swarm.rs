@@ -89,6 +89,8 @@ pub fn build(
         .map_err(|e| SwarmError::Build(e.to_string()))?
         // Connections must outlive quiet phases of a run: only `disconnect` closes them.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(u64::MAX)))
+        // Handshakes of hundreds of nodes on a few cores take seconds: allow a dial its budget.
+        .with_connection_timeout(crate::dialer::DIAL_BUDGET)
         .build();
     Ok(swarm)
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Node, SCENARIO_LIMIT, config, spawn_fleet, start, welcome};
 use testbed_contract::plan::Variant;
-use testbed_contract::protocol::{Command, NodeMsg, OrchMsg, PeerAddr};
+use testbed_contract::protocol::{Command, NodeConfig, NodeMsg, OrchMsg, PeerAddr};
 use testbed_contract::results::{ExitReason, NodeState};
 
 async fn one(variant: Variant) -> Node {
@@ -102,6 +102,37 @@ async fn invalid_gossipsub_parameters_fail_the_node() {
         assert!(hello.conn.states().contains(&NodeState::Failed));
         let code = children.pop().unwrap().wait().await.unwrap().code();
         assert_eq!(code, Some(1));
+    })
+    .await;
+}
+
+/// Sends a bad welcome and checks the node fails with `error` and exit code 1.
+async fn refuses_welcome(change: impl FnOnce(&mut u32, &mut NodeConfig), expect: &str) {
+    let (mut hellos, mut children) = spawn_fleet(1).await;
+    let mut hello = hellos.pop().unwrap();
+    let mut cfg = config(0, Variant::Gossipsub);
+    let mut protocol = testbed_contract::PROTOCOL_VERSION;
+    change(&mut protocol, &mut cfg);
+    hello
+        .conn
+        .send(&OrchMsg::Welcome {
+            protocol,
+            config: Box::new(cfg),
+        })
+        .await;
+    let r = hello.conn.result().await;
+    assert_eq!(r.exit, ExitReason::Error);
+    assert!(r.error.as_deref().unwrap().contains(expect), "{r:?}");
+    assert_eq!(r.timeline.last().unwrap().state, NodeState::Failed);
+    let code = children.pop().unwrap().wait().await.unwrap().code();
+    assert_eq!(code, Some(1));
+}
+
+#[tokio::test]
+async fn a_welcome_for_another_node_or_protocol_fails_the_node() {
+    limited(async {
+        refuses_welcome(|_, cfg| cfg.index = 5, "the welcome is for node 5").await;
+        refuses_welcome(|protocol, _| *protocol = 99, "control protocol 99").await;
     })
     .await;
 }
@@ -207,6 +238,113 @@ async fn commands_that_cannot_be_done_are_refused_not_dropped() {
                 .any(|m| matches!(m, NodeMsg::Ack { id: got, ok: true, .. } if *got == id))
         );
         assert_eq!(exit_code(&mut n).await, Some(0));
+    })
+    .await;
+}
+
+/// Asks for snapshots until `pick` accepts one.
+async fn snapshot_until(
+    node: &mut Node,
+    pick: impl Fn(&testbed_contract::results::Snapshot) -> bool,
+) {
+    loop {
+        let id = node.conn.next_id;
+        node.conn.next_id += 1;
+        node.conn
+            .send(&OrchMsg::Command {
+                id,
+                cmd: Command::Report,
+            })
+            .await;
+        let snap = node
+            .conn
+            .until(|m| match m {
+                NodeMsg::Snapshot(s) => Some(s.clone()),
+                _ => None,
+            })
+            .await;
+        node.conn.ack_of(id).await;
+        if pick(&snap) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn disconnect_and_reconnect() {
+    limited(async {
+        let mut nodes = start(2, Variant::Floodsub).await;
+        let mut b = nodes.pop().unwrap();
+        let mut a = nodes.pop().unwrap();
+        a.conn
+            .ok(Command::Connect {
+                peers: vec![b.peer()],
+            })
+            .await;
+        a.conn
+            .ok(Command::Disconnect {
+                peers: vec![b.peer()],
+            })
+            .await;
+        snapshot_until(&mut a, |s| s.connected_peers == 0).await;
+        snapshot_until(&mut b, |s| s.connected_peers == 0).await;
+        let info = a
+            .conn
+            .ok(Command::Connect {
+                peers: vec![b.peer()],
+            })
+            .await;
+        assert_eq!(info["connected"], 1);
+        snapshot_until(&mut b, |s| s.connected_peers == 1).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn control_over_a_unix_socket() {
+    limited(async {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let dir = std::env::temp_dir().join(format!("pubsub-node-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("control.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let mut child = common::spawn(&format!("unix:{}", path.display()), 4);
+        let (stream, _) = listener.accept().await.unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut lines = BufReader::new(r).lines();
+        let hello: NodeMsg =
+            serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert!(
+            matches!(hello, NodeMsg::Hello { index: 4, .. }),
+            "{hello:?}"
+        );
+        // Aborted before the run started: a bare result, then a clean exit.
+        w.write_all(&testbed_contract::protocol::encode_line(&OrchMsg::Abort {
+            reason: "not needed".into(),
+        }))
+        .await
+        .unwrap();
+        let mut last = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            last = Some(serde_json::from_str::<NodeMsg>(&line).unwrap());
+        }
+        match last {
+            Some(NodeMsg::Result(r)) => {
+                assert_eq!(r.exit, ExitReason::Aborted);
+                assert!(r.error.unwrap().contains("not needed"));
+                assert!(r.published.is_empty() && r.seen.is_empty());
+                let states: Vec<_> = r.timeline.iter().map(|c| c.state).collect();
+                assert_eq!(
+                    states,
+                    vec![NodeState::Starting, NodeState::Draining, NodeState::Done]
+                );
+            }
+            other => panic!("expected a result last, got {other:?}"),
+        }
+        assert_eq!(child.wait().await.unwrap().code(), Some(0));
+        let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
 }

@@ -17,6 +17,10 @@ pub fn fill(record: &mut RunRecord, plan: &Plan, log: &DriveLog, t0: Instant) {
     let (summary, pairs) = summarize(&record.nodes, &group_names);
     record.summary = summary;
     record.group_pairs = pairs;
+    // Under churn, a delivery is expected only over a whole delivery window.
+    if let Some(churn) = &log.churn {
+        crate::churn::accounting::apply(record, churn, &group_names);
+    }
     let s = &mut record.summary;
     s.launch_to_ready_ms = log.setup_done.map(|t| t.duration_since(t0).as_secs_f64() * 1e3);
     if let (Some(first), Some(end)) = (log.first_publish, log.settle_end) {
@@ -197,14 +201,24 @@ fn subscribed_at(subs: &[Subscription], topic: &str, at_ns: u64) -> bool {
         .any(|s| s.topic == topic && s.from_ns <= at_ns && s.to_ns.is_none_or(|to| at_ns < to))
 }
 
+/// The delivery window (churn): subscribed to `topic` by one span for the whole of
+/// `[from_ns, to_ns]`, where every span ends at `until_ns` at the latest (the node stopped
+/// taking part then), and the window itself ends by `until_ns`.
+pub(crate) fn subscribed_through(subs: &[Subscription], topic: &str, from_ns: u64, to_ns: u64, until_ns: u64) -> bool {
+    to_ns <= until_ns
+        && subs.iter().any(|s| {
+            s.topic == topic && s.from_ns <= from_ns && s.to_ns.map_or(until_ns, |t| t.min(until_ns)) >= to_ns
+        })
+}
+
 /// Seen-set lookup: per origin, sorted inclusive ranges.
-struct SeenIndex<'a> {
+pub(crate) struct SeenIndex<'a> {
     by_origin: HashMap<u32, &'a [[u64; 2]]>,
-    total: u64,
+    pub(crate) total: u64,
 }
 
 impl<'a> SeenIndex<'a> {
-    fn new(seen: &'a [SeenFrom]) -> Self {
+    pub(crate) fn new(seen: &'a [SeenFrom]) -> Self {
         let mut total = 0;
         let by_origin = seen
             .iter()
@@ -216,7 +230,7 @@ impl<'a> SeenIndex<'a> {
         SeenIndex { by_origin, total }
     }
 
-    fn contains(&self, origin: u32, seq: u64) -> bool {
+    pub(crate) fn contains(&self, origin: u32, seq: u64) -> bool {
         let Some(ranges) = self.by_origin.get(&origin) else { return false };
         let i = ranges.partition_point(|r| r[1] < seq);
         ranges.get(i).is_some_and(|r| r[0] <= seq && seq <= r[1])
@@ -279,5 +293,22 @@ mod tests {
         assert!(subscribed_at(&subs, "t", 10));
         assert!(!subscribed_at(&subs, "t", 20));
         assert!(!subscribed_at(&subs, "u", 15));
+    }
+
+    #[test]
+    fn delivery_windows() {
+        let subs = vec![
+            Subscription { topic: "t".into(), from_ns: 10, to_ns: Some(20) },
+            Subscription { topic: "t".into(), from_ns: 30, to_ns: None },
+        ];
+        assert!(subscribed_through(&subs, "t", 10, 20, 100));
+        // Left in the middle of the window: neither expected nor a miss.
+        assert!(!subscribed_through(&subs, "t", 15, 25, 100));
+        // A gap between two spans breaks the window.
+        assert!(!subscribed_through(&subs, "t", 18, 32, 100));
+        // Open span, but the node stopped taking part before the window closed.
+        assert!(subscribed_through(&subs, "t", 40, 50, 50));
+        assert!(!subscribed_through(&subs, "t", 40, 50, 49));
+        assert!(!subscribed_through(&subs, "u", 40, 50, 100));
     }
 }

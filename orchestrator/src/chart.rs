@@ -61,7 +61,12 @@ pub enum Marker {
 
 impl Marker {
     pub fn nth(i: usize) -> Marker {
-        [Marker::Circle, Marker::Triangle, Marker::Square, Marker::Cross][i % 4]
+        [
+            Marker::Circle,
+            Marker::Triangle,
+            Marker::Square,
+            Marker::Cross,
+        ][i % 4]
     }
 }
 
@@ -89,14 +94,17 @@ const HEIGHT: u32 = 460;
 const LEGEND_WIDTH: u32 = 230;
 
 fn err<E: std::fmt::Debug>(title: &str) -> impl Fn(E) -> ChartError + '_ {
-    move |e| ChartError { title: title.to_string(), message: format!("{e:?}") }
+    move |e| ChartError {
+        title: title.to_string(),
+        message: format!("{e:?}"),
+    }
 }
 
 /// Draws a line chart as an SVG document.
 pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
-        let height = HEIGHT.max(90 + 22 * c.series.len() as u32);
+        let height = HEIGHT.max(130 + 22 * c.series.len() as u32);
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         draw_line_chart(&root, c).map_err(err(&c.title))?;
         root.present().map_err(err(&c.title))?;
@@ -111,12 +119,18 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
     let (w, _) = root.dim_in_pixel();
     let (plot_area, legend_area) = root.split_horizontally(w - LEGEND_WIDTH);
 
-    let xs = c.x_ticks.iter().map(|t| t.0).chain(c.series.iter().flat_map(|s| s.points.iter().map(|p| p.x)));
+    let xs = c
+        .x_ticks
+        .iter()
+        .map(|t| t.0)
+        .chain(c.series.iter().flat_map(|s| s.points.iter().map(|p| p.x)));
     let (x0, x1) = padded(min_max(xs).unwrap_or((0.0, 1.0)), 0.06);
     let ys = c.series.iter().flat_map(|s| {
-        s.points
-            .iter()
-            .flat_map(|p| [Some(p.y), p.bar.map(|b| b.0), p.bar.map(|b| b.1)].into_iter().flatten())
+        s.points.iter().flat_map(|p| {
+            [Some(p.y), p.bar.map(|b| b.0), p.bar.map(|b| b.1)]
+                .into_iter()
+                .flatten()
+        })
     });
     let (mut y0, y1) = padded(min_max(ys).unwrap_or((0.0, 1.0)), 0.08);
     if c.y_from_zero && y0 < 0.0 && min_max_series(c).is_none_or(|(lo, _)| lo >= 0.0) {
@@ -126,7 +140,7 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
     let mut chart = ChartBuilder::on(&plot_area)
         .caption(&c.title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(if c.note.is_some() { 62 } else { 44 })
+        .x_label_area_size(44)
         .y_label_area_size(72)
         .build_cartesian_2d(x0..x1, y0..y1)?;
     chart
@@ -137,7 +151,7 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
         .y_desc(&c.y_label)
         .x_desc(&c.x_label)
         .y_label_formatter(&|v| tick_label(*v))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(246, 246, 246))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()?;
@@ -148,11 +162,17 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
         let top = chart.backend_coord(&(*x, y1));
         let bottom = chart.backend_coord(&(*x, y0));
         root.draw(&PathElement::new(vec![top, bottom], grid.stroke_width(1)))?;
-        root.draw(&PathElement::new(vec![bottom, (bottom.0, bottom.1 + 5)], BLACK.stroke_width(1)))?;
+        root.draw(&PathElement::new(
+            vec![bottom, (bottom.0, bottom.1 + 5)],
+            BLACK.stroke_width(1),
+        ))?;
         root.draw(&Text::new(
             label.clone(),
             (bottom.0, bottom.1 + 8),
-            ("sans-serif", 13).into_font().into_text_style(root).pos(Pos::new(HPos::Center, VPos::Top)),
+            ("sans-serif", 13)
+                .into_font()
+                .into_text_style(root)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
         ))?;
     }
 
@@ -165,11 +185,10 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
         } else {
             chart.draw_series(LineSeries::new(pts.clone(), line))?;
         }
-        chart.draw_series(
-            s.points
-                .iter()
-                .filter_map(|p| p.bar.map(|(lo, hi)| ErrorBar::new_vertical(p.x, lo, p.y, hi, col.stroke_width(1), 8))),
-        )?;
+        chart.draw_series(s.points.iter().filter_map(|p| {
+            p.bar
+                .map(|(lo, hi)| ErrorBar::new_vertical(p.x, lo, p.y, hi, col.stroke_width(1), 8))
+        }))?;
         for p in &pts {
             draw_marker(&mut chart, s.marker, *p, col)?;
         }
@@ -180,14 +199,22 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
     legend_area.draw(&Text::new(
         "series",
         (10, 38),
-        ("sans-serif", 13).into_font().style(FontStyle::Bold).into_text_style(&legend_area),
+        ("sans-serif", 13)
+            .into_font()
+            .style(FontStyle::Bold)
+            .into_text_style(&legend_area),
     ))?;
     for (i, s) in c.series.iter().enumerate() {
         let y = 62 + i as i32 * entry_h;
         let col = color(s.color);
         let sample = vec![(10, y), (44, y)];
         if s.dashed {
-            legend_area.draw(&plotters::element::DashedPathElement::new(sample, 7, 4, col.stroke_width(2)))?;
+            legend_area.draw(&plotters::element::DashedPathElement::new(
+                sample,
+                7,
+                4,
+                col.stroke_width(2),
+            ))?;
         } else {
             legend_area.draw(&PathElement::new(sample, col.stroke_width(2)))?;
         }
@@ -195,25 +222,31 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
         legend_area.draw(&Text::new(
             s.label.clone(),
             (52, y),
-            ("sans-serif", 13).into_font().into_text_style(&legend_area).pos(Pos::new(HPos::Left, VPos::Center)),
+            ("sans-serif", 13)
+                .into_font()
+                .into_text_style(&legend_area)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
         ))?;
     }
     if let Some(note) = &c.note {
-        let (pw, ph) = plot_area.dim_in_pixel();
-        plot_area.draw(&Text::new(
-            note.clone(),
-            (pw as i32 / 2, ph as i32 - 8),
-            ("sans-serif", 12)
-                .into_font()
-                .color(&RGBColor(90, 90, 90))
-                .pos(Pos::new(HPos::Center, VPos::Bottom)),
-        ))?;
+        // Under the legend, one clause a line.
+        let top = 62 + c.series.len() as i32 * entry_h + 14;
+        for (i, line) in note.split("; ").enumerate() {
+            legend_area.draw(&Text::new(
+                line.to_string(),
+                (10, top + i as i32 * 16),
+                ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
+            ))?;
+        }
     }
     Ok(())
 }
 
 fn draw_marker<DB: DrawingBackend>(
-    chart: &mut ChartContext<DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     m: Marker,
     p: (f64, f64),
     col: RGBColor,
@@ -227,17 +260,34 @@ where
     draw_marker_px(&area, m, (px.0 - ox, px.1 - oy), col)
 }
 
-fn draw_marker_px<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, m: Marker, (x, y): (i32, i32), col: RGBColor) -> DrawResult
+fn draw_marker_px<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    m: Marker,
+    (x, y): (i32, i32),
+    col: RGBColor,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     match m {
         Marker::Circle => area.draw(&Circle::new((x, y), 4, col.filled()))?,
-        Marker::Triangle => area.draw(&Polygon::new(vec![(x, y - 5), (x - 5, y + 4), (x + 5, y + 4)], col.filled()))?,
-        Marker::Square => area.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], col.filled()))?,
+        Marker::Triangle => area.draw(&Polygon::new(
+            vec![(x, y - 5), (x - 5, y + 4), (x + 5, y + 4)],
+            col.filled(),
+        ))?,
+        Marker::Square => area.draw(&Rectangle::new(
+            [(x - 4, y - 4), (x + 4, y + 4)],
+            col.filled(),
+        ))?,
         Marker::Cross => {
-            area.draw(&PathElement::new(vec![(x - 4, y - 4), (x + 4, y + 4)], col.stroke_width(2)))?;
-            area.draw(&PathElement::new(vec![(x - 4, y + 4), (x + 4, y - 4)], col.stroke_width(2)))?;
+            area.draw(&PathElement::new(
+                vec![(x - 4, y - 4), (x + 4, y + 4)],
+                col.stroke_width(2),
+            ))?;
+            area.draw(&PathElement::new(
+                vec![(x - 4, y + 4), (x + 4, y - 4)],
+                col.stroke_width(2),
+            ))?;
         }
     }
     Ok(())
@@ -251,7 +301,11 @@ fn min_max(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 }
 
 fn min_max_series(c: &LineChart) -> Option<(f64, f64)> {
-    min_max(c.series.iter().flat_map(|s| s.points.iter().flat_map(|p| [p.y, p.bar.map_or(p.y, |b| b.0)])))
+    min_max(c.series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .flat_map(|p| [p.y, p.bar.map_or(p.y, |b| b.0)])
+    }))
 }
 
 /// Widens a range by `frac` of its span on each side; a point range becomes ±10% (or ±1).
@@ -296,7 +350,13 @@ pub struct Timeline {
 pub fn timeline(t: &Timeline) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
-        let row_px = if t.rows.len() <= 30 { 16 } else if t.rows.len() <= 100 { 7 } else { 3 };
+        let row_px = if t.rows.len() <= 30 {
+            16
+        } else if t.rows.len() <= 100 {
+            7
+        } else {
+            3
+        };
         let height = (110 + row_px * t.rows.len() as u32).max(90 + 22 * t.kinds.len() as u32);
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         draw_timeline(&root, t).map_err(err(&t.title))?;
@@ -335,26 +395,38 @@ fn draw_timeline(root: &DrawingArea<SVGBackend, Shift>, t: &Timeline) -> DrawRes
         .y_desc("node")
         .x_label_formatter(&|v| tick_label(*v))
         .y_label_formatter(&label)
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(RGBColor(246, 246, 246))
         .label_style(("sans-serif", 12))
         .axis_desc_style(("sans-serif", 14))
         .draw()?;
     let gap = if t.rows.len() <= 100 { 0.15 } else { 0.0 };
     chart.draw_series(t.spans.iter().map(|&(row, a, b, kind)| {
-        Rectangle::new([(a, row as f64 + gap), (b.max(a), row as f64 + 1.0 - gap)], color(kind).filled())
+        Rectangle::new(
+            [(a, row as f64 + gap), (b.max(a), row as f64 + 1.0 - gap)],
+            color(kind).filled(),
+        )
     }))?;
     legend_area.draw(&Text::new(
         "state",
         (10, 38),
-        ("sans-serif", 13).into_font().style(FontStyle::Bold).into_text_style(&legend_area),
+        ("sans-serif", 13)
+            .into_font()
+            .style(FontStyle::Bold)
+            .into_text_style(&legend_area),
     ))?;
     for (i, k) in t.kinds.iter().enumerate() {
         let y = 62 + i as i32 * 22;
-        legend_area.draw(&Rectangle::new([(10, y - 6), (34, y + 6)], color(i).filled()))?;
+        legend_area.draw(&Rectangle::new(
+            [(10, y - 6), (34, y + 6)],
+            color(i).filled(),
+        ))?;
         legend_area.draw(&Text::new(
             k.clone(),
             (42, y),
-            ("sans-serif", 13).into_font().into_text_style(&legend_area).pos(Pos::new(HPos::Left, VPos::Center)),
+            ("sans-serif", 13)
+                .into_font()
+                .into_text_style(&legend_area)
+                .pos(Pos::new(HPos::Left, VPos::Center)),
         ))?;
     }
     Ok(())
@@ -373,8 +445,16 @@ mod tests {
                 dashed: i % 2 == 1,
                 marker: Marker::nth(i),
                 points: vec![
-                    Point { x: 1.0, y: i as f64, bar: Some((i as f64 - 0.5, i as f64 + 0.5)) },
-                    Point { x: 2.0, y: i as f64 + 1.0, bar: None },
+                    Point {
+                        x: 1.0,
+                        y: i as f64,
+                        bar: Some((i as f64 - 0.5, i as f64 + 0.5)),
+                    },
+                    Point {
+                        x: 2.0,
+                        y: i as f64 + 1.0,
+                        bar: None,
+                    },
                 ],
             })
             .collect();

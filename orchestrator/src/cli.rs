@@ -58,6 +58,14 @@ enum Cmd {
         /// `0.0.0.0:7000` in a coordinator pod.
         #[arg(long, value_name = "ADDR")]
         control_listen: Option<String>,
+        #[command(flatten)]
+        telemetry: crate::telemetry::TelemetryArgs,
+    },
+    /// Write a Grafana dashboard (JSON) for the metrics `run` serves at /metrics.
+    GrafanaDashboard {
+        /// Output file (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Check plans without running them.
     Validate {
@@ -68,6 +76,8 @@ enum Cmd {
     },
     /// Run a plan's parameter matrix, every iteration a fresh fleet, and compare variants.
     Bench(crate::bench::cli::BenchArgs),
+    /// Check that a node implementation follows the node contract (docs/node-contract.md).
+    Conformance(crate::conformance::ConformanceArgs),
     /// Re-render the reports of a results folder from its run.json (a bench folder: from bench.json).
     Report { dir: PathBuf },
     /// Kubernetes: render a plan's objects, or run it on a cluster.
@@ -137,8 +147,9 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             }
             Ok(if bad { ExitCode::from(EXIT_INVALID) } else { ExitCode::SUCCESS })
         }
-        Cmd::Run { plan: path, set, results, node_bin, interop_dir, run_id, quiet, json, runner, control_listen } => {
-            let loaded = plan::load(&path, &overrides(&set)?)?;
+        Cmd::Run { plan: path, set, results, node_bin, interop_dir, run_id, quiet, json, runner, control_listen, telemetry } => {
+            let mut loaded = plan::load(&path, &overrides(&set)?)?;
+            telemetry.overrides().apply(&mut loaded.plan)?;
             let opts = RunOptions {
                 results_root: results,
                 programs: Programs::discover(node_bin, interop_dir),
@@ -162,6 +173,18 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(ExitCode::from(out.record.outcome.status.exit_code() as u8))
         }
         Cmd::Bench(args) => crate::bench::cli::run(args, interrupt_flag()).await,
+        Cmd::Conformance(args) => crate::conformance::cli(args).await,
+        Cmd::GrafanaDashboard { out } => {
+            let text = serde_json::to_string_pretty(&crate::telemetry::grafana::dashboard())?;
+            match out {
+                Some(p) => {
+                    std::fs::write(&p, text + "\n").map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+                    eprintln!("wrote {} (Grafana → Dashboards → New → Import)", p.display());
+                }
+                None => println!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Report { dir } if crate::bench::is_bench_dir(&dir) => {
             crate::bench::rerender(&dir)?;
             println!("{}", dir.join(crate::bench::render::BENCH_MD).display());

@@ -7,8 +7,11 @@
 
 pub mod aggregate;
 pub mod bench;
+pub mod by_implementation;
 pub mod chart;
+pub mod churn;
 pub mod cli;
+pub mod conformance;
 pub mod control;
 pub mod host;
 #[cfg(feature = "k8s")]
@@ -20,4 +23,5 @@ pub mod report;
 pub mod results_dir;
 pub mod run;
 pub mod runner;
+pub mod telemetry;
 pub mod topology;

@@ -59,6 +59,18 @@ impl Progress {
         }
     }
 
+    /// A line on stdout (the churn phase's live view), printed above the progress bar.
+    /// Silent with `--quiet`.
+    pub fn stdout_line(&self, line: &str) {
+        if !self.lines {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

@@ -12,14 +12,14 @@ mod telemetry;
 mod workload;
 
 pub use assertion::{Assertion, Metric, Op};
-pub use churn::ChurnPhase;
+pub use churn::{ChurnPhase, Frequencies, Limits, Peak, RemoveMode};
 pub use group::{GossipsubParams, Group, Implementation, Resources, ValidationMode, Variant};
 pub use matrix::Matrix;
 pub use network::{
     Bandwidth, EventAction, Heal, JitterDistribution, LinkOverride, LinkParams, LinkProfile,
     Network, NetworkEvent, NetworkIssue, Partition, Percent, Region,
 };
-pub use telemetry::Telemetry;
+pub use telemetry::{Telemetry, Traces};
 pub use workload::{Phase, PublishPhase, SettlePhase, SubscribePhase};
 
 use crate::duration::human;
@@ -110,6 +110,9 @@ pub enum TopologyKind {
     /// `degree - 1` further random nodes.
     #[default]
     Random,
+    /// No dials at the start: peers meet through the churn phase's mock discovery service
+    /// when they join topics (as in the reference simulator).
+    None,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

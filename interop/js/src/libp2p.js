@@ -66,6 +66,11 @@ export function pubsubService (config) {
       throw new Error(`unknown gossipsub.validation "${gp.validation}" (expected strict, permissive, anonymous or none)`)
   }
   if (config.variant === 'floodsub') {
+    if (globalSignaturePolicy === 'StrictNoSign') {
+      // @libp2p/floodsub turns every incoming RPC message without a `from` into an error, so
+      // in StrictNoSign mode it would drop every message, its own peers' included.
+      throw new Error('gossipsub.validation "anonymous" is not supported with floodsub by js-libp2p: @libp2p/floodsub drops every message without an author; use strict')
+    }
     return floodsub({ globalSignaturePolicy, emitSelf: false })
   }
   if (config.variant !== 'gossipsub') {
@@ -96,7 +101,16 @@ export function pubsubService (config) {
     globalSignaturePolicy,
     ...(msgIdFn != null ? { msgIdFn } : {}),
     allowPublishToZeroTopicPeers: true,
-    emitSelf: false
+    emitSelf: false,
+    // Peer scoring is off in every implementation of the testbed (go-libp2p-pubsub and
+    // rust-libp2p enable it only on request); js-libp2p always scores, so every weight that
+    // applies without topic parameters is zeroed. The IP colocation penalty in particular
+    // would prune every peer of a fleet on one host once more than 10 share 127.0.0.1.
+    scoreParams: {
+      IPColocationFactorWeight: 0,
+      behaviourPenaltyWeight: 0,
+      appSpecificWeight: 0
+    }
   })
 }
 
@@ -115,11 +129,20 @@ export async function newLibp2p (privateKey, listenIp, config) {
     streamMuxers: [yamux()],
     // A fleet on one host dials from one IP: lift the per-host inbound rate limit (5/s) and
     // the pending-connection cap (10) that would refuse its peers.
+    // Handshakes of a fleet starting together on few cores can take seconds: allow 30 s, as
+    // the node's connect command does.
     connectionManager: {
+      dialTimeout: 30_000,
+      addressDialTimeout: 30_000,
+      inboundUpgradeTimeout: 30_000,
       maxConnections: 10_000,
       inboundConnectionThreshold: 10_000,
       maxIncomingPendingConnections: 1_000
     },
+    // The connection monitor pings every peer and closes the connection when a ping times
+    // out: on a host where a fleet shares a few cores that ends connections the test
+    // depends on. go-libp2p and rust-libp2p nodes do not do this either.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),

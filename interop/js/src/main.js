@@ -4,7 +4,7 @@
 // TESTBED_CONTROL_ADDR, and is launched once per peer.
 import './polyfill.js'
 import { dialControl } from './control.js'
-import { Node, EXIT_STARTUP } from './node.js'
+import { Node, EXIT_USAGE, EXIT_CONTROL } from './node.js'
 import { implVersion } from './libp2p.js'
 import { nowNs } from './clock.js'
 import { readEnv } from './env.js'
@@ -17,7 +17,7 @@ async function main () {
   }
   if (arg != null) {
     process.stderr.write('usage: pubsub-node-js [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP and TESTBED_RUN_ID; see docs/node-contract.md.\n')
-    return EXIT_STARTUP
+    return EXIT_USAGE
   }
   const startNs = nowNs()
   let env
@@ -25,14 +25,14 @@ async function main () {
     env = readEnv()
   } catch (err) {
     process.stderr.write(`pubsub-node-js: ${err.message}\n`)
-    return EXIT_STARTUP
+    return EXIT_USAGE
   }
   let ctrl
   try {
     ctrl = await dialControl(env.controlAddr)
   } catch (err) {
     process.stderr.write(`pubsub-node-js[${env.index}]: ${err.message}\n`)
-    return EXIT_STARTUP
+    return /expected tcp:\/\//.test(err.message) ? EXIT_USAGE : EXIT_CONTROL
   }
   return new Node(env, ctrl, startNs).run()
 }

@@ -12,15 +12,20 @@ import { nowNs } from './clock.js'
 
 export const PROTOCOL_VERSION = 1
 
-// Exit codes (docs/node-contract.md, "Exit codes").
-export const EXIT_OK = 0
-export const EXIT_FAILED = 1
-export const EXIT_STARTUP = 2
-export const EXIT_ABORTED = 3
+// Exit codes (docs/node-contract.md, "Exit codes"), the same in every implementation.
+export const EXIT_OK = 0 // finished, or aborted by the orchestrator; the result was sent
+export const EXIT_FAILED = 1 // the node failed; a result with exit "error" was sent if possible
+export const EXIT_USAGE = 2 // the environment is incomplete or invalid (see stderr)
+export const EXIT_CONTROL = 3 // the control channel could not be opened, or it was lost
+export const EXIT_SIGNAL = { SIGINT: 130, SIGTERM: 143 } // result with exit "aborted" sent
+
+// The lifecycle's order: states only move forward (a second connect or a subscribe while
+// publishing does not move the timeline back), or to failed from anywhere.
+const STATE_ORDER = ['starting', 'listening', 'connected', 'subscribed', 'ready', 'running', 'draining', 'done', 'failed']
 
 // Timing (docs/node-contract.md, "Timing").
 const WELCOME_TIMEOUT_MS = 60_000
-const DIAL_TIMEOUT_MS = 10_000
+const DIAL_TIMEOUT_MS = 30_000
 const DRAIN_TIMEOUT_MS = 3_000
 const POLL_MS = 10
 
@@ -50,8 +55,6 @@ export class Node {
     this.subs = []
     this.published = []
     this.nextSeq = 0n
-    this.publishing = 0
-    this.idleState = null
     this.lastSnapshot = null
     this.stopping = false
     this.starting = null
@@ -66,7 +69,8 @@ export class Node {
   }
 
   setState (state, detail) {
-    if (this.state === state && detail == null) return
+    if (this.state === 'done' || this.state === 'failed') return
+    if (state !== 'failed' && this.state != null && STATE_ORDER.indexOf(state) <= STATE_ORDER.indexOf(this.state)) return
     this.state = state
     const change = { state, at_ns: state === 'starting' ? this.startNs : nowNs() }
     if (detail != null && detail !== '') change.detail = detail
@@ -95,12 +99,12 @@ export class Node {
         if (!this.stopping) {
           this.log('the orchestrator closed the control channel; exiting')
           this.stopping = true
-          this.exit(EXIT_FAILED)
+          this.exit(EXIT_CONTROL)
         }
       }
     )
     for (const sig of ['SIGTERM', 'SIGINT']) {
-      process.on(sig, () => { this.stop('aborted', `signal ${sig}`) })
+      process.on(sig, () => { this.stop('aborted', `stopped by ${sig}`, null, EXIT_SIGNAL[sig]) })
     }
     const welcomeTimer = setTimeout(() => {
       if (this.config == null) this.stop('error', `no welcome within ${WELCOME_TIMEOUT_MS / 1000}s`)
@@ -125,7 +129,7 @@ export class Node {
         }
         return
       case 'abort':
-        await this.stop('aborted', `abort: ${msg.reason}`)
+        await this.stop('aborted', `aborted by the orchestrator: ${msg.reason}`)
         return
       case 'released':
         return // no command of protocol v1 makes this node signal
@@ -137,7 +141,7 @@ export class Node {
           return
         }
         if (cmd.op === 'finish') {
-          await this.stop('finished', '', msg.id)
+          await this.stop('finished', null, msg.id)
           return
         }
         const work = this.command(cmd)
@@ -248,7 +252,7 @@ export class Node {
     }))
     failures.sort()
     const ok = peers.length - failures.length
-    if ((ok > 0 || peers.length === 0) && this.state === 'listening') this.setState('connected')
+    this.setState('connected')
     const info = { connected: ok, failed: failures.length }
     if (failures.length > 0) {
       const err = new Error(`${failures.length} of ${peers.length} dials failed: ${failures.join('; ')}`)
@@ -281,19 +285,18 @@ export class Node {
       this.subscribed.set(t, this.subs.length - 1)
     }
     this.setState('subscribed')
-    if (!cmd.wait_mesh) return { topics: this.topicsInfo(topics) }
-    // A topic with no known subscribed peer stops holding the ack back after this grace:
-    // subscriptions of peers that subscribe at the same moment need a round trip to arrive.
-    let grace = 1000
-    if (this.config.variant === 'gossipsub') {
-      grace = Math.max(grace, 2 * parseHumanDuration(this.config.gossipsub.heartbeat))
-    }
+    if (!cmd.wait_mesh) return null
+    const grace = subscribeGrace(this.config.gossipsub)
     const deadline = start + Number(cmd.mesh_timeout_ms ?? 0)
+    let metSince = null // since when every topic's condition has held
     for (;;) {
-      const waiting = this.meshShortfall(topics, Date.now() - start < grace)
-      if (waiting.length === 0) break
-      if (Date.now() > deadline) {
-        const err = new Error(`mesh not formed within ${cmd.mesh_timeout_ms} ms: ${waiting.join('; ')}`)
+      const now = Date.now()
+      const { missing, settled } = this.meshShortfall(topics, now - start < grace)
+      if (missing.length > 0) metSince = null
+      else if (metSince == null) metSince = now
+      if (metSince != null && (settled || now >= deadline)) break
+      if (now >= deadline) {
+        const err = new Error(`no mesh within ${cmd.mesh_timeout_ms} ms: ${missing.join('; ')}`)
         err.info = { topics: this.topicsInfo(topics) }
         throw err
       }
@@ -301,27 +304,27 @@ export class Node {
       await sleep(POLL_MS)
     }
     this.setState('ready')
-    return { mesh_ms: Date.now() - start, topics: this.topicsInfo(topics) }
+    return { mesh_ms: metSince - start, topics: this.topicsInfo(topics) }
   }
 
   /**
-   * Topics whose mesh is not yet big enough: gossipsub needs min(mesh_n_low, subscribed
-   * peers) mesh peers and at least one; floodsub one subscribed peer. A topic with no
-   * subscribed peer waits only while inGrace.
+   * Topics whose condition does not hold: a mesh of at least max(1, min(mesh_n_low,
+   * subscribed peers)) peers (floodsub: one subscribed peer); a topic no known peer
+   * subscribes to holds once the grace is over. settled: no topic's mesh can be expected to
+   * grow (each is at mesh_n_low, or the grace is over).
    */
   meshShortfall (topics, inGrace) {
-    const out = []
+    const missing = []
+    let settled = true
+    const meshNLow = this.config.variant === 'gossipsub' ? this.config.gossipsub.mesh_n_low : 1
     for (const t of topics) {
       const tp = this.topicPeers(t)
-      if (tp.subscribed === 0) {
-        if (inGrace) out.push(`topic "${t}": no subscribed peer known yet`)
-        continue
-      }
-      let need = Math.min(this.config.gossipsub.mesh_n_low, tp.subscribed)
-      if (need < 1 || this.config.variant !== 'gossipsub') need = 1
-      if (tp.mesh < need) out.push(`topic "${t}": ${tp.mesh} mesh peers of ${need} needed (${tp.subscribed} subscribed)`)
+      const need = Math.max(Math.min(meshNLow, tp.subscribed), 1)
+      const met = tp.subscribed === 0 ? !inGrace : tp.mesh >= need
+      if (!met) missing.push(`topic "${t}": ${tp.mesh} mesh peer(s) of ${need} needed, ${tp.subscribed} subscribed peer(s) known`)
+      settled = settled && (tp.mesh >= meshNLow || !inGrace)
     }
-    return out
+    return { missing, settled }
   }
 
   topicsInfo (topics) {
@@ -331,71 +334,70 @@ export class Node {
   }
 
   async unsubscribe (topics) {
+    let closed = 0
     for (const t of topics) {
       const i = this.subscribed.get(t)
       if (i === undefined) continue
       this.pubsub.unsubscribe(t)
       this.subs[i].to_ns = nowNs()
       this.subscribed.delete(t)
+      closed++
     }
-    if (this.subscribed.size === 0 && (this.state === 'subscribed' || this.state === 'ready')) {
-      this.setState('connected')
-    }
-    return null
+    return { unsubscribed: closed }
   }
 
   async publish (cmd) {
     const topic = cmd.topic
     const count = Number(cmd.count)
     const rate = cmd.rate == null ? null : Number(cmd.rate)
-    const waitStart = Date.now()
-    const peerDeadline = waitStart + Number(cmd.peer_timeout_ms ?? 0)
-    while (this.pubsub.getSubscribers(topic).length === 0 && Date.now() < peerDeadline) {
+    const started = performance.now()
+    // Wait until some peer subscribed to the topic is known; none by the timeout: fail.
+    const peerDeadline = Date.now() + Number(cmd.peer_timeout_ms ?? 0)
+    while (this.pubsub.getSubscribers(topic).length === 0) {
+      if (Date.now() >= peerDeadline) {
+        const err = new Error(`no peer subscribed to topic ${JSON.stringify(topic)} within ${cmd.peer_timeout_ms} ms; published nothing`)
+        err.info = { published: 0 }
+        throw err
+      }
       if (this.stopping) throw new Cancelled('cancelled: the node is stopping')
       await sleep(POLL_MS)
     }
-    const info = { peer_wait_ms: Date.now() - waitStart, peers: this.pubsub.getSubscribers(topic).length }
-    if (this.publishing === 0) this.idleState = this.state
-    this.publishing++
-    this.setState('running')
-    const start = performance.now()
+    const sendStart = performance.now()
     let done = 0
-    try {
-      for (let i = 0; i < count; i++) {
-        if (rate != null && rate > 0) {
-          const wait = start + (i / rate) * 1000 - performance.now()
-          if (wait > 0) await sleep(wait)
-        }
-        if (this.stopping) {
-          const err = new Cancelled(`cancelled after ${done} of ${count} messages: the node is stopping`)
-          err.info = { ...info, published: done }
-          throw err
-        }
-        const seq = this.nextSeq++
-        const at = nowNs()
-        const data = encodeHeader({ origin: this.config.index, seq, publishNs: at }, Number(cmd.size))
-        try {
-          await this.pubsub.publish(topic, data)
-        } catch (e) {
-          const err = new Error(`publish seq ${seq}: ${e.message}`)
-          err.info = { ...info, published: done }
-          throw err
-        }
-        this.published.push({ seq, topic, at_ns: at })
-        done++
-      }
-    } finally {
-      this.publishing--
-      if (this.publishing === 0 && this.state === 'running') this.setState(this.idleState)
+    const failed = (why) => {
+      const err = new Error(`published ${done} of ${count} on topic ${JSON.stringify(topic)}, then: ${why}`)
+      err.info = { published: done }
+      return err
     }
-    return { ...info, published: done, publish_ms: Math.round(performance.now() - start) }
+    for (let i = 0; i < count; i++) {
+      if (rate != null && rate > 0) {
+        const wait = sendStart + (i / rate) * 1000 - performance.now()
+        if (wait > 0) await sleep(wait)
+      }
+      if (this.stopping) throw failed('the node is stopping')
+      const seq = this.nextSeq++
+      const at = nowNs()
+      const data = encodeHeader({ origin: this.config.index, seq, publishNs: at }, Number(cmd.size))
+      try {
+        await this.pubsub.publish(topic, data)
+      } catch (e) {
+        throw failed(e.message)
+      }
+      this.published.push({ seq, topic, at_ns: at })
+      done++
+      this.setState('running')
+    }
+    return { published: done, elapsed_ms: Math.round(performance.now() - started) }
   }
 
   /**
    * Ends the node: drain, final result, close; resolves run() with the exit code.
    * @param {'finished'|'aborted'|'error'} exit
+   * @param {string} reason
+   * @param {number|null} [finishId] id of the finish command, acked just before the result
+   * @param {number} [code] exit code, when not the one exit implies
    */
-  async stop (exit, reason, finishId) {
+  async stop (exit, reason, finishId, code) {
     if (this.stopping) return
     this.stopping = true
     if (exit === 'error') {
@@ -416,14 +418,22 @@ export class Node {
       result = this.minimalResult(exit, reason)
     }
     if (exit !== 'error') this.setState('done')
-    if (finishId != null) this.ack(finishId, null, null)
+    if (finishId != null) this.ack(finishId, this.countersInfo(), null)
     result.timeline = [...this.timeline]
     await this.ctrl.sendFinal({ type: 'result', ...result })
     if (this.rec != null && this.rec.malformed > 0) this.log(`${this.rec.malformed} malformed payloads`)
     if (this.libp2p != null) {
       await Promise.race([this.libp2p.stop().catch(() => {}), sleep(1000)])
     }
-    this.exit(exit === 'finished' ? EXIT_OK : exit === 'aborted' ? EXIT_ABORTED : EXIT_FAILED)
+    this.exit(code ?? (exit === 'error' ? EXIT_FAILED : EXIT_OK))
+  }
+
+  /** Counters the result has no field for, sent in the finish ack (as the Rust node does). */
+  countersInfo () {
+    return {
+      malformed_payloads: this.rec?.malformed ?? 0,
+      clamped_latencies: this.rec?.clamped ?? 0
+    }
   }
 
   minimalResult (exit, reason) {
@@ -443,7 +453,7 @@ export class Node {
       cpu_ns: cpuNs(),
       timeline: []
     }
-    if (exit === 'error') r.error = reason
+    if (exit !== 'finished' && reason) r.error = reason
     return r
   }
 
@@ -459,6 +469,18 @@ export class Node {
     r.subscriptions = [...this.subs]
     r.last_snapshot = snap
     return r
+  }
+}
+
+/**
+ * How long a subscribe with wait_mesh treats a small mesh as possibly still growing (peers'
+ * subscriptions are still arriving): heartbeat_initial_delay + heartbeat, at least 1 s.
+ */
+export function subscribeGrace (gp) {
+  try {
+    return Math.max(1000, parseHumanDuration(gp.heartbeat) + parseHumanDuration(gp.heartbeat_initial_delay))
+  } catch {
+    return 1000
   }
 }
 

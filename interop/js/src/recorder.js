@@ -20,6 +20,7 @@ export class Recorder {
     this.received = 0
     this.duplicates = 0
     this.malformed = 0
+    this.clamped = 0 // deliveries stamped after their arrival (clock skew): recorded as 0
   }
 
   /**
@@ -54,6 +55,7 @@ export class Recorder {
       hist = newLatencyHistogram()
       this.hists.set(group, hist)
     }
+    if (recvNs < h.publishNs) this.clamped++
     recordLatencyNs(hist, recvNs - h.publishNs)
   }
 

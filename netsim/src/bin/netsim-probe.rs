@@ -26,6 +26,19 @@ use testbed_contract::plan::{Bandwidth, JitterDistribution, LinkProfile, Network
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Shaper: wake this early and spin until a release time (0 disables).
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "60us")]
+    spin: Duration,
+    /// Shaper: most of a core spinning may take.
+    #[arg(long, global = true, default_value_t = 0.1)]
+    spin_budget: f64,
+    /// Shaper: run without real-time priority.
+    #[arg(long, global = true)]
+    no_realtime: bool,
+    /// Run the measuring tools (ping, iperf3, TCP threads) at normal priority instead of a
+    /// real-time one below the shaper's: then other load on the machine shows in the figures.
+    #[arg(long, global = true)]
+    no_rt_tools: bool,
 }
 
 #[derive(Subcommand)]
@@ -83,6 +96,11 @@ enum Cmd {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Time to create N node namespaces (each with a `sleep` inside) and to tear them down.
+    Scale {
+        #[arg(long, default_value_t = 300)]
+        nodes: u32,
+    },
     /// (for tests) Create N node namespaces with a `sleep` in each, print what was made as JSON,
     /// and wait to be killed.
     #[command(hide = true)]
@@ -104,6 +122,12 @@ fn main() -> ExitCode {
         eprintln!("netsim-probe: {e}");
         return ExitCode::from(2);
     }
+    probe::set_tuning(probe::Tuning {
+        spin: cli.spin,
+        spin_budget: cli.spin_budget,
+        realtime: !cli.no_realtime,
+        rt_tools: !cli.no_rt_tools,
+    });
     match run(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -180,6 +204,12 @@ fn run(cmd: Cmd) -> Result<(), ProbeError> {
                 _ => probe::tcp_bulk(&pair.a, &pair.b, duration, warmup)?,
             };
             let stats = pair.stop()?;
+            if let Some(i) = r.sender {
+                println!(
+                    "  sender: busy {:.0} ms, rwnd-limited {:.0} ms, sndbuf-limited {:.0} ms, {} retransmits, cwnd {}, srtt {:.1} ms",
+                    i.busy_ms, i.rwnd_limited_ms, i.sndbuf_limited_ms, i.retransmits, i.cwnd, i.srtt_ms
+                );
+            }
             let expected = expected_goodput(bandwidth.bits_per_sec().unwrap_or(0) as f64);
             println!(
                 "configured {bandwidth} (IP bytes; ≈ {:.3} Mbit/s of TCP payload at MSS 1448): measured {:.3} Mbit/s over {:.1} s ({:+.2} %); queue drops {}",
@@ -237,6 +267,15 @@ fn run(cmd: Cmd) -> Result<(), ProbeError> {
                 r.pps_per_core,
                 r.sent.saturating_sub(r.stats.read)
             );
+            println!(
+                "  shaper: {} loop turns, {} timer sets, {:.1} % of its CPU spinning, lateness mean {} µs, p50 ≤ {} µs, p99 ≤ {} µs",
+                r.stats.wakeups,
+                r.stats.timer_sets,
+                r.stats.spin_ns as f64 / r.stats.cpu_ns.max(1) as f64 * 100.0,
+                r.stats.lateness.mean_ns / 1000,
+                r.stats.lateness.p50_ns_at_most / 1000,
+                r.stats.lateness.p99_ns_at_most / 1000
+            );
         }
         Cmd::Bench { quick, out } => {
             let md = bench(quick)?;
@@ -246,6 +285,7 @@ fn run(cmd: Cmd) -> Result<(), ProbeError> {
             }
         }
         Cmd::Hold { nodes } => hold(nodes)?,
+        Cmd::Scale { nodes } => scale(nodes)?,
     }
     Ok(())
 }
@@ -254,6 +294,16 @@ fn run(cmd: Cmd) -> Result<(), ProbeError> {
 /// packet (IP 20 + TCP 20 + timestamps 12).
 fn expected_goodput(bps: f64) -> f64 {
     bps * 1448.0 / 1500.0
+}
+
+/// Mean one-way delay with uniform jitter ±`j` around `l`, clamped at zero: `l` when `l ≥ j`,
+/// otherwise `(l + j)² / 4j`.
+fn uniform_mean_delay(l: f64, j: f64) -> f64 {
+    if l >= j {
+        l
+    } else {
+        (l + j).powi(2) / (4.0 * j)
+    }
 }
 
 /// Normal-approximation 95 % interval of the loss fraction for `n` trials at probability `p`.
@@ -271,7 +321,7 @@ fn bench(quick: bool) -> Result<String, ProbeError> {
     );
     let _ = writeln!(
         md,
-        "| one-way latency | jitter | expected RTT | ping avg | error | min | max | mdev |\n|---|---|---|---|---|---|---|---|"
+        "| one-way latency | jitter (uniform) | expected mean RTT | ping avg | error | min | max | mdev |\n|---|---|---|---|---|---|---|---|"
     );
     // Baseline: the same ICMP path on loopback inside a namespace (no shaper).
     let pair = Pair::start(Network::default(), 1)?;
@@ -300,7 +350,7 @@ fn bench(quick: bool) -> Result<String, ProbeError> {
         pair.set_profile(p.clone(), p)?;
         let interval = Duration::from_millis(if lat >= 50 { 20 } else { 10 });
         let s = probe::ping(&pair.a, pair.b.addr(), count, interval)?;
-        let expected = 2.0 * lat as f64;
+        let expected = 2.0 * uniform_mean_delay(lat as f64, jit as f64);
         let _ = writeln!(
             md,
             "| {lat} ms | {jit} ms | {expected:.3} ms | {:.3} ms | {:+.3} ms ({:+.2} %) | {:.3} | {:.3} | {:.3} |",
@@ -333,7 +383,7 @@ fn bench(quick: bool) -> Result<String, ProbeError> {
     );
     let _ = writeln!(
         md,
-        "| bandwidth | expected TCP goodput | own sender | error | iperf3 | error |\n|---|---|---|---|---|---|"
+        "| bandwidth | expected TCP goodput | own sender | error | sender rwnd-limited | retransmits | iperf3 | error |\n|---|---|---|---|---|---|---|---|"
     );
     for mbit in [1u64, 10, 100] {
         let bw = Bandwidth::BitsPerSec(mbit * 1_000_000);
@@ -367,9 +417,15 @@ fn bench(quick: bool) -> Result<String, ProbeError> {
             ),
             Err(e) => format!("({e}) | –"),
         };
+        let (limited, retrans) = own.sender.map_or(("?".into(), "?".into()), |i| {
+            (
+                format!("{:.1} %", i.rwnd_limited_ms / i.busy_ms.max(1e-9) * 100.0),
+                i.retransmits.to_string(),
+            )
+        });
         let _ = writeln!(
             md,
-            "| {bw} | {:.3} Mbit/s | {:.3} Mbit/s | {:+.2} % | {ip3} |",
+            "| {bw} | {:.3} Mbit/s | {:.3} Mbit/s | {:+.2} % | {limited} | {retrans} | {ip3} |",
             expected / 1e6,
             own.goodput_bps / 1e6,
             (own.goodput_bps / expected - 1.0) * 100.0
@@ -383,7 +439,7 @@ fn bench(quick: bool) -> Result<String, ProbeError> {
     );
     let _ = writeln!(
         md,
-        "| configured | lost | measured | 95 % interval | within |\n|---|---|---|---|---|"
+        "| configured | lost | measured | 95 % interval | within | dropped by the shaper's loss model |\n|---|---|---|---|---|---|"
     );
     for loss in [1.0, 5.0, 20.0] {
         let p = LinkProfile {
@@ -399,17 +455,18 @@ fn bench(quick: bool) -> Result<String, ProbeError> {
             Duration::from_micros(100),
             Duration::from_millis(300),
         )?;
-        pair.stop()?;
+        let stats = pair.stop()?;
         let (lo, hi) = binomial_interval(n, loss / 100.0);
         let m = c.loss();
         let _ = writeln!(
             md,
-            "| {loss} % | {} | {:.3} % | {:.3}–{:.3} % | {} |",
+            "| {loss} % | {} | {:.3} % | {:.3}–{:.3} % | {} | {} |",
             c.sent - c.received,
             m * 100.0,
             lo * 100.0,
             hi * 100.0,
-            if (lo..=hi).contains(&m) { "yes" } else { "no" }
+            if (lo..=hi).contains(&m) { "yes" } else { "no" },
+            stats.core.dropped_loss
         );
     }
 
@@ -457,4 +514,54 @@ fn hold(nodes: u32) -> Result<(), ProbeError> {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }
+}
+
+fn scale(nodes: u32) -> Result<(), ProbeError> {
+    let t0 = std::time::Instant::now();
+    let sim = Netsim::start(NetsimConfig::new(Network::default(), vec!["g".into()], 1))?;
+    let mut children = Vec::new();
+    let mut nets = Vec::new();
+    let mut inodes = Vec::new();
+    let wanted: Vec<(u32, &str)> = (0..nodes).map(|i| (i, "g")).collect();
+    for n in sim.add_nodes(&wanted)? {
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("1000");
+        n.configure(&mut cmd);
+        children.push(cmd.spawn()?);
+        inodes.push(n.netns_inode());
+        nets.push(n);
+    }
+    let created = t0.elapsed();
+    let t1 = std::time::Instant::now();
+    for c in &mut children {
+        let _ = c.kill();
+    }
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    let killed = t1.elapsed();
+    let t2 = std::time::Instant::now();
+    drop(nets);
+    let stats = sim.stop()?;
+    let stopped = t2.elapsed();
+    let t3 = std::time::Instant::now();
+    let inodes_left = loop {
+        let live = netsim::live_netns_inodes();
+        let left = inodes.iter().filter(|i| live.contains(i)).count();
+        if t3.elapsed() > Duration::from_secs(60) || left == 0 {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!(
+        "{nodes} nodes: created in {:.2} s ({:.1} ms each), processes killed in {:.2} s, shaper stopped (TUN devices closed) in {:.2} s, namespaces gone {:.2} s later ({} of ours still referenced); shaper saw {} nodes",
+        created.as_secs_f64(),
+        created.as_secs_f64() * 1e3 / nodes as f64,
+        killed.as_secs_f64(),
+        stopped.as_secs_f64(),
+        t3.elapsed().as_secs_f64(),
+        inodes_left,
+        stats.nodes
+    );
+    Ok(())
 }

@@ -8,6 +8,7 @@ use crate::dialer::{ConnectOp, DisconnectOp};
 use crate::mesh_wait::MeshWait;
 use crate::publisher::PublishJob;
 use std::time::Duration;
+use testbed_contract::plan::Variant;
 use testbed_contract::protocol::{Command, NodeMsg};
 use testbed_contract::results::{NodeState, Subscription};
 use tokio::time::Instant;
@@ -83,6 +84,14 @@ impl Node {
                 Err(e) => errors.push(e),
             }
         }
+        if let Some(t) = self.tel.as_mut() {
+            for topic in &topics {
+                t.event(
+                    "subscribed",
+                    vec![opentelemetry::KeyValue::new("topic", topic.clone())],
+                );
+            }
+        }
         if !errors.is_empty() {
             self.ack(id, Outcome::failed(errors.join("; ")));
             return;
@@ -94,13 +103,17 @@ impl Node {
         }
         let p = &self.cfg.gossipsub;
         let grace = (p.heartbeat_initial_delay + p.heartbeat).max(MIN_SUBSCRIBE_GRACE);
+        let full_mesh = match self.cfg.variant {
+            Variant::Gossipsub => p.mesh_n_low,
+            Variant::Floodsub => 1,
+        };
         self.mesh_waits.push(MeshWait::new(
             id,
             topics,
             Instant::now(),
             Duration::from_millis(timeout_ms),
             grace,
-            p.mesh_n_low,
+            full_mesh,
         ));
     }
 
@@ -108,6 +121,12 @@ impl Node {
         let at_ns = now_ns();
         let mut closed = 0;
         for t in topics {
+            if let Some(tel) = self.tel.as_mut() {
+                tel.event(
+                    "unsubscribed",
+                    vec![opentelemetry::KeyValue::new("topic", t.clone())],
+                );
+            }
             self.net.unsubscribe(t);
             for s in self
                 .subscriptions

@@ -6,6 +6,8 @@ mod commands;
 mod report;
 mod startup;
 
+pub use startup::IMPL_VERSION;
+
 use crate::ack::Outcome;
 use crate::barrier::Barriers;
 use crate::clock::now_ns;
@@ -18,8 +20,9 @@ use crate::mesh_wait::{MeshStatus, MeshWait};
 use crate::publisher::{Ctx, PublishJob, PublishLog, Step};
 use crate::pubsub::{Delivered, Pubsub};
 use crate::receiver::{Delivery, Receiver};
-use crate::swarm::BehaviourEvent;
+use crate::swarm::{Behaviour, BehaviourEvent};
 use futures::StreamExt;
+use libp2p::Swarm;
 use libp2p::metrics::Registry;
 use libp2p::swarm::SwarmEvent;
 use std::time::Duration;
@@ -42,14 +45,14 @@ pub async fn run(env: EnvConfig) -> u8 {
             return exit::FAILED;
         }
     };
-    let connecting = crate::control::connect(&env.control, CONTROL_RETRY);
-    let (mut rx, tx) = match tokio::select! {
-        c = connecting => c,
+    let connected = tokio::select! {
+        c = crate::control::connect(&env.control, CONTROL_RETRY) => c,
         (name, code) = signals.recv() => {
             tracing::warn!("{name} while connecting to the orchestrator");
             return code;
         }
-    } {
+    };
+    let (mut rx, tx) = match connected {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
@@ -57,25 +60,34 @@ pub async fn run(env: EnvConfig) -> u8 {
         }
     };
     let life = Lifecycle::new(now_ns());
-    let config = match startup::handshake(&env, &tx, &mut rx, &mut signals).await {
+    let config = match startup::handshake(&env, &tx, &mut rx, &mut signals, &life).await {
         startup::Handshake::Welcome(config) => config,
-        startup::Handshake::Stop(code) => {
-            tx.close(CLOSE_TIMEOUT).await;
-            return code;
+        startup::Handshake::End(end) => {
+            return report::end_before_swarm(tx, life, env.index, end, CLOSE_TIMEOUT).await;
         }
+        startup::Handshake::Lost(code) => return code,
     };
-    tx.send(&life.last_msg());
+    let welcomed = Instant::now();
 
-    let mut node = match Node::new(*config, tx, life) {
-        Ok(node) => node,
-        Err((tx, life, index, error)) => {
-            return report::fail_before_swarm(tx, life, index, error, CLOSE_TIMEOUT).await;
+    let mut registry = Registry::default();
+    let swarm = match crate::swarm::build(config.variant, &config.gossipsub, &mut registry) {
+        Ok(s) => s,
+        Err(e) => {
+            let end = startup::PreRunEnd::Failed(e.to_string());
+            return report::end_before_swarm(tx, life, config.index, end, CLOSE_TIMEOUT).await;
         }
     };
+    let mut node = Node::new(*config, swarm, registry, tx, life);
+    if node.cfg.node_metrics {
+        node.metrics_addr = crate::telemetry::serve_metrics(env.listen_ip, node.registry.clone())
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "cannot serve node metrics"))
+            .ok();
+    }
     if let Err(e) = node.listen(env.listen_ip).await {
         return node.fail(e).await;
     }
-    node.run(rx, signals).await
+    node.run(rx, signals, welcomed).await
 }
 
 /// Why the loop ended.
@@ -90,10 +102,14 @@ enum End {
 struct Node {
     cfg: NodeConfig,
     net: Pubsub,
-    registry: Registry,
+    registry: std::sync::Arc<Registry>,
     tx: ControlTx,
     life: Lifecycle,
     peer_id: String,
+    /// Traces, when the plan turns them on (`None`: every hook is one branch).
+    tel: Option<crate::telemetry::Telemetry>,
+    /// Where this node serves its libp2p metrics (`node_metrics`).
+    metrics_addr: Option<String>,
     receiver: Receiver,
     log: PublishLog,
     next_seq: u64,
@@ -110,20 +126,20 @@ struct Node {
 impl Node {
     fn new(
         cfg: NodeConfig,
+        swarm: Swarm<Behaviour>,
+        registry: Registry,
         tx: ControlTx,
         life: Lifecycle,
-    ) -> Result<Self, (ControlTx, Lifecycle, u32, String)> {
-        let mut registry = Registry::default();
-        let swarm = match crate::swarm::build(cfg.variant, &cfg.gossipsub, &mut registry) {
-            Ok(s) => s,
-            Err(e) => return Err((tx, life, cfg.index, e.to_string())),
-        };
+    ) -> Self {
         let peer_id = swarm.local_peer_id().to_string();
-        Ok(Node {
-            receiver: Receiver::new(cfg.origin_groups.clone()),
+        let tel = crate::telemetry::Telemetry::start(&cfg, &peer_id, life.timeline());
+        Node {
+            tel,
+            metrics_addr: None,
+            receiver: Receiver::new(cfg.index, cfg.origin_groups.clone()),
             net: Pubsub::new(swarm, cfg.variant),
             cfg,
-            registry,
+            registry: std::sync::Arc::new(registry),
             tx,
             life,
             peer_id,
@@ -136,12 +152,13 @@ impl Node {
             publishes: Vec::new(),
             barriers: Barriers::default(),
             next_snapshot: None,
-        })
+        }
     }
 
-    async fn run(mut self, mut rx: ControlRx, mut signals: Signals) -> u8 {
+    /// The event loop, until the run ends. Snapshots start one interval after the welcome.
+    async fn run(mut self, mut rx: ControlRx, mut signals: Signals, welcomed: Instant) -> u8 {
         let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
-        self.next_snapshot = (!interval.is_zero()).then(|| Instant::now() + interval);
+        self.next_snapshot = (!interval.is_zero()).then(|| welcomed + interval);
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         loop {
@@ -193,19 +210,40 @@ impl Node {
         if let Some(msg) = self.life.advance(state, now_ns(), detail) {
             tracing::info!(state = state.as_str(), "lifecycle");
             self.send(&msg);
+            self.trace_state();
+        }
+    }
+
+    /// Gives the latest lifecycle transition to the tracer.
+    fn trace_state(&mut self) {
+        if let (Some(t), Some(c)) = (self.tel.as_mut(), self.life.timeline().last()) {
+            t.on_state(c.state, c.at_ns, c.detail.as_deref());
         }
     }
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Option<End> {
         match ev {
             SwarmEvent::Behaviour(ev) => {
-                if let Delivered::Message(data) = self.net.on_event(&ev)
-                    && let Delivery::Malformed(e) = self.receiver.on_message(data, now_ns())
-                {
-                    tracing::debug!(error = %e, "malformed payload");
+                if let Delivered::Message(data) = self.net.on_event(&ev) {
+                    let now = now_ns();
+                    match self.receiver.on_message(data, now) {
+                        Delivery::Malformed(e) => tracing::debug!(error = %e, "malformed payload"),
+                        Delivery::New { .. } => {
+                            if let Some(t) = self.tel.as_mut() {
+                                t.on_delivery(data, now, crate::telemetry::forwarded_by(&ev));
+                            }
+                        }
+                        _ => {}
+                    }
                 }
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                if let Some(t) = self.tel.as_mut() {
+                    t.event(
+                        "connection established",
+                        vec![opentelemetry::KeyValue::new("peer", peer_id.to_string())],
+                    );
+                }
                 self.net.on_connection_established(peer_id);
                 for op in &mut self.connects {
                     op.on_established(&peer_id);
@@ -218,6 +256,13 @@ impl Node {
                 ..
             } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
+                if let Some(t) = self.tel.as_mut() {
+                    let mut attrs = vec![opentelemetry::KeyValue::new("peer", peer_id.to_string())];
+                    if let Some(c) = &cause {
+                        attrs.push(opentelemetry::KeyValue::new("cause", c.to_string()));
+                    }
+                    t.event("connection closed", attrs);
+                }
                 if num_established == 0 {
                     self.net.on_peer_gone(&peer_id);
                 }
@@ -291,11 +336,8 @@ impl Node {
                 let op = self.disconnects.swap_remove(i);
                 self.ack(op.cmd_id, outcome);
             } else {
-                wake.at(Some(
-                    self.disconnects[i]
-                        .deadline()
-                        .min(now + crate::mesh_wait::POLL),
-                ));
+                // ConnectionClosed events wake the loop; the deadline bounds the wait.
+                wake.at(Some(self.disconnects[i].deadline()));
                 i += 1;
             }
         }
@@ -314,18 +356,18 @@ impl Node {
                     }
                     self.ack(
                         w.cmd_id,
-                        Outcome::ok(serde_json::json!({
-                            "mesh_ms": mesh_ms,
-                            "topics": topics
-                                .iter()
-                                .map(|(t, c)| (t.clone(), serde_json::json!({"mesh": c.mesh, "subscribed": c.subscribed})))
-                                .collect::<serde_json::Map<_, _>>(),
-                        })),
+                        Outcome::ok(serde_json::json!({ "mesh_ms": mesh_ms, "topics": topics })),
                     );
                 }
-                MeshStatus::TimedOut(error) => {
+                MeshStatus::TimedOut { error, topics } => {
                     let w = self.mesh_waits.swap_remove(i);
-                    self.ack(w.cmd_id, Outcome::failed(error));
+                    self.ack(
+                        w.cmd_id,
+                        Outcome {
+                            error: Some(error),
+                            info: serde_json::json!({ "topics": topics }),
+                        },
+                    );
                 }
             }
         }
@@ -337,6 +379,7 @@ impl Node {
                 log: &mut self.log,
                 next_seq: &mut self.next_seq,
                 origin: self.cfg.index,
+                tel: self.tel.as_mut(),
             };
             let step = self.publishes[i].step(now, &mut ctx);
             if self.publishes[i].has_published() {
@@ -392,11 +435,8 @@ impl Node {
             }
         };
         self.advance(NodeState::Draining, error.clone());
-        self.cancel_pending("the node is finishing");
-        if let Some(id) = finish_id {
-            self.ack(id, Outcome::ok(self.counters_info()));
-        }
-        self.finish_with(exit_reason, error).await;
+        self.cancel_pending("the node is stopping");
+        self.finish_with(exit_reason, error, finish_id).await;
         code
     }
 
@@ -405,9 +445,10 @@ impl Node {
         tracing::error!("{error}");
         if let Some(msg) = self.life.fail(now_ns(), error.clone()) {
             self.send(&msg);
+            self.trace_state();
         }
         self.cancel_pending(&format!("the node failed: {error}"));
-        self.finish_with(ExitReason::Error, Some(error)).await;
+        self.finish_with(ExitReason::Error, Some(error), None).await;
         exit::FAILED
     }
 

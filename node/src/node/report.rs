@@ -1,6 +1,7 @@
 //! What the node reports: snapshots, and the final result.
 
 use super::Node;
+use super::startup::PreRunEnd;
 use crate::clock::now_ns;
 use crate::control::ControlTx;
 use crate::lifecycle::Lifecycle;
@@ -45,11 +46,18 @@ impl Node {
         serde_json::json!({
             "malformed_payloads": self.receiver.malformed,
             "clamped_latencies": self.receiver.clamped,
+            "router_failed_sends": self.net.failed_sends(),
         })
     }
 
-    /// Moves to Done (unless failed), sends the result as the last message, and closes.
-    pub(super) async fn finish_with(mut self, exit_reason: ExitReason, error: Option<String>) {
+    /// Moves to Done (unless failed), acks the `finish` command if there was one, sends the
+    /// result as the last message, and closes.
+    pub(super) async fn finish_with(
+        mut self,
+        exit_reason: ExitReason,
+        error: Option<String>,
+        finish_id: Option<u64>,
+    ) {
         let last_snapshot = self.snapshot();
         let figures = metrics::read(&self.registry, self.cfg.variant == Variant::Gossipsub);
         let latency = self.receiver.latency().unwrap_or_else(|e| {
@@ -64,6 +72,15 @@ impl Node {
             );
         }
         self.advance(NodeState::Done, None);
+        let slowest_traced_delivery = self.tel.as_ref().and_then(|t| t.slowest_delivery());
+        // Flush the traces before the result: once the orchestrator has every result, it
+        // may stop its collector.
+        if let Some(t) = self.tel.take() {
+            t.shutdown().await;
+        }
+        if let Some(id) = finish_id {
+            self.ack(id, crate::ack::Outcome::ok(self.counters_info()));
+        }
         let mem = proc_stats::memory();
         let result = NodeResult {
             index: self.cfg.index,
@@ -84,6 +101,7 @@ impl Node {
             cpu_ns: proc_stats::cpu_ns(),
             timeline: self.life.timeline().to_vec(),
             last_snapshot: Some(last_snapshot),
+            slowest_traced_delivery,
         };
         self.send(&NodeMsg::Result(Box::new(result)));
         if !self.tx.close(super::CLOSE_TIMEOUT).await {
@@ -92,23 +110,39 @@ impl Node {
     }
 }
 
-/// The node failed before it had a swarm: report what there is.
-pub(super) async fn fail_before_swarm(
+/// The node ends before it has a swarm (aborted or failed before or at the welcome): report
+/// what there is, with empty lists.
+pub(super) async fn end_before_swarm(
     tx: ControlTx,
     mut life: Lifecycle,
     index: u32,
-    error: String,
+    end: PreRunEnd,
     close_timeout: Duration,
 ) -> u8 {
-    tracing::error!("{error}");
-    if let Some(msg) = life.fail(now_ns(), error.clone()) {
-        tx.send(&msg);
-    }
+    let (exit_reason, error, code) = match end {
+        PreRunEnd::Aborted { reason, code } => {
+            tracing::warn!("{reason}");
+            for state in [NodeState::Draining, NodeState::Done] {
+                let detail = (state == NodeState::Draining).then(|| reason.clone());
+                if let Some(msg) = life.advance(state, now_ns(), detail) {
+                    tx.send(&msg);
+                }
+            }
+            (ExitReason::Aborted, reason, code)
+        }
+        PreRunEnd::Failed(error) => {
+            tracing::error!("{error}");
+            if let Some(msg) = life.fail(now_ns(), error.clone()) {
+                tx.send(&msg);
+            }
+            (ExitReason::Error, error, exit::FAILED)
+        }
+    };
     let mem = proc_stats::memory();
     tx.send(&NodeMsg::Result(Box::new(NodeResult {
         index,
         peer_id: String::new(),
-        exit: ExitReason::Error,
+        exit: exit_reason,
         error: Some(error),
         latency: Vec::new(),
         published: Vec::new(),
@@ -124,7 +158,8 @@ pub(super) async fn fail_before_swarm(
         cpu_ns: proc_stats::cpu_ns(),
         timeline: life.timeline().to_vec(),
         last_snapshot: None,
+        slowest_traced_delivery: None,
     })));
     tx.close(close_timeout).await;
-    exit::FAILED
+    code
 }

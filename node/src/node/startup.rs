@@ -6,6 +6,7 @@ use crate::clock::now_ns;
 use crate::config::EnvConfig;
 use crate::control::{ControlRx, ControlTx, Incoming};
 use crate::exit;
+use crate::lifecycle::Lifecycle;
 use futures::StreamExt;
 use libp2p::Multiaddr;
 use libp2p::multiaddr::Protocol;
@@ -18,25 +19,37 @@ use testbed_contract::results::NodeState;
 
 /// Announced in `hello`: the libraries this node is built on (kept in step with Cargo.lock).
 pub const IMPL_VERSION: &str =
-    "rust-libp2p 0.57.1 (libp2p-gossipsub 0.50.1, libp2p-floodsub 0.48.0)";
+    "rust-libp2p 0.57.1, libp2p-gossipsub 0.50.1, libp2p-floodsub 0.48.0";
 /// How long the OS may take to report the listen address.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Listening on an unspecified address reports one address per interface: collect those that
 /// arrive within this quiet period after the first.
 const MORE_ADDRS_WINDOW: Duration = Duration::from_millis(100);
 
+/// How long the node waits for the orchestrator's welcome before it fails.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub enum Handshake {
     Welcome(Box<NodeConfig>),
-    /// Stop with this exit code (abort before welcome, channel lost, signal).
-    Stop(u8),
+    /// End before the run started: a bare result (no swarm yet) with this exit reason.
+    End(PreRunEnd),
+    /// The channel is gone: exit with this code, nobody to report to.
+    Lost(u8),
 }
 
-/// Says hello and waits for the orchestrator's welcome.
+/// Why a node ends before it has a swarm.
+pub enum PreRunEnd {
+    Aborted { reason: String, code: u8 },
+    Failed(String),
+}
+
+/// Says hello (and `starting`), then waits for the orchestrator's welcome.
 pub async fn handshake(
     env: &EnvConfig,
     tx: &ControlTx,
     rx: &mut ControlRx,
     signals: &mut Signals,
+    life: &Lifecycle,
 ) -> Handshake {
     tx.send(&NodeMsg::Hello {
         protocol: PROTOCOL_VERSION,
@@ -45,36 +58,41 @@ pub async fn handshake(
         implementation: "rust".into(),
         impl_version: IMPL_VERSION.into(),
     });
+    tx.send(&life.last_msg());
+    let deadline = tokio::time::Instant::now() + WELCOME_TIMEOUT;
     loop {
         let incoming = tokio::select! {
             r = rx.recv() => r,
             (name, code) = signals.recv() => {
-                tracing::warn!("{name} before the orchestrator's welcome");
-                return Handshake::Stop(code);
+                return Handshake::End(PreRunEnd::Aborted { reason: format!("stopped by {name}"), code });
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                return Handshake::End(PreRunEnd::Failed(format!(
+                    "no welcome from the orchestrator within {} s",
+                    WELCOME_TIMEOUT.as_secs()
+                )));
             }
         };
         match incoming {
             Ok(Some(Incoming::Msg(OrchMsg::Welcome { protocol, config }))) => {
                 if protocol != PROTOCOL_VERSION {
-                    tracing::warn!(
-                        theirs = protocol,
-                        ours = PROTOCOL_VERSION,
-                        "the orchestrator speaks another protocol version"
-                    );
+                    return Handshake::End(PreRunEnd::Failed(format!(
+                        "the orchestrator speaks control protocol {protocol}, this node {PROTOCOL_VERSION}"
+                    )));
                 }
                 if config.index != env.index {
-                    // The welcome is authoritative: payloads carry its index.
-                    tracing::warn!(
-                        env = env.index,
-                        welcome = config.index,
-                        "node index differs between environment and welcome"
-                    );
+                    return Handshake::End(PreRunEnd::Failed(format!(
+                        "the welcome is for node {}, but this node's index is {} (from the environment)",
+                        config.index, env.index
+                    )));
                 }
                 return Handshake::Welcome(config);
             }
             Ok(Some(Incoming::Msg(OrchMsg::Abort { reason }))) => {
-                tracing::info!(%reason, "aborted before the run started");
-                return Handshake::Stop(exit::OK);
+                return Handshake::End(PreRunEnd::Aborted {
+                    reason: format!("aborted by the orchestrator: {reason}"),
+                    code: exit::OK,
+                });
             }
             Ok(Some(Incoming::Msg(OrchMsg::Command { id, .. })))
             | Ok(Some(Incoming::Unknown {
@@ -88,11 +106,11 @@ pub async fn handshake(
             }
             Ok(None) => {
                 tracing::error!("the orchestrator closed the control channel before welcome");
-                return Handshake::Stop(exit::CONTROL);
+                return Handshake::Lost(exit::CONTROL);
             }
             Err(e) => {
                 tracing::error!("{e}");
-                return Handshake::Stop(exit::CONTROL);
+                return Handshake::Lost(exit::CONTROL);
             }
         }
     }
@@ -148,6 +166,7 @@ impl Node {
         self.send(&NodeMsg::Listening {
             peer_id: self.peer_id.clone(),
             listen_addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            metrics_addr: self.metrics_addr.clone(),
         });
         self.advance(NodeState::Listening, None);
         tracing::info!(peer_id = %self.peer_id, ?addrs, at_ns = now_ns(), "listening");

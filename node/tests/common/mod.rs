@@ -157,6 +157,7 @@ pub fn config(index: u32, variant: Variant) -> NodeConfig {
         // Node i is in group 10 + i.
         origin_groups: vec![10, 11],
         tracing: None,
+        node_metrics: false,
     }
 }
 
@@ -213,6 +214,7 @@ pub async fn welcome(hello: Hello, child: Child, config: NodeConfig) -> Node {
             NodeMsg::Listening {
                 peer_id,
                 listen_addrs,
+                ..
             } => Some((peer_id.clone(), listen_addrs.clone())),
             _ => None,
         })

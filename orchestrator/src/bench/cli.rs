@@ -71,7 +71,11 @@ pub async fn run(args: BenchArgs, interrupt: watch::Receiver<bool>) -> Result<Ex
     if !args.quiet {
         print_summary(&out.record, &out.dir, out.interrupted);
     }
-    Ok(if out.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+    Ok(if out.interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_summary(rec: &BenchRecord, dir: &std::path::Path, interrupted: bool) {
@@ -79,12 +83,20 @@ fn print_summary(rec: &BenchRecord, dir: &std::path::Path, interrupted: bool) {
     let failed = rec.recorded().filter(|r| r.failed()).count();
     eprintln!(
         "{}: {recorded} runs recorded in {}, {failed} failed ({:.1}%)",
-        if interrupted { "bench interrupted" } else { "bench done" },
+        if interrupted {
+            "bench interrupted"
+        } else {
+            "bench done"
+        },
         super::view::hms(rec.wall_s),
         100.0 * failed as f64 / recorded.max(1) as f64
     );
     if interrupted || !rec.complete {
-        eprintln!("  continue with: orchestrator bench {} --resume {}", rec.plan_file, dir.display());
+        eprintln!(
+            "  continue with: orchestrator bench {} --resume {}",
+            rec.plan_file,
+            dir.display()
+        );
     }
     println!("{}", dir.join(super::render::BENCH_MD).display());
 }

@@ -43,7 +43,10 @@ pub fn cell_stats(rec: &BenchRecord) -> Vec<CellStats> {
             let figures = METRICS
                 .iter()
                 .map(|m| {
-                    let v: Vec<f64> = completed.iter().filter_map(|r| m.value(&r.figures)).collect();
+                    let v: Vec<f64> = completed
+                        .iter()
+                        .filter_map(|r| m.value(&r.figures))
+                        .collect();
                     Spread::of(&v)
                 })
                 .collect();
@@ -71,7 +74,9 @@ pub enum Verdict {
 }
 
 pub fn verdict(a: Option<&Spread>, b: Option<&Spread>) -> Verdict {
-    let (Some(a), Some(b)) = (a, b) else { return Verdict::Missing };
+    let (Some(a), Some(b)) = (a, b) else {
+        return Verdict::Missing;
+    };
     if a.n < MIN_RUNS || b.n < MIN_RUNS {
         return Verdict::TooFewRuns;
     }
@@ -79,14 +84,22 @@ pub fn verdict(a: Option<&Spread>, b: Option<&Spread>) -> Verdict {
         return Verdict::NoClearDifference;
     }
     let r = ratio(a.median, b.median).unwrap_or(f64::INFINITY);
-    if b.median > a.median { Verdict::Higher(r) } else { Verdict::Lower(r) }
+    if b.median > a.median {
+        Verdict::Higher(r)
+    } else {
+        Verdict::Lower(r)
+    }
 }
 
 impl Verdict {
     /// `floodsub 23.1% lower (better)`, `no clear difference`.
     pub fn describe(&self, b_name: &str, metric: &Metric) -> String {
         let pct = |r: f64| {
-            if r.is_finite() { format!("{:.1}%", (r - 1.0).abs() * 100.0) } else { "much".into() }
+            if r.is_finite() {
+                format!("{:.1}%", (r - 1.0).abs() * 100.0)
+            } else {
+                "much".into()
+            }
         };
         let judged = |higher: bool| {
             let better = (metric.better == Better::Higher) == higher;
@@ -124,13 +137,23 @@ pub struct Pair {
 
 /// Every (slice, B) pair, in cell order. Empty when the matrix compares nothing.
 pub fn pairs(rec: &BenchRecord, axes: &Axes) -> Vec<Pair> {
-    let Some(param) = &axes.compare else { return Vec::new() };
-    let Some(values) = rec.matrix.params.get(param) else { return Vec::new() };
-    let Some(a_value) = values.first() else { return Vec::new() };
+    let Some(param) = &axes.compare else {
+        return Vec::new();
+    };
+    let Some(values) = rec.matrix.params.get(param) else {
+        return Vec::new();
+    };
+    let Some(a_value) = values.first() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for a in rec.cells.iter().filter(|c| c.get(param) == Some(a_value)) {
         let slice = axes.slice_key(a);
-        for b in rec.cells.iter().filter(|c| c.index != a.index && axes.slice_key(c) == slice) {
+        for b in rec
+            .cells
+            .iter()
+            .filter(|c| c.index != a.index && axes.slice_key(c) == slice)
+        {
             out.push(Pair {
                 slice: slice.clone(),
                 a_cell: a.index,
@@ -167,12 +190,21 @@ mod tests {
         // Medians differ by 10% but the IQRs overlap: within the spread.
         let c = s(&[9.0, 12.0, 13.2, 14.0, 20.0]); // IQR [12, 14]
         assert_eq!(verdict(Some(&a), Some(&c)), Verdict::NoClearDifference);
-        assert_eq!(verdict(Some(&a), Some(&c)).describe("x", lat), "no clear difference");
+        assert_eq!(
+            verdict(Some(&a), Some(&c)).describe("x", lat),
+            "no clear difference"
+        );
 
-        assert_eq!(verdict(Some(&a), Some(&s(&[100.0, 101.0]))), Verdict::TooFewRuns);
+        assert_eq!(
+            verdict(Some(&a), Some(&s(&[100.0, 101.0]))),
+            Verdict::TooFewRuns
+        );
         assert_eq!(verdict(Some(&a), None), Verdict::Missing);
 
         let ratio_metric = METRICS.iter().find(|m| m.id == "delivery_ratio").unwrap();
-        assert_eq!(Verdict::Lower(0.9).describe("b", ratio_metric), "b 10.0% lower (worse)");
+        assert_eq!(
+            Verdict::Lower(0.9).describe("b", ratio_metric),
+            "b 10.0% lower (worse)"
+        );
     }
 }

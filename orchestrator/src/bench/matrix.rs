@@ -41,7 +41,13 @@ impl Cell {
         parts
             .join("-")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     }
 
@@ -71,14 +77,18 @@ pub struct Axes {
 impl Axes {
     pub fn of(m: &Matrix) -> Axes {
         let compare = m.compare.clone();
-        let x = m
-            .x
-            .clone()
-            .or_else(|| m.params.contains_key("hosts").then(|| "hosts".to_string()))
-            .filter(|x| Some(x) != compare.as_ref())
-            .or_else(|| m.params.keys().find(|k| Some(*k) != compare.as_ref()).cloned())
-            .or_else(|| m.params.keys().next().cloned())
-            .unwrap_or_default();
+        let x =
+            m.x.clone()
+                .or_else(|| m.params.contains_key("hosts").then(|| "hosts".to_string()))
+                .filter(|x| Some(x) != compare.as_ref())
+                .or_else(|| {
+                    m.params
+                        .keys()
+                        .find(|k| Some(*k) != compare.as_ref())
+                        .cloned()
+                })
+                .or_else(|| m.params.keys().next().cloned())
+                .unwrap_or_default();
         let others = m
             .params
             .keys()
@@ -101,7 +111,11 @@ impl Axes {
         {
             parts.push(value_text(v));
         }
-        if parts.is_empty() { "all".into() } else { parts.join(", ") }
+        if parts.is_empty() {
+            "all".into()
+        } else {
+            parts.join(", ")
+        }
     }
 
     /// The cell's coordinates without the compared parameter (`hosts=5 messages=20`): the
@@ -168,10 +182,18 @@ pub fn schedule(cells: usize, iterations: u32, warmup: u32) -> Vec<Slot> {
         return Vec::new();
     }
     let mut s: Vec<Slot> = (0..warmup)
-        .map(|w| Slot { warmup: true, cell: w as usize % cells, iteration: w })
+        .map(|w| Slot {
+            warmup: true,
+            cell: w as usize % cells,
+            iteration: w,
+        })
         .collect();
     for it in 0..iterations {
-        s.extend((0..cells).map(|cell| Slot { warmup: false, cell, iteration: it }));
+        s.extend((0..cells).map(|cell| Slot {
+            warmup: false,
+            cell,
+            iteration: it,
+        }));
     }
     s
 }
@@ -185,7 +207,10 @@ mod tests {
         Matrix {
             params: [
                 ("hosts".to_string(), vec![json!(2), json!(3)]),
-                ("variant".to_string(), vec![json!("gossipsub"), json!("floodsub")]),
+                (
+                    "variant".to_string(),
+                    vec![json!("gossipsub"), json!("floodsub")],
+                ),
                 ("messages".to_string(), vec![json!(5)]),
             ]
             .into_iter()
@@ -230,10 +255,19 @@ mod tests {
     #[test]
     fn schedule_is_iteration_major_after_warmups() {
         let s = schedule(2, 2, 3);
-        let short: Vec<(bool, usize, u32)> = s.iter().map(|s| (s.warmup, s.cell, s.iteration)).collect();
+        let short: Vec<(bool, usize, u32)> =
+            s.iter().map(|s| (s.warmup, s.cell, s.iteration)).collect();
         assert_eq!(
             short,
-            [(true, 0, 0), (true, 1, 1), (true, 0, 2), (false, 0, 0), (false, 1, 0), (false, 0, 1), (false, 1, 1)]
+            [
+                (true, 0, 0),
+                (true, 1, 1),
+                (true, 0, 2),
+                (false, 0, 0),
+                (false, 1, 0),
+                (false, 0, 1),
+                (false, 1, 1)
+            ]
         );
         let cells = expand(&matrix());
         assert_eq!(s[0].run_id(&cells), "warmup-01-hosts2-messages5-gossipsub");

@@ -38,7 +38,11 @@ impl Metric {
     }
 
     pub fn axis_label(&self) -> String {
-        if self.unit.is_empty() { self.title.to_string() } else { format!("{} ({})", self.title, self.unit) }
+        if self.unit.is_empty() {
+            self.title.to_string()
+        } else {
+            format!("{} ({})", self.title, self.unit)
+        }
     }
 }
 
@@ -121,12 +125,21 @@ pub const METRICS: &[Metric] = &[
     },
     Metric {
         id: "duplicates",
-        title: "Duplicates per delivered message",
+        title: "Router duplicates per delivered message",
         unit: "",
         better: Better::Lower,
         from_zero: true,
         decimals: 2,
         get: |f| f.duplicates_per_delivery,
+    },
+    Metric {
+        id: "bytes_per_delivery",
+        title: "Bytes received per delivered message",
+        unit: "B",
+        better: Better::Lower,
+        from_zero: true,
+        decimals: 0,
+        get: |f| f.bytes_in_per_delivery,
     },
 ];
 

@@ -49,9 +49,10 @@ const FIGURE_COLUMNS: &[&str] = &[
     "peak_rss_total_bytes",
     "cpu_total_s",
     "duplicates_per_delivery",
+    "bytes_in_per_delivery",
 ];
 
-fn figure_values(f: &Figures) -> [String; 14] {
+fn figure_values(f: &Figures) -> [String; 15] {
     let o = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     [
         f.duration_s.to_string(),
@@ -68,6 +69,7 @@ fn figure_values(f: &Figures) -> [String; 14] {
         o(f.peak_rss_total_bytes),
         o(f.cpu_total_s),
         o(f.duplicates_per_delivery),
+        o(f.bytes_in_per_delivery),
     ]
 }
 
@@ -82,16 +84,37 @@ pub fn csv(rec: &BenchRecord) -> String {
     head.push("reason".into());
     let _ = writeln!(o, "{}", head.join(","));
     for r in &rec.runs {
-        let _ = writeln!(o, "{}", row(rec, &params, r).iter().map(|f| field(f)).collect::<Vec<_>>().join(","));
+        let _ = writeln!(
+            o,
+            "{}",
+            row(rec, &params, r)
+                .iter()
+                .map(|f| field(f))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
     }
     o
 }
 
 fn row(rec: &BenchRecord, params: &[&String], r: &BenchRun) -> Vec<String> {
     let cell = rec.cells.get(r.cell);
-    let mut v = vec![r.run_id.clone(), r.warmup.to_string(), (r.iteration + 1).to_string()];
-    v.extend(params.iter().map(|p| cell.and_then(|c| c.get(p)).map(value_text).unwrap_or_default()));
-    v.push(serde_json::to_value(r.status).ok().and_then(|s| s.as_str().map(String::from)).unwrap_or_default());
+    let mut v = vec![
+        r.run_id.clone(),
+        r.warmup.to_string(),
+        (r.iteration + 1).to_string(),
+    ];
+    v.extend(params.iter().map(|p| {
+        cell.and_then(|c| c.get(p))
+            .map(value_text)
+            .unwrap_or_default()
+    }));
+    v.push(
+        serde_json::to_value(r.status)
+            .ok()
+            .and_then(|s| s.as_str().map(String::from))
+            .unwrap_or_default(),
+    );
     v.push(r.failed().to_string());
     v.push(r.started_at.clone());
     v.extend(figure_values(&r.figures));
@@ -101,7 +124,11 @@ fn row(rec: &BenchRecord, params: &[&String], r: &BenchRun) -> Vec<String> {
 
 /// RFC 4180: quote fields holding a comma, quote or line break.
 fn field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,9 @@ pub enum BenchError {
         "{plan} changed since the bench in {dir} started; resuming would mix two plans in one result. Start a new bench, or restore the plan text saved in bench.json (`plan_text`)"
     )]
     PlanChanged { plan: PathBuf, dir: PathBuf },
-    #[error("the --set values differ from the ones the bench in {dir} started with ({was}); resume with the same ones")]
+    #[error(
+        "the --set values differ from the ones the bench in {dir} started with ({was}); resume with the same ones"
+    )]
     OverridesChanged { dir: PathBuf, was: String },
 }
 
@@ -61,11 +63,18 @@ pub struct BenchOutput {
     pub interrupted: bool,
 }
 
-pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) -> Result<BenchOutput> {
-    let raw = std::fs::read_to_string(&opts.plan).with_context(|| format!("reading {}", opts.plan.display()))?;
+pub async fn run_bench(
+    opts: &BenchOptions,
+    interrupt: watch::Receiver<bool>,
+) -> Result<BenchOutput> {
+    let raw = std::fs::read_to_string(&opts.plan)
+        .with_context(|| format!("reading {}", opts.plan.display()))?;
     let base = plan::load_text(&opts.plan, &raw, &opts.overrides)?;
     let Some(mut matrix) = base.plan.matrix.clone() else {
-        return Err(BenchError::NoMatrix { plan: opts.plan.clone() }.into());
+        return Err(BenchError::NoMatrix {
+            plan: opts.plan.clone(),
+        }
+        .into());
     };
     if let Some(i) = opts.iterations {
         matrix.iterations = i.max(1);
@@ -78,10 +87,18 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
         Some(dir) => {
             let mut rec = BenchRecord::load(dir)?;
             if rec.plan_text != raw {
-                return Err(BenchError::PlanChanged { plan: opts.plan.clone(), dir: dir.clone() }.into());
+                return Err(BenchError::PlanChanged {
+                    plan: opts.plan.clone(),
+                    dir: dir.clone(),
+                }
+                .into());
             }
             if !opts.overrides.is_empty() && opts.overrides != rec.overrides {
-                return Err(BenchError::OverridesChanged { dir: dir.clone(), was: show(&rec.overrides) }.into());
+                return Err(BenchError::OverridesChanged {
+                    dir: dir.clone(),
+                    was: show(&rec.overrides),
+                }
+                .into());
             }
             if opts.iterations.is_some() {
                 rec.matrix.iterations = matrix.iterations;
@@ -128,7 +145,11 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
         .collect::<Result<_>>()?;
     let slots = schedule(rec.cells.len(), rec.matrix.iterations, rec.matrix.warmup);
     let done = rec.done();
-    let todo: Vec<Slot> = slots.iter().copied().filter(|s| !done.contains(s)).collect();
+    let todo: Vec<Slot> = slots
+        .iter()
+        .copied()
+        .filter(|s| !done.contains(s))
+        .collect();
     let total = slots.len() as u64;
 
     let progress = BenchProgress::new(opts.quiet, total, total - todo.len() as u64);
@@ -144,7 +165,7 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
             dir.display()
         ));
     }
-    let runs_root = dir.join("runs");
+    let runs_root = RunsRoot::new(&dir.join("runs"), &rec.plan_name)?;
     let wall_before = rec.wall_s;
     let session = Instant::now();
     let mut interrupted = false;
@@ -155,14 +176,19 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
         }
         let run_id = slot.run_id(&rec.cells);
         let cell = &rec.cells[slot.cell];
-        progress.current(&format!("{}{}", if slot.warmup { "warm-up " } else { "" }, cell.key()));
-        let run_dir = runs_root.join(&rec.plan_name).join(&run_id);
+        progress.current(&format!(
+            "{}{}",
+            if slot.warmup { "warm-up " } else { "" },
+            cell.key()
+        ));
+        let run_dir = runs_root.real.join(&rec.plan_name).join(&run_id);
         if run_dir.exists() {
             // Left by a run that was interrupted or crashed: it runs again from scratch.
-            std::fs::remove_dir_all(&run_dir).with_context(|| format!("removing {}", run_dir.display()))?;
+            std::fs::remove_dir_all(&run_dir)
+                .with_context(|| format!("removing {}", run_dir.display()))?;
         }
         let ropts = RunOptions {
-            results_root: runs_root.clone(),
+            results_root: runs_root.path.clone(),
             programs: opts.programs.clone(),
             command: opts.command.clone(),
             quiet: true,
@@ -171,6 +197,7 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
             control_listen: None,
         };
         let started_at = chrono::Utc::now().to_rfc3339();
+        let load_avg = super::store::load_avg();
         let out = run::run_plan(&plans[slot.cell], &ropts, interrupt.clone())
             .await
             .with_context(|| format!("run {run_id} ({})", cell.key()))?;
@@ -182,7 +209,12 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
         if status != Status::Passed {
             progress.line(format!(
                 "  {run_id}: {status:?}{}",
-                out.record.outcome.reasons.first().map(|r| format!(" — {r}")).unwrap_or_default()
+                out.record
+                    .outcome
+                    .reasons
+                    .first()
+                    .map(|r| format!(" — {r}"))
+                    .unwrap_or_default()
             ));
         }
         rec.runs.push(BenchRun {
@@ -190,10 +222,15 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
             iteration: slot.iteration,
             warmup: slot.warmup,
             run_id,
-            dir: relative(&dir, &out.dir),
+            dir: format!(
+                "runs/{}/{}",
+                rec.plan_name,
+                out.dir.file_name().unwrap_or_default().to_string_lossy()
+            ),
             status,
             reasons: out.record.outcome.reasons.clone(),
             started_at,
+            load_avg,
             figures: Figures::from_record(&out.record),
         });
         rec.wall_s = wall_before + session.elapsed().as_secs_f64();
@@ -205,26 +242,88 @@ pub async fn run_bench(opts: &BenchOptions, interrupt: watch::Receiver<bool>) ->
     rec.complete = slots.iter().all(|s| done.contains(s));
     rec.wall_s = wall_before + session.elapsed().as_secs_f64();
     rec.save(&dir)?;
+    // Rendered from the saved file, exactly as `orchestrator report DIR` does (numbers read
+    // back from JSON may differ from the in-memory ones in the last bit).
+    let rec = BenchRecord::load(&dir)?;
     render::write_all(&dir, &rec)?;
-    Ok(BenchOutput { dir, record: rec, interrupted })
+    Ok(BenchOutput {
+        dir,
+        record: rec,
+        interrupted,
+    })
 }
 
 /// The plan of one cell: the plan text with the cell's values (and the `--set` ones).
-fn cell_plan(path: &Path, raw: &str, overrides: &BTreeMap<String, Value>, cell: &Cell) -> Result<LoadedPlan> {
+fn cell_plan(
+    path: &Path,
+    raw: &str,
+    overrides: &BTreeMap<String, Value>,
+    cell: &Cell,
+) -> Result<LoadedPlan> {
     let mut values = overrides.clone();
     values.extend(cell.params.clone());
     plan::load_text(path, raw, &values).with_context(|| format!("matrix cell {}", cell.key()))
 }
 
-fn relative(base: &Path, p: &Path) -> String {
-    p.strip_prefix(base).unwrap_or(p).display().to_string()
+/// Where the runs of a bench go: `<bench>/runs/`. A run puts its control socket in its
+/// folder, and a Unix socket path has at most 107 bytes; when the folder is too deep for
+/// that, the runs go through a short symbolic link in the temp folder (removed at the end),
+/// so the files still land in `<bench>/runs/`.
+struct RunsRoot {
+    /// Passed to `run_plan`.
+    path: PathBuf,
+    /// The folder itself.
+    real: PathBuf,
+    link: Option<PathBuf>,
+}
+
+/// Longest run folder name a bench makes, plus `/control.sock`, with room to spare.
+const RUN_PATH_TAIL: usize = 64;
+const SUN_PATH_MAX: usize = 107;
+
+impl RunsRoot {
+    fn new(real: &Path, plan_name: &str) -> Result<RunsRoot> {
+        std::fs::create_dir_all(real).with_context(|| format!("creating {}", real.display()))?;
+        let real =
+            std::fs::canonicalize(real).with_context(|| format!("resolving {}", real.display()))?;
+        if real.as_os_str().len() + plan_name.len() + RUN_PATH_TAIL <= SUN_PATH_MAX {
+            return Ok(RunsRoot {
+                path: real.clone(),
+                real,
+                link: None,
+            });
+        }
+        let link = std::env::temp_dir().join(format!(
+            "ptb-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        ));
+        std::os::unix::fs::symlink(&real, &link)
+            .with_context(|| format!("linking {} to {}", link.display(), real.display()))?;
+        Ok(RunsRoot {
+            path: link.clone(),
+            real,
+            link: Some(link),
+        })
+    }
+}
+
+impl Drop for RunsRoot {
+    fn drop(&mut self) {
+        if let Some(l) = &self.link {
+            let _ = std::fs::remove_file(l);
+        }
+    }
 }
 
 fn show(m: &BTreeMap<String, Value>) -> String {
     if m.is_empty() {
         return "none".into();
     }
-    m.iter().map(|(k, v)| format!("--set {k}={}", value_text(v))).collect::<Vec<_>>().join(" ")
+    m.iter()
+        .map(|(k, v)| format!("--set {k}={}", value_text(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One bar over all runs of the bench with an ETA; without a terminal, a line every 5%.
@@ -239,17 +338,26 @@ struct BenchProgress {
 impl BenchProgress {
     fn new(quiet: bool, total: u64, done: u64) -> BenchProgress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
+            let b =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
             b.set_style(
-                ProgressStyle::with_template("{elapsed_precise} [{bar:32}] {pos}/{len} runs  ETA {eta}  {msg}")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:32}] {pos}/{len} runs  ETA {eta}  {msg}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             b.set_position(done);
             b.reset_eta();
             b
         });
-        BenchProgress { bar, quiet, total, pos: std::cell::Cell::new(done), started: Instant::now() }
+        BenchProgress {
+            bar,
+            quiet,
+            total,
+            pos: std::cell::Cell::new(done),
+            started: Instant::now(),
+        }
     }
 
     fn line(&self, s: String) {
@@ -275,8 +383,12 @@ impl BenchProgress {
             b.set_position(pos);
         } else if !self.quiet {
             let step = (self.total / 20).max(1);
-            if pos % step == 0 || pos == self.total {
-                eprintln!("  {pos}/{} runs, {:.0} s", self.total, self.started.elapsed().as_secs_f64());
+            if pos.is_multiple_of(step) || pos == self.total {
+                eprintln!(
+                    "  {pos}/{} runs, {:.0} s",
+                    self.total,
+                    self.started.elapsed().as_secs_f64()
+                );
             }
         }
     }
@@ -287,4 +399,3 @@ impl BenchProgress {
         }
     }
 }
-

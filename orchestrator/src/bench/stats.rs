@@ -67,7 +67,10 @@ mod tests {
     fn odd_count() {
         // sorted: 1 2 3 4 5 → h(q1) = 1, h(q3) = 3
         let s = Spread::of(&[5.0, 1.0, 4.0, 2.0, 3.0]).unwrap();
-        assert_eq!((s.n, s.min, s.q1, s.median, s.q3, s.max), (5, 1.0, 2.0, 3.0, 4.0, 5.0));
+        assert_eq!(
+            (s.n, s.min, s.q1, s.median, s.q3, s.max),
+            (5, 1.0, 2.0, 3.0, 4.0, 5.0)
+        );
         assert_eq!(s.iqr(), 2.0);
     }
 
@@ -84,13 +87,19 @@ mod tests {
         // 10, 20, …, 150: h(q1) = 3.5 → 45, median h = 7 → 80, h(q3) = 10.5 → 115
         let v: Vec<f64> = (1..=15).rev().map(|i| i as f64 * 10.0).collect();
         let s = Spread::of(&v).unwrap();
-        assert_eq!((s.min, s.q1, s.median, s.q3, s.max), (10.0, 45.0, 80.0, 115.0, 150.0));
+        assert_eq!(
+            (s.min, s.q1, s.median, s.q3, s.max),
+            (10.0, 45.0, 80.0, 115.0, 150.0)
+        );
     }
 
     #[test]
     fn single_and_empty_and_nan() {
         let s = Spread::of(&[7.0]).unwrap();
-        assert_eq!((s.min, s.q1, s.median, s.q3, s.max, s.iqr()), (7.0, 7.0, 7.0, 7.0, 7.0, 0.0));
+        assert_eq!(
+            (s.min, s.q1, s.median, s.q3, s.max, s.iqr()),
+            (7.0, 7.0, 7.0, 7.0, 7.0, 0.0)
+        );
         assert!(Spread::of(&[]).is_none());
         assert!(Spread::of(&[f64::NAN]).is_none());
         assert_eq!(Spread::of(&[f64::NAN, 2.0, 4.0]).unwrap().median, 3.0);

@@ -17,9 +17,15 @@ pub const BENCH_FILE: &str = "bench.json";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a bench record: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("{path} has bench schema {found}; this orchestrator reads schema {BENCH_SCHEMA}")]
     Schema { path: PathBuf, found: u32 },
     #[error("writing {path}: {message}")]
@@ -63,12 +69,29 @@ pub struct BenchRun {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
     pub started_at: String,
+    /// The machine's 1-minute load average when the run started (other work slows runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_avg: Option<f64>,
     pub figures: Figures,
+}
+
+/// The 1-minute load average (`/proc/loadavg`), where the system has one.
+pub fn load_avg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl BenchRun {
     pub fn slot(&self) -> Slot {
-        Slot { warmup: self.warmup, cell: self.cell, iteration: self.iteration }
+        Slot {
+            warmup: self.warmup,
+            cell: self.cell,
+            iteration: self.iteration,
+        }
     }
 
     /// Counted as a failure in the failure rate: anything but a pass.
@@ -103,9 +126,13 @@ pub struct Figures {
     pub peak_rss_total_bytes: Option<f64>,
     /// CPU time (user + system) of all nodes together.
     pub cpu_total_s: Option<f64>,
-    /// Duplicates per delivered message: filtered by the router where the node reports it,
-    /// else application-level duplicates.
+    /// Duplicate copies the pubsub router received and dropped, per delivered message (absent
+    /// where the router does not report them, as floodsub's does not).
     pub duplicates_per_delivery: Option<f64>,
+    /// Transport bytes received by all nodes, per delivered message: the cost of a delivery
+    /// including duplicates and control traffic, comparable across routers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_in_per_delivery: Option<f64>,
 }
 
 impl Figures {
@@ -113,9 +140,7 @@ impl Figures {
         let s = &r.summary;
         let rss = (s.peak_rss_bytes.count > 0).then_some(s.peak_rss_bytes);
         let cpu = (s.cpu_s.count > 0).then_some(s.cpu_s);
-        let dups = s.router_duplicates_per_delivery.or_else(|| {
-            (s.delivered > 0).then(|| s.duplicates as f64 / s.delivered as f64)
-        });
+        let per_delivery = |v: Option<u64>| v.filter(|_| s.delivered > 0).map(|v| v as f64 / s.delivered as f64);
         Figures {
             duration_s: r.duration_s,
             launch_to_ready_ms: s.launch_to_ready_ms,
@@ -130,7 +155,8 @@ impl Figures {
             peak_rss_node_bytes: rss.map(|d| d.median),
             peak_rss_total_bytes: rss.map(|d| d.total),
             cpu_total_s: cpu.map(|d| d.total),
-            duplicates_per_delivery: dups,
+            duplicates_per_delivery: s.router_duplicates_per_delivery,
+            bytes_in_per_delivery: per_delivery(s.bytes_in),
         }
     }
 }
@@ -142,12 +168,18 @@ impl BenchRecord {
 
     pub fn load(dir: &Path) -> Result<BenchRecord, StoreError> {
         let path = Self::path(dir);
-        let bytes = std::fs::read(&path).map_err(|source| StoreError::Read { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::Read {
+            path: path.clone(),
+            source,
+        })?;
         let schema = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("schema")?.as_u64());
         if let Some(found) = schema.filter(|s| *s != BENCH_SCHEMA as u64) {
-            return Err(StoreError::Schema { path, found: found as u32 });
+            return Err(StoreError::Schema {
+                path,
+                found: found as u32,
+            });
         }
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Parse { path, source })
     }
@@ -155,7 +187,10 @@ impl BenchRecord {
     /// Atomic: a crash leaves the previous file or the new one, never half of one.
     pub fn save(&self, dir: &Path) -> Result<(), StoreError> {
         let path = Self::path(dir);
-        write_json(&path, self).map_err(|e| StoreError::Write { path, message: format!("{e:#}") })
+        write_json(&path, self).map_err(|e| StoreError::Write {
+            path,
+            message: format!("{e:#}"),
+        })
     }
 
     /// The slots that already have a result.
@@ -165,7 +200,9 @@ impl BenchRecord {
 
     /// Recorded (not warm-up) runs of one cell.
     pub fn runs_of(&self, cell: usize) -> impl Iterator<Item = &BenchRun> {
-        self.runs.iter().filter(move |r| !r.warmup && r.cell == cell)
+        self.runs
+            .iter()
+            .filter(move |r| !r.warmup && r.cell == cell)
     }
 
     pub fn recorded(&self) -> impl Iterator<Item = &BenchRun> {

@@ -24,7 +24,11 @@ pub fn build(rec: &BenchRecord) -> Result<Doc, ChartError> {
     if let Some(values) = axes.compare.as_ref().and_then(|c| rec.matrix.params.get(c)) {
         title.push_str(&format!(
             " — {}",
-            values.iter().map(value_text).collect::<Vec<_>>().join(" vs ")
+            values
+                .iter()
+                .map(value_text)
+                .collect::<Vec<_>>()
+                .join(" vs ")
         ));
     }
     let mut doc = Doc::new(title);
@@ -34,7 +38,11 @@ pub fn build(rec: &BenchRecord) -> Result<Doc, ChartError> {
     doc.h2("Charts");
     for (i, m) in METRICS.iter().enumerate() {
         let spec = metric_chart(rec, &axes, &stats, m, i);
-        doc.chart(Chart { title: m.title.into(), file: format!("charts/{}.svg", m.id), svg: chart::line_chart(&spec)? });
+        doc.chart(Chart {
+            title: m.title.into(),
+            file: format!("charts/{}.svg", m.id),
+            svg: chart::line_chart(&spec)?,
+        });
     }
     let spec = failure_chart(rec, &axes, &stats);
     doc.chart(Chart {
@@ -74,12 +82,20 @@ fn facts(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
     let sweep = m
         .params
         .iter()
-        .map(|(k, v)| format!("{k}: {}", v.iter().map(value_text).collect::<Vec<_>>().join(", ")))
+        .map(|(k, v)| {
+            format!(
+                "{k}: {}",
+                v.iter().map(value_text).collect::<Vec<_>>().join(", ")
+            )
+        })
         .collect::<Vec<_>>()
         .join(" × ");
     let mut rows = vec![
         ("plan", Span::Code(rec.plan_file.clone())),
-        ("matrix", Span::text(format!("{sweep} ({} cells)", rec.cells.len()))),
+        (
+            "matrix",
+            Span::text(format!("{sweep} ({} cells)", rec.cells.len())),
+        ),
         (
             "iterations",
             Span::text(format!(
@@ -92,7 +108,9 @@ fn facts(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
             if rec.complete {
                 Span::text(format!("{recorded} recorded (+{warmups} warm-up)"))
             } else {
-                Span::Strong(format!("{recorded} of {planned} recorded: incomplete, continue with --resume"))
+                Span::Strong(format!(
+                    "{recorded} of {planned} recorded: incomplete, continue with --resume"
+                ))
             },
         ),
         (
@@ -106,7 +124,11 @@ fn facts(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
                 ))
             },
         ),
-        ("wall time", Span::text(format!("{} ({:.0} s)", hms(rec.wall_s), rec.wall_s))),
+        (
+            "wall time",
+            Span::text(format!("{} ({:.0} s)", hms(rec.wall_s), rec.wall_s)),
+        ),
+        ("machine load at run start", load_text(rec)),
         ("started", Span::text(rec.started_at.clone())),
         (
             "host",
@@ -122,13 +144,38 @@ fn facts(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
         ("command", Span::Code(rec.command.join(" "))),
     ];
     if !rec.overrides.is_empty() {
-        let o = rec.overrides.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>();
+        let o = rec
+            .overrides
+            .iter()
+            .map(|(k, v)| format!("{k}={}", value_text(v)))
+            .collect::<Vec<_>>();
         rows.insert(2, ("parameters set", Span::text(o.join(", "))));
     }
     doc.table(Table {
         head: vec!["".into(), "".into()],
-        rows: rows.into_iter().map(|(k, v)| vec![Span::text(k), v]).collect(),
+        rows: rows
+            .into_iter()
+            .map(|(k, v)| vec![Span::text(k), v])
+            .collect(),
     });
+}
+
+/// The 1-minute load average over the runs' starts: above the core count, other work
+/// competed with the fleets for the CPU and slowed them.
+fn load_text(rec: &BenchRecord) -> Span {
+    let loads: Vec<f64> = rec.runs.iter().filter_map(|r| r.load_avg).collect();
+    let Some(s) = Spread::of(&loads) else {
+        return Span::text("not recorded");
+    };
+    let text = format!(
+        "1-minute load average median {:.1}, max {:.1} on {} cores",
+        s.median, s.max, rec.host.cpus
+    );
+    if s.median > rec.host.cpus as f64 {
+        Span::Strong(format!("{text}: other work competed with the fleets"))
+    } else {
+        Span::text(text)
+    }
 }
 
 fn how_to_read(rec: &BenchRecord, axes: &Axes, doc: &mut Doc) {
@@ -163,7 +210,11 @@ fn series_kind(axes: &Axes) -> String {
     if let Some(c) = &axes.compare {
         parts.push(c);
     }
-    if parts.is_empty() { "series".into() } else { format!("({})", parts.join(", ")) }
+    if parts.is_empty() {
+        "series".into()
+    } else {
+        format!("({})", parts.join(", "))
+    }
 }
 
 /// Positions on the x axis: the values themselves when all are numbers, else 0, 1, 2 …
@@ -174,7 +225,11 @@ fn x_positions(rec: &BenchRecord, axes: &Axes) -> BTreeMap<String, (f64, String)
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let x = if numeric { v.as_f64().unwrap_or(i as f64) } else { i as f64 };
+            let x = if numeric {
+                v.as_f64().unwrap_or(i as f64)
+            } else {
+                i as f64
+            };
             (v.to_string(), (x, value_text(v)))
         })
         .collect()
@@ -190,7 +245,12 @@ struct SeriesDef {
 }
 
 fn series_defs(rec: &BenchRecord, axes: &Axes) -> Vec<SeriesDef> {
-    let variant_values = axes.compare.as_ref().and_then(|c| rec.matrix.params.get(c)).cloned().unwrap_or_default();
+    let variant_values = axes
+        .compare
+        .as_ref()
+        .and_then(|c| rec.matrix.params.get(c))
+        .cloned()
+        .unwrap_or_default();
     let mut defs: Vec<SeriesDef> = Vec::new();
     let mut colors: Vec<String> = Vec::new();
     for cell in &rec.cells {
@@ -209,7 +269,12 @@ fn series_defs(rec: &BenchRecord, axes: &Axes) -> Vec<SeriesDef> {
                     .and_then(|c| cell.get(c))
                     .and_then(|v| variant_values.iter().position(|x| x == v))
                     .unwrap_or(0);
-                defs.push(SeriesDef { label, color, variant, cells: vec![cell.index] });
+                defs.push(SeriesDef {
+                    label,
+                    color,
+                    variant,
+                    cells: vec![cell.index],
+                });
             }
         }
     }
@@ -219,10 +284,20 @@ fn series_defs(rec: &BenchRecord, axes: &Axes) -> Vec<SeriesDef> {
 }
 
 fn others_key(axes: &Axes, cell: &Cell) -> String {
-    axes.others.iter().map(|k| cell.get(k).map(value_text).unwrap_or_default()).collect::<Vec<_>>().join(",")
+    axes.others
+        .iter()
+        .map(|k| cell.get(k).map(value_text).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn chart_frame(rec: &BenchRecord, axes: &Axes, title: &str, y_label: String, from_zero: bool) -> LineChart {
+fn chart_frame(
+    rec: &BenchRecord,
+    axes: &Axes,
+    title: &str,
+    y_label: String,
+    from_zero: bool,
+) -> LineChart {
     let xs = x_positions(rec, axes);
     let mut ticks: Vec<(f64, String)> = xs.values().cloned().collect();
     ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -240,13 +315,28 @@ fn chart_frame(rec: &BenchRecord, axes: &Axes, title: &str, y_label: String, fro
 /// Shifts series sideways a little so error bars at one x do not hide each other.
 fn dodge(rec: &BenchRecord, axes: &Axes, n_series: usize, k: usize) -> f64 {
     let xs: Vec<f64> = x_positions(rec, axes).values().map(|p| p.0).collect();
-    let span = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - xs.iter().cloned().fold(f64::INFINITY, f64::min);
-    let step = if xs.len() > 1 && span > 0.0 { span / (xs.len() - 1) as f64 } else { 1.0 };
+    let span = xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+        - xs.iter().cloned().fold(f64::INFINITY, f64::min);
+    let step = if xs.len() > 1 && span > 0.0 {
+        span / (xs.len() - 1) as f64
+    } else {
+        1.0
+    };
     let width = step * 0.18;
-    if n_series <= 1 { 0.0 } else { width * (k as f64 / (n_series - 1) as f64 - 0.5) }
+    if n_series <= 1 {
+        0.0
+    } else {
+        width * (k as f64 / (n_series - 1) as f64 - 0.5)
+    }
 }
 
-fn metric_chart(rec: &BenchRecord, axes: &Axes, stats: &[CellStats], m: &Metric, mi: usize) -> LineChart {
+fn metric_chart(
+    rec: &BenchRecord,
+    axes: &Axes,
+    stats: &[CellStats],
+    m: &Metric,
+    mi: usize,
+) -> LineChart {
     let xs = x_positions(rec, axes);
     let defs = series_defs(rec, axes);
     let mut c = chart_frame(rec, axes, m.title, m.axis_label(), m.from_zero);
@@ -259,7 +349,11 @@ fn metric_chart(rec: &BenchRecord, axes: &Axes, stats: &[CellStats], m: &Metric,
             .filter_map(|&ci| {
                 let s = stats[ci].figures[mi]?;
                 let x = xs.get(&rec.cells[ci].get(&axes.x)?.to_string())?.0;
-                Some(Point { x: x + off, y: s.median, bar: Some((s.q1, s.q3)) })
+                Some(Point {
+                    x: x + off,
+                    y: s.median,
+                    bar: Some((s.q1, s.q3)),
+                })
             })
             .collect();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -277,7 +371,13 @@ fn metric_chart(rec: &BenchRecord, axes: &Axes, stats: &[CellStats], m: &Metric,
 fn failure_chart(rec: &BenchRecord, axes: &Axes, stats: &[CellStats]) -> LineChart {
     let xs = x_positions(rec, axes);
     let defs = series_defs(rec, axes);
-    let mut c = chart_frame(rec, axes, FAILURE_RATE_TITLE, "failed runs / runs".into(), true);
+    let mut c = chart_frame(
+        rec,
+        axes,
+        FAILURE_RATE_TITLE,
+        "failed runs / runs".into(),
+        true,
+    );
     c.note = Some("share of a cell's runs that did not pass".into());
     for (k, d) in defs.iter().enumerate() {
         let off = dodge(rec, axes, defs.len(), k) * 0.3;
@@ -287,7 +387,11 @@ fn failure_chart(rec: &BenchRecord, axes: &Axes, stats: &[CellStats]) -> LineCha
             .filter_map(|&ci| {
                 let rate = stats[ci].failure_rate()?;
                 let x = xs.get(&rec.cells[ci].get(&axes.x)?.to_string())?.0;
-                Some(Point { x: x + off, y: rate, bar: None })
+                Some(Point {
+                    x: x + off,
+                    y: rate,
+                    bar: None,
+                })
             })
             .collect();
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -304,7 +408,13 @@ fn failure_chart(rec: &BenchRecord, axes: &Axes, stats: &[CellStats]) -> LineCha
 
 fn spread_text(m: &Metric, s: Option<&Spread>) -> String {
     match s {
-        Some(s) => format!("{} [{}–{}] (n={})", m.format(s.median), fmt_num(m, s.q1), fmt_num(m, s.q3), s.n),
+        Some(s) => format!(
+            "{} [{}–{}] (n={})",
+            m.format(s.median),
+            fmt_num(m, s.q1),
+            fmt_num(m, s.q3),
+            s.n
+        ),
         None => "n/a".into(),
     }
 }
@@ -321,21 +431,33 @@ fn comparison(rec: &BenchRecord, axes: &Axes, stats: &[CellStats], pairs: &[Pair
         v
     };
     let a_name = pairs.first().map(|p| p.a_name.clone()).unwrap_or_default();
-    doc.h2(format!("Comparison: {} vs {a_name} (by {c})", b_names.join(", ")));
+    doc.h2(format!(
+        "Comparison: {} vs {a_name} (by {c})",
+        b_names.join(", ")
+    ));
     doc.text(format!(
         "B = {}, A = {a_name}. Counts of cells where B is clearly better, clearly worse, or not clearly different from A:",
         b_names.join(", ")
     ));
     let mut summary = Table {
-        head: ["metric", "B clearly better", "B clearly worse", "no clear difference", "no verdict"]
-            .map(String::from)
-            .to_vec(),
+        head: [
+            "metric",
+            "B clearly better",
+            "B clearly worse",
+            "no clear difference",
+            "no verdict",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: Vec::new(),
     };
     for (mi, m) in METRICS.iter().enumerate() {
         let (mut better, mut worse, mut same, mut none) = (0, 0, 0, 0);
         for p in pairs {
-            let v = verdict(stats[p.a_cell].figures[mi].as_ref(), stats[p.b_cell].figures[mi].as_ref());
+            let v = verdict(
+                stats[p.a_cell].figures[mi].as_ref(),
+                stats[p.b_cell].figures[mi].as_ref(),
+            );
             match (v, v.b_better(m)) {
                 (_, Some(true)) => better += 1,
                 (_, Some(false)) => worse += 1,
@@ -353,29 +475,60 @@ fn comparison(rec: &BenchRecord, axes: &Axes, stats: &[CellStats], pairs: &[Pair
     }
     doc.table(summary);
 
-    let slice_params: Vec<&String> = rec.matrix.params.keys().filter(|k| Some(*k) != axes.compare.as_ref()).collect();
+    let slice_params: Vec<&String> = rec
+        .matrix
+        .params
+        .keys()
+        .filter(|k| Some(*k) != axes.compare.as_ref())
+        .collect();
     for (mi, m) in METRICS.iter().enumerate() {
         doc.h3(m.title);
         let mut head: Vec<String> = slice_params.iter().map(|s| s.to_string()).collect();
-        head.extend(["A", "B", "A: median [q1–q3]", "B: median [q1–q3]", "B/A", "verdict"].map(String::from));
-        let mut t = Table { head, rows: Vec::new() };
+        head.extend(
+            [
+                "A",
+                "B",
+                "A: median [q1–q3]",
+                "B: median [q1–q3]",
+                "B/A",
+                "verdict",
+            ]
+            .map(String::from),
+        );
+        let mut t = Table {
+            head,
+            rows: Vec::new(),
+        };
         for p in pairs {
             let a = stats[p.a_cell].figures[mi];
             let b = stats[p.b_cell].figures[mi];
             let v = verdict(a.as_ref(), b.as_ref());
             let mut row: Vec<Span> = slice_params
                 .iter()
-                .map(|k| Span::text(rec.cells[p.a_cell].get(k).map(value_text).unwrap_or_default()))
+                .map(|k| {
+                    Span::text(
+                        rec.cells[p.a_cell]
+                            .get(k)
+                            .map(value_text)
+                            .unwrap_or_default(),
+                    )
+                })
                 .collect();
             row.push(Span::text(p.a_name.clone()));
             row.push(Span::text(p.b_name.clone()));
             row.push(Span::text(spread_text(m, a.as_ref())));
             row.push(Span::text(spread_text(m, b.as_ref())));
             row.push(Span::text(
-                a.zip(b).and_then(|(a, b)| ratio(a.median, b.median)).map_or("n/a".into(), |r| format!("{r:.3}")),
+                a.zip(b)
+                    .and_then(|(a, b)| ratio(a.median, b.median))
+                    .map_or("n/a".into(), |r| format!("{r:.3}")),
             ));
             let text = v.describe(&p.b_name, m);
-            row.push(if matches!(v, Verdict::Higher(_) | Verdict::Lower(_)) { Span::Strong(text) } else { Span::Text(text) });
+            row.push(if matches!(v, Verdict::Higher(_) | Verdict::Lower(_)) {
+                Span::Strong(text)
+            } else {
+                Span::Text(text)
+            });
             t.rows.push(row);
         }
         doc.table(t);
@@ -383,15 +536,29 @@ fn comparison(rec: &BenchRecord, axes: &Axes, stats: &[CellStats], pairs: &[Pair
     doc.h3(FAILURE_RATE_TITLE);
     let mut head: Vec<String> = slice_params.iter().map(|s| s.to_string()).collect();
     head.extend(["A failed / runs", "B failed / runs"].map(String::from));
-    let mut t = Table { head, rows: Vec::new() };
+    let mut t = Table {
+        head,
+        rows: Vec::new(),
+    };
     for p in pairs {
         let mut row: Vec<Span> = slice_params
             .iter()
-            .map(|k| Span::text(rec.cells[p.a_cell].get(k).map(value_text).unwrap_or_default()))
+            .map(|k| {
+                Span::text(
+                    rec.cells[p.a_cell]
+                        .get(k)
+                        .map(value_text)
+                        .unwrap_or_default(),
+                )
+            })
             .collect();
         for s in [&stats[p.a_cell], &stats[p.b_cell]] {
             let text = format!("{} / {}", s.failed, s.runs);
-            row.push(if s.failed > 0 { Span::Strong(text) } else { Span::Text(text) });
+            row.push(if s.failed > 0 {
+                Span::Strong(text)
+            } else {
+                Span::Text(text)
+            });
         }
         t.rows.push(row);
     }
@@ -404,7 +571,10 @@ fn cells_table(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
     let mut head: Vec<String> = rec.matrix.params.keys().cloned().collect();
     head.extend(["runs", "failed"].map(String::from));
     head.extend(METRICS.iter().map(|m| m.axis_label()));
-    let mut t = Table { head, rows: Vec::new() };
+    let mut t = Table {
+        head,
+        rows: Vec::new(),
+    };
     for (cell, s) in rec.cells.iter().zip(stats) {
         let mut row: Vec<Span> = rec
             .matrix
@@ -413,10 +583,19 @@ fn cells_table(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
             .map(|k| Span::text(cell.get(k).map(value_text).unwrap_or_default()))
             .collect();
         row.push(Span::text(s.runs.to_string()));
-        row.push(if s.failed > 0 { Span::Strong(s.failed.to_string()) } else { Span::text("0") });
+        row.push(if s.failed > 0 {
+            Span::Strong(s.failed.to_string())
+        } else {
+            Span::text("0")
+        });
         for (mi, m) in METRICS.iter().enumerate() {
             row.push(Span::text(match s.figures[mi] {
-                Some(f) => format!("{} [{} … {}]", fmt_num(m, f.median), fmt_num(m, f.min), fmt_num(m, f.max)),
+                Some(f) => format!(
+                    "{} [{} … {}]",
+                    fmt_num(m, f.median),
+                    fmt_num(m, f.min),
+                    fmt_num(m, f.max)
+                ),
                 None => "n/a".into(),
             }));
         }
@@ -451,7 +630,10 @@ fn failed_runs(rec: &BenchRecord, doc: &mut Doc) {
         .collect();
     doc.list(items);
     if failed.len() > FAILED_LISTED {
-        doc.text(format!("… and {} more (see bench.csv).", failed.len() - FAILED_LISTED));
+        doc.text(format!(
+            "… and {} more (see bench.csv).",
+            failed.len() - FAILED_LISTED
+        ));
     }
 }
 

@@ -130,9 +130,11 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
         } => {
             let loaded = plan::load(&path, &overrides(&common.set)?)?;
             let rendered = if plan_only {
-                render::check_plan(&loaded.plan).and_then(|_| render::resolved_plan_yaml(&loaded.plan))
+                render::check_plan(&loaded.plan)
+                    .and_then(|_| render::resolved_plan_yaml(&loaded.plan))
             } else {
-                render::render(&loaded.plan, &options(&common, &run_id, &namespace)).and_then(|o| o.to_yaml())
+                render::render(&loaded.plan, &options(&common, &run_id, &namespace))
+                    .and_then(|o| o.to_yaml())
             };
             match rendered {
                 Ok(yaml) => {
@@ -158,9 +160,11 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
             quiet,
         } => {
             let loaded = plan::load(&path, &overrides(&common.set)?)?;
-            let run_id = run_id.unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string());
+            let run_id = run_id
+                .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string());
             let namespace = namespace.unwrap_or_else(|| format!("testbed-{run_id}"));
-            let objects = match render::render(&loaded.plan, &options(&common, &run_id, &namespace)) {
+            let objects = match render::render(&loaded.plan, &options(&common, &run_id, &namespace))
+            {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {}: {e}", path.display());
@@ -183,15 +187,24 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
             };
             let say: Say = if quiet {
                 Arc::new(|line: String| {
-                    if line.starts_with("FAILED") || line.starts_with("error") || line.starts_with("warning") {
+                    if line.starts_with("FAILED")
+                        || line.starts_with("error")
+                        || line.starts_with("warning")
+                    {
                         eprintln!("{line}");
                     }
                 })
             } else {
                 Arc::new(|line: String| eprintln!("{line}"))
             };
-            say(format!("run {}/{run_id} in namespace {namespace} ({} nodes)", loaded.plan.name, loaded.plan.node_count()));
-            let outcome = KubeRun::new(client, objects, cfg, say).run(interrupts()).await;
+            say(format!(
+                "run {}/{run_id} in namespace {namespace} ({} nodes)",
+                loaded.plan.name,
+                loaded.plan.node_count()
+            ));
+            let outcome = KubeRun::new(client, objects, cfg, say)
+                .run(interrupts())
+                .await;
             print_summary(&outcome);
             Ok(ExitCode::from(outcome.exit_code.clamp(0, 255) as u8))
         }
@@ -238,7 +251,13 @@ fn print_summary(o: &Outcome) {
     let status = o
         .record_status
         .map(|s| format!("{s:?}"))
-        .unwrap_or_else(|| if o.interrupted { "Interrupted".into() } else { "Error".into() });
+        .unwrap_or_else(|| {
+            if o.interrupted {
+                "Interrupted".into()
+            } else {
+                "Error".into()
+            }
+        });
     println!("{status} (exit code {})", o.exit_code);
     for p in &o.problems {
         println!("  - {p}");
@@ -260,7 +279,10 @@ fn interrupts() -> watch::Receiver<u32> {
     let (tx, rx) = watch::channel(0u32);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         let mut n = 0u32;
@@ -271,8 +293,12 @@ fn interrupts() -> watch::Receiver<u32> {
             }
             n += 1;
             match n {
-                1 => eprintln!("interrupted: stopping the run, collecting partial results, then deleting (Ctrl-C again to skip collecting)"),
-                2 => eprintln!("interrupted again: deleting what was created (Ctrl-C again to exit at once and leave it)"),
+                1 => eprintln!(
+                    "interrupted: stopping the run, collecting partial results, then deleting (Ctrl-C again to skip collecting)"
+                ),
+                2 => eprintln!(
+                    "interrupted again: deleting what was created (Ctrl-C again to exit at once and leave it)"
+                ),
                 _ => std::process::exit(130),
             }
             let _ = tx.send(n);

@@ -61,18 +61,40 @@ pub async fn coordinate(args: CoordinateArgs, mut interrupt: watch::Receiver<boo
     let code = match outcome {
         Ok(out) => {
             let code = out.record.outcome.status.exit_code();
-            let rel = out.dir.strip_prefix(&args.results).unwrap_or(&out.dir).display().to_string();
-            eprintln!("coordinator: run finished with {:?} (exit code {code}); results in {rel}", out.record.outcome.status);
-            shared.finish(RunState::Done { exit_code: code, dir: rel }, Some(out.dir));
+            let rel = out
+                .dir
+                .strip_prefix(&args.results)
+                .unwrap_or(&out.dir)
+                .display()
+                .to_string();
+            eprintln!(
+                "coordinator: run finished with {:?} (exit code {code}); results in {rel}",
+                out.record.outcome.status
+            );
+            shared.finish(
+                RunState::Done {
+                    exit_code: code,
+                    dir: rel,
+                },
+                Some(out.dir),
+            );
             code
         }
         Err(e) => {
             eprintln!("coordinator: the run failed: {e:#}");
-            shared.finish(RunState::Error { error: format!("{e:#}") }, None);
+            shared.finish(
+                RunState::Error {
+                    error: format!("{e:#}"),
+                },
+                None,
+            );
             crate::record::Status::Error.exit_code()
         }
     };
-    eprintln!("coordinator: serving results for {}", humantime::format_duration(args.hold));
+    eprintln!(
+        "coordinator: serving results for {}",
+        humantime::format_duration(args.hold)
+    );
     tokio::select! {
         _ = tokio::time::sleep(args.hold) => {}
         _ = interrupt.wait_for(|v| *v) => {}

@@ -11,7 +11,10 @@ use std::time::Duration;
 pub enum Role {
     Coordinator,
     /// A node with its global index and its group's position in the plan.
-    Node { index: u32, group_index: usize },
+    Node {
+        index: u32,
+        group_index: usize,
+    },
     Other,
 }
 
@@ -66,7 +69,11 @@ pub enum Problem {
     /// The container cannot be created (`CreateContainerConfigError`, …).
     Container { reason: String, message: String },
     /// The container exited with an error.
-    Exited { exit_code: i32, reason: String, message: String },
+    Exited {
+        exit_code: i32,
+        reason: String,
+        message: String,
+    },
     /// The kubelet evicted the pod (node pressure).
     Evicted { message: String },
     /// The pod failed without container details.
@@ -94,14 +101,23 @@ impl Problem {
     pub fn blocks_start(&self) -> bool {
         matches!(
             self,
-            Problem::ImagePull { .. } | Problem::CrashLoop { .. } | Problem::Container { .. } | Problem::PendingTooLong { .. }
+            Problem::ImagePull { .. }
+                | Problem::CrashLoop { .. }
+                | Problem::Container { .. }
+                | Problem::PendingTooLong { .. }
         )
     }
 }
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let msg = |m: &str| if m.is_empty() { String::new() } else { format!(": {m}") };
+        let msg = |m: &str| {
+            if m.is_empty() {
+                String::new()
+            } else {
+                format!(": {m}")
+            }
+        };
         match self {
             Problem::OomKilled { exit_code } => write!(
                 f,
@@ -114,7 +130,11 @@ impl std::fmt::Display for Problem {
             ),
             Problem::CrashLoop { message } => write!(f, "CrashLoopBackOff{}", msg(message)),
             Problem::Container { reason, message } => write!(f, "{reason}{}", msg(message)),
-            Problem::Exited { exit_code, reason, message } => {
+            Problem::Exited {
+                exit_code,
+                reason,
+                message,
+            } => {
                 write!(f, "exited with code {exit_code} ({reason}){}", msg(message))
             }
             Problem::Evicted { message } => write!(f, "Evicted{}", msg(message)),
@@ -123,7 +143,11 @@ impl std::fmt::Display for Problem {
                 f,
                 "still Pending after {}{}",
                 humantime::format_duration(*waited),
-                if why.is_empty() { String::new() } else { format!(": {why}") }
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
             ),
         }
     }
@@ -169,7 +193,9 @@ pub fn status(pod: &Pod) -> PodStatus {
     };
     let phase = st.phase.clone().unwrap_or_default();
     let conditions = st.conditions.as_deref().unwrap_or_default();
-    let ready = conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    let ready = conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
     let unschedulable = conditions
         .iter()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False")
@@ -218,7 +244,13 @@ fn container_problem(c: &ContainerStatus) -> Option<Problem> {
                 });
             }
             let detail = last
-                .map(|t| format!("last exit code {} ({})", t.exit_code, t.reason.clone().unwrap_or_default()))
+                .map(|t| {
+                    format!(
+                        "last exit code {} ({})",
+                        t.exit_code,
+                        t.reason.clone().unwrap_or_default()
+                    )
+                })
                 .unwrap_or(message);
             return Some(Problem::CrashLoop { message: detail });
         }
@@ -226,12 +258,18 @@ fn container_problem(c: &ContainerStatus) -> Option<Problem> {
     if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
         let reason = t.reason.clone().unwrap_or_default();
         if reason == "OOMKilled" {
-            return Some(Problem::OomKilled { exit_code: t.exit_code });
+            return Some(Problem::OomKilled {
+                exit_code: t.exit_code,
+            });
         }
         if t.exit_code != 0 {
             return Some(Problem::Exited {
                 exit_code: t.exit_code,
-                reason: if reason.is_empty() { "Error".into() } else { reason },
+                reason: if reason.is_empty() {
+                    "Error".into()
+                } else {
+                    reason
+                },
                 message: t.message.clone().unwrap_or_default(),
             });
         }
@@ -245,7 +283,12 @@ pub mod fixtures {
     use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
-    pub fn node_pod(name: &str, group_index: usize, completion: u32, status: serde_json::Value) -> Pod {
+    pub fn node_pod(
+        name: &str,
+        group_index: usize,
+        completion: u32,
+        status: serde_json::Value,
+    ) -> Pod {
         serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
@@ -310,10 +353,25 @@ mod tests {
     #[test]
     fn roles() {
         let offsets = [0, 20];
-        assert_eq!(role(&node_pod("p", 1, 3, json!({})), &offsets), Role::Node { index: 23, group_index: 1 });
-        assert_eq!(role(&node_pod("p", 0, 3, json!({})), &offsets), Role::Node { index: 3, group_index: 0 });
+        assert_eq!(
+            role(&node_pod("p", 1, 3, json!({})), &offsets),
+            Role::Node {
+                index: 23,
+                group_index: 1
+            }
+        );
+        assert_eq!(
+            role(&node_pod("p", 0, 3, json!({})), &offsets),
+            Role::Node {
+                index: 3,
+                group_index: 0
+            }
+        );
         assert_eq!(role(&node_pod("p", 5, 3, json!({})), &offsets), Role::Other);
-        assert_eq!(role(&coordinator_pod(json!({})), &offsets), Role::Coordinator);
+        assert_eq!(
+            role(&coordinator_pod(json!({})), &offsets),
+            Role::Coordinator
+        );
     }
 
     #[test]
@@ -322,32 +380,64 @@ mod tests {
         assert_eq!(s(running(true)).problem, None);
         assert!(s(running(true)).ready);
         assert_eq!(s(succeeded()).problem, None);
-        assert_eq!(s(oom_killed()).problem, Some(Problem::OomKilled { exit_code: 137 }));
-        let pull = s(waiting("ImagePullBackOff", "Back-off pulling image \"x\"")).problem.unwrap();
+        assert_eq!(
+            s(oom_killed()).problem,
+            Some(Problem::OomKilled { exit_code: 137 })
+        );
+        let pull = s(waiting("ImagePullBackOff", "Back-off pulling image \"x\""))
+            .problem
+            .unwrap();
         assert_eq!(pull.reason(), "ImagePullBackOff");
         assert!(pull.blocks_start());
-        assert!(pull.to_string().contains("kind load docker-image"), "{pull}");
+        assert!(
+            pull.to_string().contains("kind load docker-image"),
+            "{pull}"
+        );
         assert_eq!(
-            s(waiting("CreateContainerConfigError", "no such configmap")).problem.unwrap().reason(),
+            s(waiting("CreateContainerConfigError", "no such configmap"))
+                .problem
+                .unwrap()
+                .reason(),
             "CreateContainerConfigError"
         );
         assert_eq!(s(waiting("ContainerCreating", "")).problem, None);
         let crash = json!({"phase": "Running", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
             "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
             "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}]});
-        assert_eq!(s(crash).problem, Some(Problem::CrashLoop { message: "last exit code 3 (Error)".into() }));
+        assert_eq!(
+            s(crash).problem,
+            Some(Problem::CrashLoop {
+                message: "last exit code 3 (Error)".into()
+            })
+        );
         let crash_oom = json!({"phase": "Running", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
             "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
             "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]});
-        assert_eq!(s(crash_oom).problem, Some(Problem::OomKilled { exit_code: 137 }));
+        assert_eq!(
+            s(crash_oom).problem,
+            Some(Problem::OomKilled { exit_code: 137 })
+        );
         let exited = json!({"phase": "Failed", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
             "restartCount": 0, "state": {"terminated": {"exitCode": 70, "reason": "Error", "message": "boom"}}}]});
-        assert_eq!(s(exited).problem.unwrap().to_string(), "exited with code 70 (Error): boom");
+        assert_eq!(
+            s(exited).problem.unwrap().to_string(),
+            "exited with code 70 (Error): boom"
+        );
         let evicted = json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"});
-        assert_eq!(s(evicted).problem, Some(Problem::Evicted { message: "low on memory".into() }));
-        let u = s(unschedulable("0/1 nodes are available: 1 Insufficient memory."));
+        assert_eq!(
+            s(evicted).problem,
+            Some(Problem::Evicted {
+                message: "low on memory".into()
+            })
+        );
+        let u = s(unschedulable(
+            "0/1 nodes are available: 1 Insufficient memory.",
+        ));
         assert_eq!(u.problem, None);
         assert!(u.pending());
-        assert_eq!(u.unschedulable.as_deref(), Some("0/1 nodes are available: 1 Insufficient memory."));
+        assert_eq!(
+            u.unschedulable.as_deref(),
+            Some("0/1 nodes are available: 1 Insufficient memory.")
+        );
     }
 }

@@ -21,10 +21,10 @@
 use super::names::{self, is_dns_label};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, Namespace, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
-    Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -33,7 +33,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testbed_contract::env;
-use testbed_contract::plan::{Implementation, Plan, Resources};
+use testbed_contract::plan::{Implementation, Plan, Resources, RunnerKind};
 
 /// Port of the control channel on the coordinator.
 pub const CONTROL_PORT: u16 = 7000;
@@ -119,11 +119,22 @@ pub enum RenderError {
         "group `{group}` uses the {implementation} node, but the image holds only the Rust node (`pubsub-node`); \
          on Kubernetes use `implementation: rust` (the default), or run Go/JS interop plans locally"
     )]
-    Implementation { group: String, implementation: &'static str },
-    #[error("{what} `{value}` is not a valid Kubernetes name: use 1-63 lower-case letters, digits and `-`, starting and ending with a letter or digit")]
+    Implementation {
+        group: String,
+        implementation: &'static str,
+    },
+    #[error(
+        "{what} `{value}` is not a valid Kubernetes name: use 1-63 lower-case letters, digits and `-`, starting and ending with a letter or digit"
+    )]
     Name { what: &'static str, value: String },
-    #[error("{field} `{value}` of {owner} is not a Kubernetes quantity (examples: `250m`, `1`, `64Mi`, `1Gi`, `1e3`)")]
-    Quantity { owner: String, field: &'static str, value: String },
+    #[error(
+        "{field} `{value}` of {owner} is not a Kubernetes quantity (examples: `250m`, `1`, `64Mi`, `1Gi`, `1e3`)"
+    )]
+    Quantity {
+        owner: String,
+        field: &'static str,
+        value: String,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -178,7 +189,8 @@ fn name_of(m: &ObjectMeta) -> String {
 }
 
 fn yaml<T: Serialize>(value: &T) -> Result<String, RenderError> {
-    let mut s = serde_saphyr::to_string(value).map_err(|e| RenderError::Other(format!("cannot write YAML: {e}")))?;
+    let mut s = serde_saphyr::to_string(value)
+        .map_err(|e| RenderError::Other(format!("cannot write YAML: {e}")))?;
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -188,7 +200,9 @@ fn yaml<T: Serialize>(value: &T) -> Result<String, RenderError> {
 /// Refuses what cannot run on Kubernetes, with the reason and what to do.
 pub fn check_plan(plan: &Plan) -> Result<(), RenderError> {
     if plan.network.is_some() {
-        return Err(RenderError::Network { plan: plan.name.clone() });
+        return Err(RenderError::Network {
+            plan: plan.name.clone(),
+        });
     }
     for g in &plan.groups {
         if g.implementation != Implementation::Rust {
@@ -226,13 +240,18 @@ fn check_resources(owner: &str, r: &Resources) -> Result<(), RenderError> {
 /// decimal (`n u m k M G T P E`) or exponent (`e3`, `E-2`) suffix.
 pub fn is_quantity(s: &str) -> bool {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let num_len = body.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+    let num_len = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
     let (num, suffix) = body.split_at(num_len);
     let digits = num.bytes().filter(u8::is_ascii_digit).count();
     if digits == 0 || num.bytes().filter(|b| *b == b'.').count() > 1 {
         return false;
     }
-    const SUFFIXES: [&str; 16] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E"];
+    const SUFFIXES: [&str; 16] = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
+    ];
     if SUFFIXES.contains(&suffix) {
         return true;
     }
@@ -247,7 +266,9 @@ pub fn is_quantity(s: &str) -> bool {
 
 /// The plan as the coordinator reads it: parameters substituted, every default written out.
 pub fn resolved_plan_yaml(plan: &Plan) -> Result<String, RenderError> {
-    let text = yaml(plan)?;
+    let mut plan = plan.clone();
+    plan.runner = RunnerKind::K8s;
+    let text = yaml(&plan)?;
     Ok(format!(
         "# Resolved plan `{}` (parameters substituted, defaults written out) for Kubernetes.\n{text}",
         plan.name
@@ -318,7 +339,10 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
                 image: Some(opts.image.clone()),
                 image_pull_policy: Some(opts.image_pull_policy.clone()),
                 command: Some(coordinator_command(opts)),
-                ports: Some(vec![container_port("control", CONTROL_PORT), container_port("results", RESULTS_PORT)]),
+                ports: Some(vec![
+                    container_port("control", CONTROL_PORT),
+                    container_port("results", RESULTS_PORT),
+                ]),
                 readiness_probe: Some(Probe {
                     tcp_socket: Some(TCPSocketAction {
                         port: IntOrString::String("control".into()),
@@ -362,7 +386,10 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
         labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
         labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
         let env = vec![
-            env_value(env::CONTROL_ADDR, &format!("tcp://{COORDINATOR}:{CONTROL_PORT}")),
+            env_value(
+                env::CONTROL_ADDR,
+                &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
+            ),
             env_value(env::RUN_ID, &opts.run_id),
             env_value(env::GROUP, &g.id),
             env_value(ENV_INDEX_OFFSET, &offset.to_string()),
@@ -462,10 +489,14 @@ pub fn node_command() -> Vec<String> {
         "/bin/sh".into(),
         "-c".into(),
         format!(
-            "n=0; until getent hosts {COORDINATOR} >/dev/null; do n=$((n+1)); \
-             if [ \"$n\" -gt {wait} ]; then echo \"the coordinator's name did not resolve in {wait} s\" >&2; exit 70; fi; \
-             sleep 1; done; \
-             export {idx}=$((JOB_COMPLETION_INDEX + {ENV_INDEX_OFFSET})); exec pubsub-node",
+            "n=0\n\
+             until getent hosts {COORDINATOR} >/dev/null; do\n\
+             \x20 n=$((n+1))\n\
+             \x20 if [ \"$n\" -gt {wait} ]; then echo \"the coordinator's name did not resolve in {wait} s\" >&2; exit 70; fi\n\
+             \x20 sleep 1\n\
+             done\n\
+             export {idx}=$((JOB_COMPLETION_INDEX + {ENV_INDEX_OFFSET}))\n\
+             exec pubsub-node\n",
             idx = env::NODE_INDEX
         ),
     ]
@@ -480,7 +511,10 @@ fn base_labels(plan: &Plan, opts: &RenderOptions) -> BTreeMap<String, String> {
     ])
 }
 
-fn with_component(base: &BTreeMap<String, String>, component: Option<&str>) -> BTreeMap<String, String> {
+fn with_component(
+    base: &BTreeMap<String, String>,
+    component: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut l = base.clone();
     if let Some(c) = component {
         l.insert(LABEL_COMPONENT.into(), c.into());
@@ -598,7 +632,9 @@ mod tests {
 
     #[test]
     fn quantities() {
-        for ok in ["1", "250m", "0.5", "64Mi", "1Gi", "1e3", "1E-2", "+1", ".5", "100k"] {
+        for ok in [
+            "1", "250m", "0.5", "64Mi", "1Gi", "1e3", "1E-2", "+1", ".5", "100k",
+        ] {
             assert!(is_quantity(ok), "{ok}");
         }
         for bad in ["", "Mi", "1.2.3", "64MB", "1e", "one", "1 Gi", "-"] {

@@ -80,19 +80,41 @@ async fn handle(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             respond(&mut stream, 200, "application/json", &body).await
         }
         ("GET", "/results.tar") => match (shared.state(), shared.dir()) {
-            (RunState::Running, _) => respond(&mut stream, 409, "text/plain", b"the run is still going\n").await,
-            (_, None) => respond(&mut stream, 404, "text/plain", b"the run wrote no results folder\n").await,
+            (RunState::Running, _) => {
+                respond(&mut stream, 409, "text/plain", b"the run is still going\n").await
+            }
+            (_, None) => {
+                respond(
+                    &mut stream,
+                    404,
+                    "text/plain",
+                    b"the run wrote no results folder\n",
+                )
+                .await
+            }
             (_, Some(dir)) => match tokio::task::spawn_blocking(move || tar_dir(&dir)).await {
                 Ok(Ok(bytes)) => respond(&mut stream, 200, "application/x-tar", &bytes).await,
-                Ok(Err(e)) => respond(&mut stream, 500, "text/plain", format!("{e}\n").as_bytes()).await,
-                Err(e) => respond(&mut stream, 500, "text/plain", format!("{e}\n").as_bytes()).await,
+                Ok(Err(e)) => {
+                    respond(&mut stream, 500, "text/plain", format!("{e}\n").as_bytes()).await
+                }
+                Err(e) => {
+                    respond(&mut stream, 500, "text/plain", format!("{e}\n").as_bytes()).await
+                }
             },
         },
         ("POST", "/abort") => {
             let _ = shared.abort.send(true);
             respond(&mut stream, 202, "text/plain", b"aborting\n").await
         }
-        _ => respond(&mut stream, 404, "text/plain", b"not found: GET /status, GET /results.tar, POST /abort\n").await,
+        _ => {
+            respond(
+                &mut stream,
+                404,
+                "text/plain",
+                b"not found: GET /status, GET /results.tar, POST /abort\n",
+            )
+            .await
+        }
     }
 }
 
@@ -113,12 +135,19 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, St
     let head = String::from_utf8_lossy(&buf);
     let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/") => Ok(Some((m.to_string(), p.to_string()))),
+        (Some(m), Some(p), Some(v)) if v.starts_with("HTTP/") => {
+            Ok(Some((m.to_string(), p.to_string())))
+        }
         _ => Ok(None),
     }
 }
 
-async fn respond(stream: &mut TcpStream, code: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+async fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let reason = match code {
         200 => "OK",
         202 => "Accepted",
@@ -203,7 +232,10 @@ mod tests {
 
         let (code, body) = request(addr, "GET", "/status").await;
         assert_eq!(code, 200);
-        assert_eq!(serde_json::from_slice::<RunState>(&body).unwrap(), RunState::Running);
+        assert_eq!(
+            serde_json::from_slice::<RunState>(&body).unwrap(),
+            RunState::Running
+        );
         assert_eq!(request(addr, "GET", "/results.tar").await.0, 409);
         assert_eq!(request(addr, "GET", "/nope").await.0, 404);
         assert_eq!(request(addr, "POST", "/abort").await.0, 202);
@@ -230,7 +262,10 @@ mod tests {
         let out = tmp.path().join("fetched");
         untar(&tarball, &out).unwrap();
         assert_eq!(std::fs::read(out.join("run.json")).unwrap(), b"{}");
-        assert_eq!(std::fs::read(out.join("logs/node-0000.log")).unwrap(), b"hello\n");
+        assert_eq!(
+            std::fs::read(out.join("logs/node-0000.log")).unwrap(),
+            b"hello\n"
+        );
         assert!(!out.join("control.sock").exists());
         // Deterministic: the same folder gives the same bytes.
         assert_eq!(tar_dir(&run).unwrap(), tar_dir(&run).unwrap());

@@ -73,7 +73,11 @@ pub struct PodProblem {
 impl std::fmt::Display for PodProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.group {
-            Some(g) => write!(f, "{} (group {g}, pod {}): {}", self.role, self.pod, self.problem),
+            Some(g) => write!(
+                f,
+                "{} (group {g}, pod {}): {}",
+                self.role, self.pod, self.problem
+            ),
             None => write!(f, "{} (pod {}): {}", self.role, self.pod, self.problem),
         }
     }
@@ -259,11 +263,19 @@ impl KubeRun {
         self.say(format!(
             "created {} Job(s) for {} node(s)",
             self.objects.jobs.len(),
-            self.objects.jobs.iter().filter_map(|j| j.spec.as_ref()?.completions).sum::<i32>()
+            self.objects
+                .jobs
+                .iter()
+                .filter_map(|j| j.spec.as_ref()?.completions)
+                .sum::<i32>()
         ));
 
         let (log_tx, mut log_lines) = mpsc::unbounded_channel();
-        let _logs = AbortOnDrop(tokio::spawn(follow_log(self.api::<Pod>(), COORDINATOR.to_string(), log_tx)));
+        let _logs = AbortOnDrop(tokio::spawn(follow_log(
+            self.api::<Pod>(),
+            COORDINATOR.to_string(),
+            log_tx,
+        )));
 
         let deadline = Instant::now() + self.cfg.deadline;
         let mut aborted: Option<Instant> = None;
@@ -326,14 +338,23 @@ impl KubeRun {
             {
                 self.say(format!("stopping the run: {why}"));
                 if let Err(e) = self.abort().await {
-                    self.say(format!("could not ask the coordinator to stop: {}", api_error(&e)));
+                    self.say(format!(
+                        "could not ask the coordinator to stop: {}",
+                        api_error(&e)
+                    ));
                 }
                 aborted = Some(Instant::now());
             }
         };
+        // Pod events already received still count (a failure seen just before the end).
+        while let Ok(ev) = events.try_recv() {
+            self.on_event(tracked, ev);
+        }
         self.progress(tracked);
         // The log stream has the coordinator's last lines.
-        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), log_lines.recv()).await {
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_millis(200), log_lines.recv()).await
+        {
             self.say(format!("coordinator | {line}"));
         }
         outcome.state = Some(state.clone());
@@ -359,18 +380,40 @@ impl KubeRun {
         let cm: Api<ConfigMap> = self.api();
         cm.create(&pp, &self.objects.config_map)
             .await
-            .map_err(|e| anyhow::anyhow!("creating ConfigMap {}: {}", self.objects.config_map.name_any(), api_error(&e)))?;
-        created.objects.push(("ConfigMap", self.objects.config_map.name_any()));
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "creating ConfigMap {}: {}",
+                    self.objects.config_map.name_any(),
+                    api_error(&e)
+                )
+            })?;
+        created
+            .objects
+            .push(("ConfigMap", self.objects.config_map.name_any()));
         let svc: Api<Service> = self.api();
-        svc.create(&pp, &self.objects.service)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating Service {}: {}", self.objects.service.name_any(), api_error(&e)))?;
-        created.objects.push(("Service", self.objects.service.name_any()));
+        svc.create(&pp, &self.objects.service).await.map_err(|e| {
+            anyhow::anyhow!(
+                "creating Service {}: {}",
+                self.objects.service.name_any(),
+                api_error(&e)
+            )
+        })?;
+        created
+            .objects
+            .push(("Service", self.objects.service.name_any()));
         let pods: Api<Pod> = self.api();
         pods.create(&pp, &self.objects.coordinator)
             .await
-            .map_err(|e| anyhow::anyhow!("creating Pod {}: {}", self.objects.coordinator.name_any(), api_error(&e)))?;
-        created.objects.push(("Pod", self.objects.coordinator.name_any()));
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "creating Pod {}: {}",
+                    self.objects.coordinator.name_any(),
+                    api_error(&e)
+                )
+            })?;
+        created
+            .objects
+            .push(("Pod", self.objects.coordinator.name_any()));
         Ok(())
     }
 
@@ -381,7 +424,10 @@ impl KubeRun {
         if created.namespace {
             let api: Api<Namespace> = Api::all(self.client.clone());
             match api.delete(&self.namespace, &dp).await {
-                Ok(_) => self.say(format!("deleted namespace {} (and everything in it)", self.namespace)),
+                Ok(_) => self.say(format!(
+                    "deleted namespace {} (and everything in it)",
+                    self.namespace
+                )),
                 Err(e) if status_code(&e) == Some(404) => {}
                 Err(e) => failures.push(format!("namespace {}: {}", self.namespace, api_error(&e))),
             }
@@ -401,7 +447,11 @@ impl KubeRun {
                 }
             }
             if !created.objects.is_empty() {
-                self.say(format!("deleted {} object(s) from namespace {}", created.objects.len(), self.namespace));
+                self.say(format!(
+                    "deleted {} object(s) from namespace {}",
+                    created.objects.len(),
+                    self.namespace
+                ));
             }
         }
         if failures.is_empty() {
@@ -437,7 +487,9 @@ impl KubeRun {
             }
         }
         if status.pending() {
-            t.pending_since.entry(name.clone()).or_insert_with(Instant::now);
+            t.pending_since
+                .entry(name.clone())
+                .or_insert_with(Instant::now);
         } else {
             t.pending_since.remove(&name);
         }
@@ -447,8 +499,17 @@ impl KubeRun {
         self.record_problem(t, name, role, problem)
     }
 
-    fn record_problem(&self, t: &mut Tracked, pod: String, role: Role, problem: Problem) -> Option<PodProblem> {
-        if !t.reported.insert((pod.clone(), problem.reason().to_string())) {
+    fn record_problem(
+        &self,
+        t: &mut Tracked,
+        pod: String,
+        role: Role,
+        problem: Problem,
+    ) -> Option<PodProblem> {
+        if !t
+            .reported
+            .insert((pod.clone(), problem.reason().to_string()))
+        {
             return None;
         }
         let group = match &role {
@@ -477,12 +538,25 @@ impl KubeRun {
         let mut first = None;
         for (name, waited) in overdue {
             t.pending_since.remove(&name);
-            let Some((role, status)) = t.pods.get(&name).cloned() else { continue };
+            let Some((role, status)) = t.pods.get(&name).cloned() else {
+                continue;
+            };
             let why = status.unschedulable.clone().unwrap_or_default();
             if role == Role::Coordinator {
-                t.coordinator_gone = Some(format!("still Pending after {}: {why}", humantime::format_duration(waited)));
+                t.coordinator_gone = Some(format!(
+                    "still Pending after {}: {why}",
+                    humantime::format_duration(waited)
+                ));
             }
-            let p = self.record_problem(t, name, role, Problem::PendingTooLong { waited: self.cfg.pending_timeout, why });
+            let p = self.record_problem(
+                t,
+                name,
+                role,
+                Problem::PendingTooLong {
+                    waited: self.cfg.pending_timeout,
+                    why,
+                },
+            );
             first = first.or(p);
         }
         first
@@ -492,14 +566,29 @@ impl KubeRun {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for (role, st) in t.pods.values() {
             if matches!(role, Role::Node { .. }) {
-                *counts.entry(if st.phase.is_empty() { "Pending" } else { st.phase.as_str() }).or_default() += 1;
+                *counts
+                    .entry(if st.phase.is_empty() {
+                        "Pending"
+                    } else {
+                        st.phase.as_str()
+                    })
+                    .or_default() += 1;
             }
         }
-        let total: i32 = self.objects.jobs.iter().filter_map(|j| j.spec.as_ref()?.completions).sum();
+        let total: i32 = self
+            .objects
+            .jobs
+            .iter()
+            .filter_map(|j| j.spec.as_ref()?.completions)
+            .sum();
         let line = format!(
             "node pods: {} of {total} seen; {}",
             counts.values().sum::<usize>(),
-            counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+            counts
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         if line != t.last_progress {
             self.say(line.clone());
@@ -529,8 +618,17 @@ impl KubeRun {
     }
 
     /// Results, logs and the pod problems into `results/<plan>/<run-id>/`.
-    async fn collect(&self, t: &Tracked, outcome: &mut Outcome, state: &RunState) -> anyhow::Result<()> {
-        let dir = self.cfg.results_root.join(&self.cfg.plan_name).join(&self.cfg.run_id);
+    async fn collect(
+        &self,
+        t: &Tracked,
+        outcome: &mut Outcome,
+        state: &RunState,
+    ) -> anyhow::Result<()> {
+        let dir = self
+            .cfg
+            .results_root
+            .join(&self.cfg.plan_name)
+            .join(&self.cfg.run_id);
         std::fs::create_dir_all(dir.join("logs"))?;
         outcome.results_dir = Some(dir.clone());
         let mut fetch_error = None;
@@ -544,10 +642,14 @@ impl KubeRun {
                         untar(&bytes, &dir)?;
                         self.say(format!("fetched the results into {}", dir.display()));
                     }
-                    Err(e) => fetch_error = Some(format!("fetching the results: {}", api_error(&e))),
+                    Err(e) => {
+                        fetch_error = Some(format!("fetching the results: {}", api_error(&e)))
+                    }
                 }
             }
-            RunState::Error { error } => self.say(format!("the coordinator could not run the plan: {error}")),
+            RunState::Error { error } => {
+                self.say(format!("the coordinator could not run the plan: {error}"))
+            }
             RunState::Running => {}
         }
         self.fetch_logs(t, &dir).await;
@@ -584,7 +686,9 @@ impl KubeRun {
     /// Adds what Kubernetes saw to `run.json` and re-renders the report. A pod problem is a
     /// node failure even when the coordinator stopped the run on our request.
     fn annotate_record(&self, t: &Tracked, outcome: &mut Outcome, dir: &std::path::Path) {
-        let Ok(mut record) = results_dir::read_record(dir) else { return };
+        let Ok(mut record) = results_dir::read_record(dir) else {
+            return;
+        };
         record.runner = "k8s".into();
         let pods: Vec<serde_json::Value> = t
             .pods
@@ -618,7 +722,9 @@ impl KubeRun {
             }
         }
         if !t.problems.is_empty() {
-            if matches!(record.outcome.status, Status::Passed | Status::Interrupted) && !outcome.interrupted {
+            if matches!(record.outcome.status, Status::Passed | Status::Interrupted)
+                && !outcome.interrupted
+            {
                 record.outcome.status = Status::NodeFailed;
             }
             let mut reasons: Vec<String> = t.problems.iter().map(|p| p.to_string()).collect();
@@ -635,7 +741,12 @@ impl KubeRun {
 }
 
 /// Lists, then watches, the run's pods, forever (until the receiver goes away).
-async fn watch_pods(api: Api<Pod>, selector: String, tx: mpsc::UnboundedSender<PodEvent>, delay: Duration) {
+async fn watch_pods(
+    api: Api<Pod>,
+    selector: String,
+    tx: mpsc::UnboundedSender<PodEvent>,
+    delay: Duration,
+) {
     'relist: loop {
         if tx.is_closed() {
             return;
@@ -643,7 +754,10 @@ async fn watch_pods(api: Api<Pod>, selector: String, tx: mpsc::UnboundedSender<P
         let list = match api.list(&ListParams::default().labels(&selector)).await {
             Ok(l) => l,
             Err(e) => {
-                let _ = tx.send(PodEvent::Warning(format!("listing pods: {}", api_error(&e))));
+                let _ = tx.send(PodEvent::Warning(format!(
+                    "listing pods: {}",
+                    api_error(&e)
+                )));
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -657,7 +771,10 @@ async fn watch_pods(api: Api<Pod>, selector: String, tx: mpsc::UnboundedSender<P
             let stream = match api.watch(&wp, &version).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = tx.send(PodEvent::Warning(format!("watching pods: {}", api_error(&e))));
+                    let _ = tx.send(PodEvent::Warning(format!(
+                        "watching pods: {}",
+                        api_error(&e)
+                    )));
                     tokio::time::sleep(delay).await;
                     continue 'relist;
                 }
@@ -676,7 +793,9 @@ async fn watch_pods(api: Api<Pod>, selector: String, tx: mpsc::UnboundedSender<P
                     }
                     // 410 Gone: the version is too old; start again from a list.
                     Ok(WatchEvent::Error(e)) if e.code == 410 => continue 'relist,
-                    Ok(WatchEvent::Error(e)) => PodEvent::Warning(format!("pod watch: {}", e.message)),
+                    Ok(WatchEvent::Error(e)) => {
+                        PodEvent::Warning(format!("pod watch: {}", e.message))
+                    }
                     Err(e) => PodEvent::Warning(format!("pod watch: {e}")),
                 };
                 if tx.send(event).is_err() {
@@ -694,7 +813,9 @@ async fn follow_log(api: Api<Pod>, name: String, tx: mpsc::UnboundedSender<Strin
         follow: true,
         ..Default::default()
     };
-    let Ok(stream) = api.log_stream(&name, &lp).await else { return };
+    let Ok(stream) = api.log_stream(&name, &lp).await else {
+        return;
+    };
     let mut lines = stream.lines();
     while let Ok(Some(line)) = lines.try_next().await {
         if tx.send(line).is_err() {
@@ -729,3 +850,7 @@ pub fn api_error(e: &kube::Error) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -34,6 +34,10 @@ pub fn validate(plan: &Plan) -> Problems {
     check_topology(plan, &mut p);
     check_workload(plan, &mut p);
     check_matrix(plan, &mut p);
+    crate::churn::validate::check(plan, &mut p);
+    if let Err((field, why)) = crate::telemetry::check(&plan.telemetry) {
+        p.push((root().key("telemetry").key(field), why));
+    }
     p
 }
 

@@ -59,7 +59,10 @@ pub struct Chart {
 
 impl Doc {
     pub fn new(title: impl Into<String>) -> Doc {
-        Doc { title: title.into(), blocks: Vec::new() }
+        Doc {
+            title: title.into(),
+            blocks: Vec::new(),
+        }
     }
 
     pub fn h2(&mut self, s: impl Into<String>) {

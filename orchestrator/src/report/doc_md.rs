@@ -78,10 +78,24 @@ mod tests {
     fn renders_blocks() {
         let mut d = Doc::new("Bench: x");
         d.h2("Charts");
-        d.para(vec![Span::text("a_b "), Span::Strong("c".into()), Span::Code("d".into())]);
-        d.list(vec![vec![Span::Link("run 1".into(), "runs/a b/report.md".into())]]);
-        d.table(Table { head: vec!["k".into(), "v".into()], rows: vec![vec![Span::text("x|y"), Span::text("1")]] });
-        d.chart(Chart { title: "Latency".into(), file: "charts/latency.svg".into(), svg: String::new() });
+        d.para(vec![
+            Span::text("a_b "),
+            Span::Strong("c".into()),
+            Span::Code("d".into()),
+        ]);
+        d.list(vec![vec![Span::Link(
+            "run 1".into(),
+            "runs/a b/report.md".into(),
+        )]]);
+        d.table(Table {
+            head: vec!["k".into(), "v".into()],
+            rows: vec![vec![Span::text("x|y"), Span::text("1")]],
+        });
+        d.chart(Chart {
+            title: "Latency".into(),
+            file: "charts/latency.svg".into(),
+            svg: String::new(),
+        });
         assert_eq!(
             render(&d),
             "# Bench: x\n\n## Charts\n\na\\_b **c**`d`\n\n- [run 1](runs/a%20b/report.md)\n\n| k | v |\n|---|---|\n| x\\|y | 1 |\n\n![Latency](charts/latency.svg)\n"

@@ -51,11 +51,15 @@ pub fn render(doc: &Doc) -> String {
                 o.push_str("</ul>\n");
             }
             Block::Table(t) => {
-                o.push_str("<table>\n<thead><tr>");
-                for h in &t.head {
-                    let _ = write!(o, "<th>{}</th>", esc(h));
+                o.push_str("<table>\n");
+                if t.head.iter().any(|h| !h.is_empty()) {
+                    o.push_str("<thead><tr>");
+                    for h in &t.head {
+                        let _ = write!(o, "<th>{}</th>", esc(h));
+                    }
+                    o.push_str("</tr></thead>\n");
                 }
-                o.push_str("</tr></thead>\n<tbody>\n");
+                o.push_str("<tbody>\n");
                 for row in &t.rows {
                     o.push_str("<tr>");
                     for c in row {
@@ -85,7 +89,9 @@ pub fn render(doc: &Doc) -> String {
 
 fn strip_xml_declaration(svg: &str) -> &str {
     match svg.trim_start().strip_prefix("<?xml") {
-        Some(rest) => rest.split_once("?>").map_or(svg, |(_, after)| after.trim_start()),
+        Some(rest) => rest
+            .split_once("?>")
+            .map_or(svg, |(_, after)| after.trim_start()),
         None => svg.trim(),
     }
 }
@@ -145,10 +151,15 @@ mod tests {
             file: "charts/c.svg".into(),
             svg: "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".into(),
         });
-        d.table(Table { head: vec!["h".into()], rows: vec![vec![Span::Strong("1 < 2".into())]] });
+        d.table(Table {
+            head: vec!["h".into()],
+            rows: vec![vec![Span::Strong("1 < 2".into())]],
+        });
         let h = render(&d);
         assert!(h.contains("<title>A &lt;b&gt;</title>"));
-        assert!(h.contains("<div class=\"charts\">\n<figure data-chart=\"charts/c.svg\">\n<svg xmlns"));
+        assert!(
+            h.contains("<div class=\"charts\">\n<figure data-chart=\"charts/c.svg\">\n<svg xmlns")
+        );
         assert!(!h.contains("<?xml"));
         assert!(h.contains("<td><strong>1 &lt; 2</strong></td>"));
         assert!(!h.contains("http://") || !h.replace("http://www.w3.org/", "").contains("http://"));

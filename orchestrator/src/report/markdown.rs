@@ -142,6 +142,11 @@ pub fn render(r: &RunRecord) -> String {
         }
     }
 
+    if let Some(churn) = crate::churn::report::markdown(r) {
+        o.push('\n');
+        o.push_str(&churn);
+    }
+
     let _ = writeln!(o, "\n## Phases\n\n| phase | started | duration | result | note |\n|---|---|---|---|---|");
     for p in &r.phases {
         let _ = writeln!(
@@ -172,6 +177,9 @@ pub fn render(r: &RunRecord) -> String {
         }
     }
 
+    // Only when more than one implementation ran (the figures are stored only then).
+    o.push_str(&crate::by_implementation::render_markdown(r));
+
     let failed: Vec<_> = r.nodes.iter().filter(|n| n.status != NodeStatus::Ok).collect();
     if !failed.is_empty() {
         let _ = writeln!(o, "\n## Nodes that did not finish normally\n\n| node | group | status | last state | why | log |\n|---|---|---|---|---|---|");
@@ -192,6 +200,7 @@ pub fn render(r: &RunRecord) -> String {
             let _ = writeln!(o, "\n… and {} more (see run.json).", failed.len() - 100);
         }
     }
+    o.push_str(&crate::telemetry::report::markdown(r));
     let _ = writeln!(
         o,
         "\n---\nAll figures are measured in this run; `run.json` beside this file holds every node's raw result. See docs/report-format.md for how each figure is computed."

@@ -5,6 +5,7 @@ pub mod doc;
 pub mod doc_md;
 pub mod html;
 pub mod markdown;
+pub mod run_html;
 
 use crate::record::RunRecord;
 use anyhow::{Context, Result};
@@ -13,6 +14,7 @@ use std::path::Path;
 pub fn write_all(dir: &Path, record: &RunRecord) -> Result<()> {
     let md = markdown::render(record);
     std::fs::write(dir.join("report.md"), md).with_context(|| format!("writing {}/report.md", dir.display()))?;
+    std::fs::write(dir.join("report.html"), run_html::render(record)?).with_context(|| format!("writing {}/report.html", dir.display()))?;
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub struct DriveLog {
     pub expected_estimate: u64,
     pub first_publish: Option<Instant>,
     pub settle_end: Option<Instant>,
+    /// What the churn phase did (events, removals, the orchestrator's record of each node).
+    pub churn: Option<crate::churn::ChurnLog>,
 }
 
 pub struct Driver<'a> {
@@ -32,6 +34,8 @@ pub struct Driver<'a> {
     pub log: DriveLog,
     subscribers: BTreeMap<String, BTreeSet<u32>>,
     settle_note: Option<String>,
+    /// The runner and schedule of the plan's churn phase, when it has one.
+    churn: Option<crate::churn::Setup<'a>>,
 }
 
 impl<'a> Driver<'a> {
@@ -44,7 +48,15 @@ impl<'a> Driver<'a> {
             log: DriveLog::default(),
             subscribers: BTreeMap::new(),
             settle_note: None,
+            churn: None,
         }
+    }
+
+    /// Gives the driver what a churn phase needs: the runner (to launch and stop nodes) and
+    /// the schedule.
+    pub fn with_churn(mut self, setup: crate::churn::Setup<'a>) -> Self {
+        self.churn = Some(setup);
+        self
     }
 
     fn ms_since_start(&self, t: Instant) -> f64 {
@@ -85,10 +97,9 @@ impl<'a> Driver<'a> {
         let n = self.fleet.nodes.len() as u32;
         let dials = dial_plan(&self.plan.topology, n, self.plan.seed);
         let mut ids = Vec::new();
+        // Every node gets a connect, even with nothing to dial (node 0): it is how a node
+        // learns that setup reached the connected state.
         for (i, targets) in dials.iter().enumerate() {
-            if targets.is_empty() {
-                continue;
-            }
             let peers = targets.iter().filter_map(|&t| self.peer_addr(t)).collect();
             if let Some(id) = self.fleet.command(i as u32, Command::Connect { peers }) {
                 ids.push(id);
@@ -103,19 +114,7 @@ impl<'a> Driver<'a> {
     }
 
     pub fn peer_addr(&self, index: u32) -> Option<PeerAddr> {
-        let s = self.fleet.nodes.get(index as usize)?;
-        // A node listening on every interface reports loopback too; peers elsewhere (other
-        // namespaces, pods) must dial a routable address.
-        let addr = s
-            .listen_addrs
-            .iter()
-            .find(|a| !a.starts_with("/ip4/127.") && !a.starts_with("/ip6/::1/"))
-            .or(s.listen_addrs.first())?;
-        Some(PeerAddr {
-            index,
-            peer_id: s.peer_id.clone()?,
-            addr: addr.clone(),
-        })
+        peer_addr_in(self.fleet, index)
     }
 
     async fn await_acks_with_progress(&mut self, ids: &[u64], until: Instant, what: &str) -> Result<(), Stop> {
@@ -147,13 +146,11 @@ impl<'a> Driver<'a> {
                 Phase::Publish(p) => self.publish(p).await,
                 Phase::Wait(d) => self.wait(*d).await,
                 Phase::Settle(s) => self.settle(s.timeout).await.map(|_| ()),
-                Phase::Churn(_) => {
-                    self.fleet.anomalies.push("churn phases are not supported yet".into());
-                    Ok(())
-                }
+                Phase::Churn(_) => self.churn().await,
             };
             let note = match phase {
                 Phase::Settle(_) if r.is_ok() => self.settle_note.take(),
+                Phase::Churn(_) => self.settle_note.take(),
                 _ => None,
             };
             self.record_phase(i, phase.kind(), start, r.is_ok(), note);
@@ -253,6 +250,27 @@ impl<'a> Driver<'a> {
         self.await_acks_with_progress(&ids, until, "publishing").await
     }
 
+    /// Runs the churn phase (crate::churn); its record goes to `log.churn` also when it
+    /// stopped early.
+    async fn churn(&mut self) -> Result<(), Stop> {
+        let Some(mut setup) = self.churn.take() else {
+            self.fleet
+                .anomalies
+                .push("the churn phase cannot run: the run was started without a runner that launches nodes".into());
+            return Err(Stop::Fault);
+        };
+        let cx = crate::churn::executor::Context {
+            fleet: &mut *self.fleet,
+            launcher: &mut setup.launcher,
+            progress: self.progress,
+            subscribers: self.subscribers.clone(),
+        };
+        let (log, r) = crate::churn::executor::run(cx, &setup.prepared.config, &setup.prepared.schedule).await;
+        self.settle_note = Some(crate::churn::phase_note(&log));
+        self.log.churn = Some(log);
+        r
+    }
+
     async fn wait(&mut self, d: Duration) -> Result<(), Stop> {
         self.progress.stage(&format!("waiting {}", humantime::format_duration(d)), 0);
         self.fleet.wait_until(Instant::now() + d, |_| false).await.map(|_| ())
@@ -296,4 +314,21 @@ impl<'a> Driver<'a> {
                 .await?;
         }
     }
+}
+
+/// A dialable address of node `index`, as it reported it.
+pub fn peer_addr_in(fleet: &Fleet, index: u32) -> Option<PeerAddr> {
+    let s = fleet.nodes.get(index as usize)?;
+    // A node listening on every interface reports loopback too; peers elsewhere (other
+    // namespaces, pods) must dial a routable address.
+    let addr = s
+        .listen_addrs
+        .iter()
+        .find(|a| !a.starts_with("/ip4/127.") && !a.starts_with("/ip6/::1/"))
+        .or(s.listen_addrs.first())?;
+    Some(PeerAddr {
+        index,
+        peer_id: s.peer_id.clone()?,
+        addr: addr.clone(),
+    })
 }

@@ -6,7 +6,7 @@ use crate::control::barrier::Barriers;
 use crate::control::{ConnId, ControlEvent};
 use crate::record::NodeStatus;
 use crate::runner::NodeExit;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use testbed_contract::PROTOCOL_VERSION;
 use testbed_contract::protocol::{Command, NodeConfig, NodeMsg, OrchMsg};
 use testbed_contract::results::{ExitReason, NodeResult, NodeState, Snapshot, StateChange};
@@ -36,6 +36,8 @@ pub struct NodeSlot {
     /// Stopped on purpose (churn): its exit is not a failure.
     pub removed: bool,
     pub mesh_ms: Option<f64>,
+    /// Where the node serves its own libp2p metrics (`telemetry.node_metrics`).
+    pub metrics_addr: Option<String>,
 }
 
 impl NodeSlot {
@@ -60,6 +62,7 @@ impl NodeSlot {
             fault: None,
             removed: false,
             mesh_ms: None,
+            metrics_addr: None,
         }
     }
 
@@ -97,6 +100,8 @@ pub struct Fleet {
     interrupt: watch::Receiver<bool>,
     acks: HashMap<u64, AckInfo>,
     owners: HashMap<u64, u32>,
+    /// Commands whose failure is an outcome to record, not a node fault (churn).
+    tolerated: HashSet<u64>,
     next_cmd: u64,
     barriers: Barriers,
     /// The run's hard deadline (plan timeout).
@@ -107,6 +112,8 @@ pub struct Fleet {
     pub anomalies: Vec<String>,
     /// Faults count as failures only while this is false (finish tolerates exits).
     pub finishing: bool,
+    /// The live Prometheus view of the run, fed one node at a time as events arrive.
+    pub live: Option<std::sync::Arc<crate::telemetry::metrics::LiveMetrics>>,
 }
 
 impl Fleet {
@@ -126,12 +133,14 @@ impl Fleet {
             interrupt,
             acks: HashMap::new(),
             owners: HashMap::new(),
+            tolerated: HashSet::new(),
             next_cmd: 1,
             barriers: Barriers::default(),
             deadline,
             activity: "launch".into(),
             anomalies: Vec::new(),
             finishing: false,
+            live: None,
         }
     }
 
@@ -153,6 +162,14 @@ impl Fleet {
         }
         slot.tx.as_ref()?.send(OrchMsg::Command { id, cmd }).ok()?;
         self.owners.insert(id, index);
+        Some(id)
+    }
+
+    /// Like [`Fleet::command`], but a failed ack does not fault the node: under churn a
+    /// dial to a peer that just left, or a publish nobody is subscribed to yet, is an outcome.
+    pub fn command_tolerated(&mut self, index: u32, cmd: Command) -> Option<u64> {
+        let id = self.command(index, cmd)?;
+        self.tolerated.insert(id);
         Some(id)
     }
 
@@ -251,7 +268,20 @@ impl Fleet {
         }
     }
 
+    /// Shows node `index`'s latest state in the live metrics.
+    fn publish_live(&self, index: u32) {
+        if let (Some(live), Some(slot)) = (&self.live, self.nodes.get(index as usize)) {
+            live.on_slot(slot);
+        }
+    }
+
     fn on_exit(&mut self, exit: NodeExit) {
+        let index = exit.index;
+        self.on_exit_inner(exit);
+        self.publish_live(index);
+    }
+
+    fn on_exit_inner(&mut self, exit: NodeExit) {
         let finishing = self.finishing;
         let Some(slot) = self.nodes.get_mut(exit.index as usize) else { return };
         slot.exit = Some(exit);
@@ -272,7 +302,12 @@ impl Fleet {
             ControlEvent::Opened { conn, sender } => {
                 self.unclaimed.insert(conn, sender);
             }
-            ControlEvent::Message { conn, msg } => self.on_message(conn, msg),
+            ControlEvent::Message { conn, msg } => {
+                self.on_message(conn, msg);
+                if let Some(&i) = self.conns.get(&conn) {
+                    self.publish_live(i);
+                }
+            }
             ControlEvent::Malformed { conn, error, excerpt } => match self.conns.get(&conn).copied() {
                 Some(i) => self.fault(
                     i,
@@ -310,9 +345,10 @@ impl Fleet {
             NodeMsg::Hello { .. } => {
                 self.fault(i, NodeStatus::Failed, format!("node {i} sent hello twice"));
             }
-            NodeMsg::Listening { peer_id, listen_addrs } => {
+            NodeMsg::Listening { peer_id, listen_addrs, metrics_addr } => {
                 slot.peer_id = Some(peer_id);
                 slot.listen_addrs = listen_addrs;
+                slot.metrics_addr = metrics_addr;
             }
             NodeMsg::State { state, at_ns, detail } => {
                 slot.state = state;
@@ -328,7 +364,7 @@ impl Fleet {
             }
             NodeMsg::Ack { id, ok, error, info } => {
                 // While finishing, commands cut short by finish/abort are expected to fail.
-                if !ok && !self.finishing {
+                if !ok && !self.finishing && !self.tolerated.contains(&id) {
                     let e = error.clone().unwrap_or_else(|| "no reason given".into());
                     self.fault(i, NodeStatus::Failed, format!("node {i}: command {id} failed: {e}"));
                 }

@@ -28,6 +28,11 @@ use testbed_contract::protocol::{Command, NodeConfig, OrchMsg};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// The seed of node `index`, derived from the plan's seed.
+pub fn node_seed(plan_seed: u64, index: u32) -> u64 {
+    plan_seed.wrapping_mul(6364136223846793005).wrapping_add(index as u64)
+}
+
 /// How to run, beyond the plan itself.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -95,6 +100,9 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
         }
     }
 
+    // Telemetry first: each node's welcome names the trace collector.
+    let telemetry = crate::telemetry::RunTelemetry::start(plan, &run_id, opts.quiet).await?;
+
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let control_bind = opts.control_listen.as_deref().unwrap_or("127.0.0.1:0");
     let server = ControlServer::start(control_bind, Some(&dir.path.join("control.sock")), control_tx)
@@ -103,7 +111,10 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     let mut runner = select_runner(opts.runner, plan.runner, exit_tx)?;
 
-    let origin_groups = plan.group_of_index();
+    // A churn phase's schedule is computed up front: nodes must know every origin's group,
+    // including the peers it will add.
+    let churn = crate::churn::prepare(plan);
+    let origin_groups = churn.as_ref().map_or_else(|| plan.group_of_index(), |c| c.origin_groups(plan));
     let mut slots = Vec::new();
     let mut index = 0u32;
     for g in &plan.groups {
@@ -114,10 +125,11 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
                 group: g.id.clone(),
                 variant: g.variant,
                 gossipsub: g.gossipsub.clone(),
-                seed: plan.seed.wrapping_mul(6364136223846793005).wrapping_add(index as u64),
+                seed: node_seed(plan.seed, index),
                 snapshot_interval_ms: plan.telemetry.snapshot_interval.as_millis() as u64,
                 origin_groups: origin_groups.clone(),
-                tracing: None,
+                tracing: telemetry.tracing_for(index),
+                node_metrics: telemetry.node_metrics(),
             };
             slots.push(NodeSlot::new(config, g.implementation.as_str()));
             index += 1;
@@ -125,6 +137,8 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     }
     let t0 = Instant::now();
     let mut fleet = Fleet::new(slots, control_rx, exit_rx, interrupt, t0 + plan.timeout);
+    telemetry.live.set_nodes(&fleet.nodes);
+    fleet.live = Some(telemetry.live.clone());
     let progress = Progress::new(opts.quiet, &plan.name, &run_id);
 
     // Launch.
@@ -133,6 +147,8 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
         ControlTransport::Unix => server.endpoints.unix.clone().context("no unix control socket")?,
     };
     let mut launch_error = None;
+    // The first launch of each group, for the nodes a churn phase adds later.
+    let mut templates = BTreeMap::new();
     progress.stage("launching", plan.node_count() as u64);
     let mut i = 0u32;
     'launch: for g in &plan.groups {
@@ -152,6 +168,9 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
                 ],
                 log_path: dir.node_log(i),
             };
+            if churn.is_some() && !templates.contains_key(&g.id) {
+                templates.insert(g.id.clone(), (launch.clone(), fleet.nodes[i as usize].config.clone()));
+            }
             match runner.launch(launch).await {
                 Ok(pid) => fleet.nodes[i as usize].pid = pid,
                 Err(e) => {
@@ -165,6 +184,10 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     }
 
     let mut driver = Driver::new(plan, &mut fleet, &progress, t0);
+    if let Some(prepared) = churn {
+        let launcher = crate::churn::launcher::Launcher::new(runner.as_mut(), templates, dir.path.clone(), plan.seed);
+        driver = driver.with_churn(crate::churn::Setup { launcher, prepared });
+    }
     let drive_result = match &launch_error {
         Some(_) => Err(Stop::Fault),
         None => async {
@@ -282,6 +305,11 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
         extra: BTreeMap::new(),
     };
     aggregate::fill(&mut record, plan, &log, t0);
+    crate::by_implementation::fill(&mut record, plan);
+    if let Some(c) = &log.churn {
+        crate::churn::event_log::write_jsonl(&dir.path.join("events.jsonl"), &c.events)
+            .with_context(|| format!("writing {}/events.jsonl", dir.path.display()))?;
+    }
     record.assertions = aggregate::check_assertions(plan, &record.summary);
     if record.outcome.status == Status::Passed && record.assertions.iter().any(|a| !a.passed) {
         record.outcome.status = Status::AssertionFailed;
@@ -293,6 +321,8 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
             ));
         }
     }
+    // Every node is reaped: all spans are in. Adds the `traces` and `metrics` sections.
+    telemetry.finish(&dir.path, &mut record).await?;
     dir.write_record(&record)?;
     report::write_all(&dir.path, &record)?;
     Ok(RunOutput { dir: dir.path, record })

@@ -57,7 +57,10 @@ impl Runner for ExternalRunner {
     /// There is no process to signal: the stop is recorded, and the node itself leaves when
     /// the control channel tells it to (or its pod is deleted with the run).
     async fn stop(&mut self, index: u32, mode: StopMode) -> Result<(), RunnerError> {
-        let e = self.expected.get_mut(&index).ok_or(RunnerError::NotRunning(index))?;
+        let e = self
+            .expected
+            .get_mut(&index)
+            .ok_or(RunnerError::NotRunning(index))?;
         e.stop = Some(mode);
         Ok(())
     }
@@ -91,7 +94,10 @@ mod tests {
         assert_eq!(r.launch(launch(0)).await.unwrap(), None);
         assert_eq!(r.launch(launch(1)).await.unwrap(), None);
         r.stop(1, StopMode::Graceful).await.unwrap();
-        assert!(matches!(r.stop(7, StopMode::Kill).await, Err(RunnerError::NotRunning(7))));
+        assert!(matches!(
+            r.stop(7, StopMode::Kill).await,
+            Err(RunnerError::NotRunning(7))
+        ));
         r.shutdown(Duration::from_secs(1)).await;
         assert_eq!(r.expected()[&0].stop, None);
         assert_eq!(r.expected()[&1].stop, Some(StopMode::Graceful));

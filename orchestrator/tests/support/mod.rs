@@ -13,7 +13,11 @@ use tokio::sync::watch;
 pub fn node_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/pubsub-node
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("pubsub-node");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("pubsub-node");
     assert!(
         bin.exists(),
         "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p pubsub-node` first)",
@@ -27,7 +31,10 @@ pub fn orchestrator_bin() -> PathBuf {
 }
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn options(results: &Path) -> RunOptions {
@@ -43,12 +50,20 @@ pub fn options(results: &Path) -> RunOptions {
 }
 
 /// Loads plan text (as if from `name`) with overrides and runs it.
-pub async fn run_text(text: &str, overrides: &[(&str, serde_json::Value)], results: &Path) -> RunOutput {
-    let ov: BTreeMap<String, serde_json::Value> =
-        overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+pub async fn run_text(
+    text: &str,
+    overrides: &[(&str, serde_json::Value)],
+    results: &Path,
+) -> RunOutput {
+    let ov: BTreeMap<String, serde_json::Value> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let loaded = plan::load_text(Path::new("test-plan.yaml"), text, &ov).expect("valid plan");
     let (_tx, rx) = watch::channel(false);
-    let out = run_plan(&loaded, &options(results), rx).await.expect("run completes");
+    let out = run_plan(&loaded, &options(results), rx)
+        .await
+        .expect("run completes");
     assert_no_node_left(&out);
     out
 }
@@ -59,9 +74,14 @@ pub fn assert_no_node_left(out: &RunOutput) {
         if let Some(pid) = n.pid {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'));
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
             assert!(
-                cmdline.is_empty() || zombie || !String::from_utf8_lossy(&cmdline).contains("pubsub-node"),
+                cmdline.is_empty()
+                    || zombie
+                    || !String::from_utf8_lossy(&cmdline).contains("pubsub-node"),
                 "node {} (pid {pid}) outlived the run",
                 n.index
             );
@@ -70,5 +90,6 @@ pub fn assert_no_node_left(out: &RunOutput) {
 }
 
 pub fn read(path: impl AsRef<Path>) -> String {
-    std::fs::read_to_string(path.as_ref()).unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
+    std::fs::read_to_string(path.as_ref())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.as_ref().display()))
 }

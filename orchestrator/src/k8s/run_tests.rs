@@ -1,0 +1,799 @@
+//! The kube runner against a fake API server at the HTTP level: `kube::Client::new` over a
+//! `tower-test` mock service, answered by a small in-memory cluster that plays each scenario
+//! (pods becoming ready, OOMKilled, ImagePullBackOff, Pending, 403, Ctrl-C …). Every request is
+//! recorded, and the tests assert on that sequence and on what the runner reported.
+//! No test depends on timing: the fake coordinator finishes only once the runner has said
+//! what the scenario expects it to see.
+
+use super::*;
+use crate::k8s::pods::fixtures;
+use crate::k8s::render::{self, RenderOptions};
+use crate::k8s::results::tar_dir;
+use crate::record::{
+    HostFacts, NodeRecord, NodeStatus, Outcome as RecordOutcome, RunRecord, Versions,
+};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::sync::Mutex;
+use testbed_contract::results::NodeState;
+
+type RespBody = UnsyncBoxBody<Bytes, Infallible>;
+
+const PLAN: &str = r#"
+version: 1
+name: k8s-test
+timeout: 1m
+groups:
+  - id: a
+    count: 3
+    resources: {memory_limit: 64Mi}
+  - id: b
+    count: 2
+workload:
+  - subscribe: {topics: [t]}
+  - publish: {topic: t, count: 1}
+"#;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Fate {
+    Succeeds,
+    OomKilled,
+    ImagePull,
+    Unschedulable,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Coordinator {
+    /// Pending in the first list, ready through the watch.
+    BecomesReady,
+    /// Already ready in the first list.
+    ReadyAtOnce,
+    ImagePull,
+    NeverReady,
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    existing_namespace: bool,
+    namespace_exists: bool,
+    coordinator: Coordinator,
+    fates: BTreeMap<u32, Fate>,
+    forbid_jobs: bool,
+    /// Ctrl-C when the pod watch starts (before the coordinator is ready).
+    interrupt_on_watch: bool,
+    /// Ctrl-C at this `/status` call.
+    interrupt_on_status: Option<u32>,
+    pending_timeout: Duration,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario {
+            existing_namespace: false,
+            namespace_exists: false,
+            coordinator: Coordinator::BecomesReady,
+            fates: BTreeMap::new(),
+            forbid_jobs: false,
+            interrupt_on_watch: false,
+            interrupt_on_status: None,
+            pending_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+const NODES: u32 = 5;
+const NS: &str = "testbed-r1";
+
+struct Fake {
+    sc: Scenario,
+    requests: Vec<String>,
+    said: Arc<Mutex<Vec<String>>>,
+    interrupt: watch::Sender<u32>,
+    watch_tx: Option<futures::channel::mpsc::UnboundedSender<Bytes>>,
+    coordinator_pod: Option<Value>,
+    rv: u64,
+    status_calls: u32,
+    aborted: bool,
+    results: tempfile::TempDir,
+}
+
+impl Fake {
+    fn fate(&self, i: u32) -> Fate {
+        self.sc.fates.get(&i).copied().unwrap_or(Fate::Succeeds)
+    }
+
+    fn said(&self, needle: &str) -> bool {
+        self.said.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// The fake coordinator's run is over once the runner has seen every pod's fate; a node
+    /// that never starts (image, scheduling) keeps it waiting, as a real coordinator would.
+    fn finished(&self) -> bool {
+        if (0..NODES).any(|i| matches!(self.fate(i), Fate::ImagePull | Fate::Unschedulable)) {
+            return false;
+        }
+        let succeeded = (0..NODES)
+            .filter(|&i| self.fate(i) == Fate::Succeeds)
+            .count();
+        let failures_seen = (0..NODES)
+            .filter(|&i| self.fate(i) != Fate::Succeeds)
+            .all(|i| self.said(&format!("FAILED node {i} ")));
+        failures_seen && self.said(&format!("{succeeded} Succeeded"))
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    fn event(&mut self, kind: &str, mut pod: Value) {
+        pod["metadata"]["resourceVersion"] = json!(self.next_rv());
+        let line = format!("{}\n", json!({"type": kind, "object": pod}));
+        if let Some(tx) = &self.watch_tx {
+            let _ = tx.unbounded_send(Bytes::from(line));
+        }
+    }
+
+    fn handle(
+        &mut self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Response<RespBody> {
+        let watch = query.contains("watch=true");
+        let follow = query.contains("follow=true");
+        let tag = if watch {
+            "WATCH"
+        } else if follow {
+            "FOLLOW"
+        } else {
+            method.as_str()
+        };
+        self.requests.push(format!("{tag} {path}"));
+        let ns_path = format!("/api/v1/namespaces/{NS}");
+        let proxy = format!("{ns_path}/pods/coordinator:7001/proxy");
+        let body_json = || serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+
+        if *method == Method::POST && path == "/api/v1/namespaces" {
+            if self.sc.namespace_exists {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    "namespaces \"testbed-r1\" already exists",
+                );
+            }
+            return json_resp(201, body_json());
+        }
+        if *method == Method::POST && path == format!("/apis/batch/v1/namespaces/{NS}/jobs") {
+            if self.sc.forbid_jobs {
+                return status(
+                    403,
+                    "Forbidden",
+                    "jobs.batch is forbidden: User \"ci\" cannot create resource \"jobs\"",
+                );
+            }
+            let job = body_json();
+            let name = job["metadata"]["name"].as_str().unwrap().to_string();
+            let gi: usize =
+                job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
+            let offset = [0u32, 3][gi];
+            for ci in 0..completions {
+                let pod_name = format!("{name}-{ci}-x");
+                let pod = |status| {
+                    serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status)).unwrap()
+                };
+                match self.fate(offset + ci) {
+                    Fate::Succeeds => {
+                        self.event("ADDED", pod(fixtures::running(true)));
+                        self.event("MODIFIED", pod(fixtures::succeeded()));
+                    }
+                    Fate::OomKilled => {
+                        self.event("ADDED", pod(fixtures::running(true)));
+                        self.event("MODIFIED", pod(fixtures::oom_killed()));
+                    }
+                    Fate::ImagePull => self.event(
+                        "ADDED",
+                        pod(fixtures::waiting(
+                            "ImagePullBackOff",
+                            "Back-off pulling image \"pubsub-testbed:dev\"",
+                        )),
+                    ),
+                    Fate::Unschedulable => self.event(
+                        "ADDED",
+                        pod(fixtures::unschedulable(
+                            "0/1 nodes are available: 1 Insufficient memory.",
+                        )),
+                    ),
+                }
+            }
+            return json_resp(201, job);
+        }
+        if *method == Method::POST && path == format!("{ns_path}/pods") {
+            let mut pod = body_json();
+            let st = match self.sc.coordinator {
+                Coordinator::ReadyAtOnce => fixtures::running(true),
+                _ => json!({"phase": "Pending"}),
+            };
+            pod["status"] = st;
+            self.coordinator_pod = Some(pod.clone());
+            return json_resp(201, pod);
+        }
+        if *method == Method::POST && path.starts_with(&ns_path) && !path.starts_with(&proxy) {
+            return json_resp(201, body_json());
+        }
+        if *method == Method::GET && path == format!("{ns_path}/pods") && !watch {
+            let items: Vec<Value> = self.coordinator_pod.iter().cloned().collect();
+            let rv = self.next_rv();
+            return json_resp(
+                200,
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": rv}, "items": items}),
+            );
+        }
+        if watch {
+            let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+            self.watch_tx = Some(tx);
+            if self.sc.interrupt_on_watch {
+                let _ = self.interrupt.send(1);
+            }
+            let pod = self.coordinator_pod.clone().unwrap();
+            match self.sc.coordinator {
+                Coordinator::BecomesReady => {
+                    let mut p = pod;
+                    p["status"] = fixtures::running(true);
+                    self.event("MODIFIED", p);
+                }
+                Coordinator::ImagePull => {
+                    let mut p = pod;
+                    p["status"] =
+                        fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
+                    self.event("MODIFIED", p);
+                }
+                Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
+            }
+            let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(StreamBody::new(stream).boxed_unsync())
+                .unwrap();
+        }
+        if follow {
+            return text_resp(200, "run k8s-test/r1\n  subscribe      12.0 ms  ok\n");
+        }
+        if path == format!("{proxy}/status") {
+            self.status_calls += 1;
+            if self.sc.interrupt_on_status == Some(self.status_calls) {
+                let _ = self.interrupt.send(1);
+            }
+            let state = if self.aborted {
+                json!({"state": "done", "exit_code": 130, "dir": "k8s-test/r1"})
+            } else if self.finished() {
+                json!({"state": "done", "exit_code": 0, "dir": "k8s-test/r1"})
+            } else {
+                json!({"state": "running"})
+            };
+            return json_resp(200, state);
+        }
+        if path == format!("{proxy}/abort") {
+            self.aborted = true;
+            return text_resp(202, "aborting\n");
+        }
+        if path == format!("{proxy}/results.tar") {
+            let status = if self.aborted {
+                Status::Interrupted
+            } else {
+                Status::Passed
+            };
+            let dir = self.results.path();
+            write_record(dir, status);
+            let tar = tar_dir(dir).unwrap();
+            return Response::builder()
+                .status(200)
+                .body(Full::new(Bytes::from(tar)).boxed_unsync())
+                .unwrap();
+        }
+        if *method == Method::GET && path.ends_with("/log") {
+            let pod = path.rsplit('/').nth(1).unwrap();
+            return text_resp(200, &format!("log of {pod}\n"));
+        }
+        if *method == Method::DELETE {
+            return json_resp(
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            );
+        }
+        status(404, "NotFound", &format!("{path} not found"))
+    }
+}
+
+fn json_resp(code: u16, v: Value) -> Response<RespBody> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())).boxed_unsync())
+        .unwrap()
+}
+
+fn text_resp(code: u16, t: &str) -> Response<RespBody> {
+    Response::builder()
+        .status(code)
+        .body(Full::new(Bytes::from(t.to_string())).boxed_unsync())
+        .unwrap()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response<RespBody> {
+    json_resp(
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
+    )
+}
+
+fn write_record(dir: &Path, status: Status) {
+    let nodes = (0..NODES)
+        .map(|i| NodeRecord {
+            index: i,
+            group: if i < 3 { "a".into() } else { "b".into() },
+            implementation: "rust".into(),
+            pid: None,
+            peer_id: None,
+            listen_addrs: vec![],
+            status: NodeStatus::Ok,
+            failure: None,
+            exit_code: None,
+            exit_signal: None,
+            last_state: NodeState::Starting,
+            log: format!("logs/node-{i:04}.log"),
+            mesh_ms: None,
+            timeline: vec![],
+            last_snapshot: None,
+            result: None,
+        })
+        .collect();
+    let record = RunRecord {
+        schema: crate::record::RECORD_SCHEMA,
+        run_id: "r1".into(),
+        plan_name: "k8s-test".into(),
+        plan_file: "/plan/plan.yaml".into(),
+        command: vec![],
+        started_at: "2025-01-01T00:00:00Z".into(),
+        finished_at: "2025-01-01T00:00:01Z".into(),
+        duration_s: 1.0,
+        runner: "external".into(),
+        params: BTreeMap::new(),
+        versions: Versions {
+            testbed: "0".into(),
+            node_implementations: BTreeMap::new(),
+        },
+        host: HostFacts {
+            hostname: "coordinator".into(),
+            os: "linux".into(),
+            kernel: "6".into(),
+            cpu_model: "x".into(),
+            cpus: 1,
+            memory_bytes: 1,
+        },
+        outcome: RecordOutcome {
+            status,
+            reasons: vec![],
+        },
+        summary: Default::default(),
+        assertions: vec![],
+        phases: vec![],
+        group_pairs: vec![],
+        nodes,
+        extra: BTreeMap::new(),
+    };
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("run.json"), serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+struct Ran {
+    outcome: Outcome,
+    requests: Vec<String>,
+    said: Vec<String>,
+    results: tempfile::TempDir,
+}
+
+impl Ran {
+    fn pos(&self, request: &str) -> usize {
+        self.requests
+            .iter()
+            .position(|r| r == request)
+            .unwrap_or_else(|| panic!("no request `{request}` in {:#?}", self.requests))
+    }
+    fn has(&self, request: &str) -> bool {
+        self.requests.iter().any(|r| r == request)
+    }
+    fn count_prefix(&self, prefix: &str) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .count()
+    }
+}
+
+const JOBS: &str = "/apis/batch/v1/namespaces/testbed-r1/jobs";
+const PODS: &str = "/api/v1/namespaces/testbed-r1/pods";
+const PROXY: &str = "/api/v1/namespaces/testbed-r1/pods/coordinator:7001/proxy";
+
+async fn run(sc: Scenario) -> Ran {
+    let loaded =
+        crate::plan::load_text(Path::new("k8s-test.yaml"), PLAN, &BTreeMap::new()).unwrap();
+    let mut opts = RenderOptions::new("r1", NS);
+    opts.create_namespace = !sc.existing_namespace;
+    let objects = render::render(&loaded.plan, &opts).unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let cfg = RunConfig {
+        results_root: results.path().to_path_buf(),
+        plan_name: "k8s-test".into(),
+        run_id: "r1".into(),
+        groups: vec!["a".into(), "b".into()],
+        keep: false,
+        pending_timeout: sc.pending_timeout,
+        startup_timeout: Duration::from_secs(3600),
+        deadline: Duration::from_secs(3600),
+        poll: Duration::from_millis(5),
+        abort_grace: Duration::from_secs(3600),
+        rewatch_delay: Duration::from_millis(5),
+    };
+    let said = Arc::new(Mutex::new(Vec::<String>::new()));
+    let say: Say = {
+        let said = said.clone();
+        Arc::new(move |l: String| said.lock().unwrap().push(l))
+    };
+    let (interrupt_tx, interrupt_rx) = watch::channel(0u32);
+    let (service, mut handle) =
+        tower_test::mock::pair::<Request<kube::client::Body>, Response<RespBody>>();
+    let fake = Arc::new(Mutex::new(Fake {
+        sc,
+        requests: vec![],
+        said: said.clone(),
+        interrupt: interrupt_tx,
+        watch_tx: None,
+        coordinator_pod: None,
+        rv: 0,
+        status_calls: 0,
+        aborted: false,
+        results: tempfile::tempdir().unwrap(),
+    }));
+    let server = {
+        let fake = fake.clone();
+        tokio::spawn(async move {
+            while let Some((req, send)) = handle.next_request().await {
+                let (parts, body) = req.into_parts();
+                let body = body.collect_bytes().await.unwrap_or_default();
+                let resp = fake.lock().unwrap().handle(
+                    &parts.method,
+                    parts.uri.path(),
+                    parts.uri.query().unwrap_or_default(),
+                    &body,
+                );
+                send.send_response(resp);
+            }
+        })
+    };
+    let client = kube::Client::new(service, "default");
+    let kube_run = KubeRun::new(client, objects, cfg, say);
+    // A guard against a hang, not a timing assertion: every scenario ends on its own.
+    let outcome = tokio::time::timeout(Duration::from_secs(120), kube_run.run(interrupt_rx))
+        .await
+        .expect("the run ended");
+    server.abort();
+    let requests = fake.lock().unwrap().requests.clone();
+    let said = said.lock().unwrap().clone();
+    Ran {
+        outcome,
+        requests,
+        said,
+        results,
+    }
+}
+
+#[tokio::test]
+async fn happy_path_creates_in_order_watches_fetches_and_deletes() {
+    let r = run(Scenario::default()).await;
+    assert_eq!(r.outcome.error, None, "{:#?}", r.said);
+    assert_eq!(r.outcome.exit_code, 0);
+    assert_eq!(r.outcome.record_status, Some(Status::Passed));
+    assert!(r.outcome.problems.is_empty());
+    // Creation order: namespace, ConfigMap, Service, coordinator Pod.
+    let ns = r.pos("POST /api/v1/namespaces");
+    let cm = r.pos("POST /api/v1/namespaces/testbed-r1/configmaps");
+    let svc = r.pos("POST /api/v1/namespaces/testbed-r1/services");
+    let pod = r.pos(&format!("POST {PODS}"));
+    assert!(ns < cm && cm < svc && svc < pod, "{:#?}", r.requests);
+    // Then list + watch, and only then the Jobs (one per group).
+    let list = r.pos(&format!("GET {PODS}"));
+    let watch = r.pos(&format!("WATCH {PODS}"));
+    let first_job = r.pos(&format!("POST {JOBS}"));
+    assert!(
+        pod < list && list < watch && watch < first_job,
+        "{:#?}",
+        r.requests
+    );
+    assert_eq!(r.count_prefix(&format!("POST {JOBS}")), 2);
+    // Progress streamed: the coordinator's log and pod counts.
+    assert!(r.has(&format!("FOLLOW {PODS}/coordinator/log")));
+    assert!(
+        r.said.iter().any(|l| l == "coordinator | run k8s-test/r1"),
+        "{:#?}",
+        r.said
+    );
+    assert!(
+        r.said
+            .iter()
+            .any(|l| l.contains("5 of 5 seen; 5 Succeeded")),
+        "{:#?}",
+        r.said
+    );
+    // Results, then logs, then deletion of the namespace, last.
+    let tar = r.pos(&format!("GET {PROXY}/results.tar"));
+    let del = r.pos("DELETE /api/v1/namespaces/testbed-r1");
+    assert_eq!(del, r.requests.len() - 1, "{:#?}", r.requests);
+    assert!(tar < del);
+    assert!(!r.has(&format!("POST {PROXY}/abort")));
+    let dir = r.results.path().join("k8s-test/r1");
+    let record = crate::results_dir::read_record(&dir).unwrap();
+    assert_eq!(record.runner, "k8s");
+    assert_eq!(record.extra["kubernetes"]["namespace"], "testbed-r1");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("logs/node-0004.log")).unwrap(),
+        "log of nodes-1-b-1-x\n"
+    );
+    assert!(dir.join("logs/coordinator.log").exists());
+    assert!(dir.join("report.md").exists());
+}
+
+#[tokio::test]
+async fn oom_killed_and_image_pull_are_reported_per_node_and_stop_the_run() {
+    let r = run(Scenario {
+        fates: BTreeMap::from([(1, Fate::OomKilled), (4, Fate::ImagePull)]),
+        ..Default::default()
+    })
+    .await;
+    let problems: Vec<(Role, Option<&str>, &str)> = r
+        .outcome
+        .problems
+        .iter()
+        .map(|p| (p.role.clone(), p.group.as_deref(), p.problem.reason()))
+        .collect();
+    assert!(
+        problems.contains(&(
+            Role::Node {
+                index: 1,
+                group_index: 0
+            },
+            Some("a"),
+            "OOMKilled"
+        )),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&(
+            Role::Node {
+                index: 4,
+                group_index: 1
+            },
+            Some("b"),
+            "ImagePullBackOff"
+        )),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    // Reported as they happened, with the pod and the reason.
+    assert!(
+        r.said
+            .iter()
+            .any(|l| l.starts_with("FAILED node 1 (group a, pod nodes-0-a-1-x): OOMKilled")),
+        "{:#?}",
+        r.said
+    );
+    assert!(
+        r.said
+            .iter()
+            .any(|l| l.starts_with("FAILED node 4 (group b, pod nodes-1-b-1-x): ImagePullBackOff"))
+    );
+    // The image problem keeps node 4 from ever starting: the run is stopped at once,
+    // partial results are fetched, and everything is deleted.
+    let abort = r.pos(&format!("POST {PROXY}/abort"));
+    let tar = r.pos(&format!("GET {PROXY}/results.tar"));
+    let del = r.pos("DELETE /api/v1/namespaces/testbed-r1");
+    assert!(abort < tar && tar < del);
+    assert_eq!(r.outcome.record_status, Some(Status::NodeFailed));
+    assert_eq!(r.outcome.exit_code, Status::NodeFailed.exit_code());
+    let record = crate::results_dir::read_record(&r.results.path().join("k8s-test/r1")).unwrap();
+    assert!(
+        record.nodes[1]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("OOMKilled")
+    );
+    assert!(
+        record.nodes[4]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("ImagePullBackOff")
+    );
+    assert!(
+        record
+            .outcome
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("node 1 (group a"))
+    );
+}
+
+#[tokio::test]
+async fn a_pod_pending_too_long_fails_its_node() {
+    let r = run(Scenario {
+        coordinator: Coordinator::ReadyAtOnce,
+        fates: BTreeMap::from([(2, Fate::Unschedulable)]),
+        pending_timeout: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let p = r.outcome.problems.iter().find(|p| {
+        p.role
+            == Role::Node {
+                index: 2,
+                group_index: 0,
+            }
+    });
+    let p = p.unwrap_or_else(|| panic!("{:#?}", r.outcome.problems));
+    assert_eq!(p.problem.reason(), "PendingTooLong");
+    assert!(p.to_string().contains("Insufficient memory"), "{p}");
+    assert!(r.has(&format!("POST {PROXY}/abort")));
+    assert_eq!(
+        r.requests.last().unwrap(),
+        "DELETE /api/v1/namespaces/testbed-r1"
+    );
+}
+
+#[tokio::test]
+async fn a_coordinator_that_cannot_pull_its_image_fails_fast_and_is_cleaned_up() {
+    let r = run(Scenario {
+        coordinator: Coordinator::ImagePull,
+        ..Default::default()
+    })
+    .await;
+    let err = r.outcome.error.clone().unwrap();
+    assert!(
+        err.contains("the coordinator cannot run: ErrImagePull"),
+        "{err}"
+    );
+    assert_eq!(r.outcome.problems[0].role, Role::Coordinator);
+    assert!(
+        !r.has(&format!("POST {JOBS}")),
+        "no node is started without a coordinator"
+    );
+    assert_eq!(
+        r.requests.last().unwrap(),
+        "DELETE /api/v1/namespaces/testbed-r1"
+    );
+    assert_eq!(r.outcome.exit_code, Status::Error.exit_code());
+}
+
+#[tokio::test]
+async fn an_api_error_while_creating_cleans_up_and_says_what_to_do() {
+    let r = run(Scenario {
+        forbid_jobs: true,
+        ..Default::default()
+    })
+    .await;
+    let err = r.outcome.error.clone().unwrap();
+    assert!(
+        err.contains("creating Job nodes-0-a") && err.contains("forbidden"),
+        "{err}"
+    );
+    assert!(err.contains("manifests/rbac.yaml"), "{err}");
+    assert_eq!(
+        r.requests.last().unwrap(),
+        "DELETE /api/v1/namespaces/testbed-r1"
+    );
+    assert_eq!(r.outcome.exit_code, Status::Error.exit_code());
+}
+
+#[tokio::test]
+async fn ctrl_c_before_the_coordinator_is_ready_deletes_everything() {
+    let r = run(Scenario {
+        coordinator: Coordinator::NeverReady,
+        interrupt_on_watch: true,
+        ..Default::default()
+    })
+    .await;
+    assert!(r.outcome.interrupted);
+    assert_eq!(r.outcome.exit_code, 130);
+    assert!(!r.has(&format!("POST {JOBS}")));
+    assert!(
+        !r.has(&format!("POST {PROXY}/abort")),
+        "nothing runs yet: nothing to abort"
+    );
+    assert_eq!(
+        r.requests.last().unwrap(),
+        "DELETE /api/v1/namespaces/testbed-r1"
+    );
+}
+
+#[tokio::test]
+async fn ctrl_c_during_the_run_aborts_collects_partial_results_and_deletes() {
+    let r = run(Scenario {
+        // Node 0 never finishes, so the run is still going at the second status call.
+        fates: BTreeMap::from([(0, Fate::Unschedulable)]),
+        interrupt_on_status: Some(2),
+        ..Default::default()
+    })
+    .await;
+    assert!(r.outcome.interrupted);
+    let abort = r.pos(&format!("POST {PROXY}/abort"));
+    let tar = r.pos(&format!("GET {PROXY}/results.tar"));
+    let del = r.pos("DELETE /api/v1/namespaces/testbed-r1");
+    assert!(abort < tar && tar < del);
+    assert_eq!(r.outcome.record_status, Some(Status::Interrupted));
+    assert_eq!(r.outcome.exit_code, 130);
+    assert!(
+        r.said
+            .iter()
+            .any(|l| l.contains("stopping the run: interrupted"))
+    );
+}
+
+#[tokio::test]
+async fn in_an_existing_namespace_each_created_object_is_deleted_and_nothing_else() {
+    let r = run(Scenario {
+        existing_namespace: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(r.outcome.exit_code, 0, "{:#?}", r.said);
+    assert!(!r.has("POST /api/v1/namespaces"));
+    assert!(!r.has("DELETE /api/v1/namespaces/testbed-r1"));
+    let deletes: Vec<&str> = r
+        .requests
+        .iter()
+        .filter(|x| x.starts_with("DELETE"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            "DELETE /apis/batch/v1/namespaces/testbed-r1/jobs/nodes-1-b",
+            "DELETE /apis/batch/v1/namespaces/testbed-r1/jobs/nodes-0-a",
+            "DELETE /api/v1/namespaces/testbed-r1/pods/coordinator",
+            "DELETE /api/v1/namespaces/testbed-r1/services/coordinator",
+            "DELETE /api/v1/namespaces/testbed-r1/configmaps/plan",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_that_already_exists_is_refused_and_left_alone() {
+    let r = run(Scenario {
+        namespace_exists: true,
+        ..Default::default()
+    })
+    .await;
+    let err = r.outcome.error.clone().unwrap();
+    assert!(
+        err.contains("already exists") && err.contains("--existing-namespace"),
+        "{err}"
+    );
+    assert_eq!(
+        r.requests,
+        ["POST /api/v1/namespaces"],
+        "nothing else, and above all no DELETE"
+    );
+}

@@ -1,0 +1,187 @@
+//! The embedded OTLP/HTTP trace collector: started on 127.0.0.1 for each run whose plan turns
+//! traces on (and names no external collector). It accepts `POST /v1/traces` with protobuf
+//! (`application/x-protobuf`) or OTLP/JSON (`application/json`) bodies, keeps the spans in
+//! memory, and at the end of the run writes `traces.otlp.json` (OTLP/JSON, one `TracesData`
+//! document) and `traces.json` (the JSON Jaeger's UI loads, see [`super::jaeger`]).
+
+use super::http::{Handler, Request, Response, Server};
+use super::jaeger;
+use anyhow::{Context, Result};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Spans kept at most; beyond this, requests are still answered but their spans counted as
+/// dropped (a fleet traced at 100 % can produce millions).
+pub const MAX_SPANS: u64 = 2_000_000;
+
+pub const TRACES_JAEGER: &str = "traces.json";
+pub const TRACES_OTLP: &str = "traces.otlp.json";
+
+#[derive(Debug, Default)]
+struct Store {
+    resource_spans: Vec<ResourceSpans>,
+    spans: u64,
+    dropped: u64,
+    requests: u64,
+    rejected: u64,
+}
+
+pub struct Collector {
+    server: Server,
+    store: Arc<Mutex<Store>>,
+}
+
+/// What the collector received, as recorded in run.json (`extra.traces.collector`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CollectorStats {
+    pub requests: u64,
+    pub rejected_requests: u64,
+    pub spans: u64,
+    pub dropped_spans: u64,
+}
+
+impl Collector {
+    pub async fn start(bind: &str) -> Result<Collector> {
+        let store = Arc::new(Mutex::new(Store::default()));
+        let s = store.clone();
+        let handler: Handler = Arc::new(move |req| handle(&s, req));
+        let server = Server::start(bind, handler)
+            .await
+            .with_context(|| format!("starting the embedded OTLP collector on {bind}"))?;
+        Ok(Collector { server, store })
+    }
+
+    /// The OTLP/HTTP base URL nodes export to.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    /// Stops receiving and returns what arrived.
+    pub fn finish(self) -> (Vec<ResourceSpans>, CollectorStats) {
+        drop(self.server);
+        let mut st = self.store.lock().expect("collector store");
+        let stats = CollectorStats {
+            requests: st.requests,
+            rejected_requests: st.rejected,
+            spans: st.spans,
+            dropped_spans: st.dropped,
+        };
+        (std::mem::take(&mut st.resource_spans), stats)
+    }
+}
+
+fn handle(store: &Mutex<Store>, req: Request) -> Response {
+    if req.path != "/v1/traces" {
+        return Response::text(
+            404,
+            format!("this is the pubsub-testbed OTLP collector: POST traces to /v1/traces, not {}", req.path),
+        );
+    }
+    if req.method != "POST" {
+        return Response::text(405, "POST OTLP traces to /v1/traces");
+    }
+    if let Some(enc) = req.header("content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity")) {
+        store.lock().expect("collector store").rejected += 1;
+        return Response::text(415, format!("Content-Encoding {enc} is not supported: send uncompressed OTLP"));
+    }
+    let json = req
+        .header("content-type")
+        .is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+    let decoded = if json {
+        serde_json::from_slice::<ExportTraceServiceRequest>(&req.body).map_err(|e| e.to_string())
+    } else {
+        ExportTraceServiceRequest::decode(req.body.as_slice()).map_err(|e| e.to_string())
+    };
+    let mut st = store.lock().expect("collector store");
+    st.requests += 1;
+    let export = match decoded {
+        Ok(r) => r,
+        Err(e) => {
+            st.rejected += 1;
+            return Response::text(400, format!("not an OTLP ExportTraceServiceRequest: {e}"));
+        }
+    };
+    for rs in export.resource_spans {
+        let n: u64 = rs.scope_spans.iter().map(|s| s.spans.len() as u64).sum();
+        if st.spans + n > MAX_SPANS {
+            st.dropped += n;
+            continue;
+        }
+        st.spans += n;
+        st.resource_spans.push(rs);
+    }
+    // An empty ExportTraceServiceResponse: full success.
+    if json {
+        Response::new(200, "application/json", "{}")
+    } else {
+        Response::new(200, "application/x-protobuf", Vec::new())
+    }
+}
+
+/// Writes `traces.otlp.json` and `traces.json` into `dir`; returns the Jaeger view's facts.
+pub fn write_files(dir: &Path, resource_spans: Vec<ResourceSpans>) -> Result<jaeger::Facts> {
+    let data = TracesData { resource_spans };
+    let otlp = std::fs::File::create(dir.join(TRACES_OTLP))
+        .with_context(|| format!("creating {}", dir.join(TRACES_OTLP).display()))?;
+    serde_json::to_writer(std::io::BufWriter::new(otlp), &data).context("writing OTLP/JSON traces")?;
+    let (file, facts) = jaeger::convert(&data.resource_spans);
+    let out = std::fs::File::create(dir.join(TRACES_JAEGER))
+        .with_context(|| format!("creating {}", dir.join(TRACES_JAEGER).display()))?;
+    serde_json::to_writer(std::io::BufWriter::new(out), &file).context("writing Jaeger JSON traces")?;
+    Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::http::request;
+    use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+
+    fn export(n: usize) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: (0..n)
+                        .map(|i| Span {
+                            trace_id: vec![1; 16],
+                            span_id: vec![i as u8 + 1; 8],
+                            name: "publish".into(),
+                            start_time_unix_nano: 1_000,
+                            end_time_unix_nano: 3_000,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn accepts_protobuf_and_json_and_refuses_garbage() {
+        let c = Collector::start("127.0.0.1:0").await.unwrap();
+        let addr = c.endpoint().trim_start_matches("http://").to_owned();
+        let pb = export(2).encode_to_vec();
+        let (st, _) = request(&addr, "POST", "/v1/traces", "application/x-protobuf", &pb).await.unwrap();
+        assert_eq!(st, 200);
+        let js = serde_json::to_vec(&export(3)).unwrap();
+        // OTLP/JSON ids are hex strings.
+        assert!(String::from_utf8_lossy(&js).contains("\"traceId\":\"01010101"));
+        let (st, body) = request(&addr, "POST", "/v1/traces", "application/json", &js).await.unwrap();
+        assert_eq!((st, body.as_slice()), (200, b"{}".as_slice()));
+        let (st, _) = request(&addr, "POST", "/v1/traces", "application/x-protobuf", b"\xff\xff").await.unwrap();
+        assert_eq!(st, 400);
+        let (st, _) = request(&addr, "POST", "/v1/metrics", "application/x-protobuf", &pb).await.unwrap();
+        assert_eq!(st, 404);
+        let (rs, stats) = c.finish();
+        assert_eq!(stats.spans, 5);
+        assert_eq!(stats.requests, 3);
+        assert_eq!(stats.rejected_requests, 1);
+        assert_eq!(rs.len(), 2);
+    }
+}

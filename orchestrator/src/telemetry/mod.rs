@@ -1,0 +1,326 @@
+//! Observability of a run (docs/observability.md): traces from every node into the embedded
+//! OTLP collector (or an external one), live Prometheus metrics from the orchestrator, a
+//! Grafana dashboard for them, and the report's links into the traces.
+//!
+//! [`RunTelemetry`] is what `run_plan` holds: started before the fleet is launched (so each
+//! node's welcome can name the collector), finished after every node is reaped (so every
+//! span has arrived), adding the `traces` and `metrics` sections to run.json.
+
+pub mod collector;
+pub mod grafana;
+pub mod http;
+pub mod jaeger;
+pub mod metrics;
+pub mod report;
+
+use crate::record::{NodeStatus, RunRecord};
+use anyhow::{Context, Result};
+use collector::Collector;
+use http::{Handler, Response, Server};
+use metrics::LiveMetrics;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use testbed_contract::plan::{Plan, Telemetry, Traces};
+use testbed_contract::protocol::{TracingConfig, hex, lifecycle_trace_id, node_service_name};
+
+/// Where the orchestrator serves `/metrics` unless told otherwise.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:0";
+
+/// `orchestrator run` flags over the plan's `telemetry:` section.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TelemetryArgs {
+    /// Traces from every node: `on` or `off` (overrides `telemetry.traces`).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub traces: Option<String>,
+    /// Fraction of published messages traced, 0..=1 (overrides `telemetry.sample_ratio`).
+    #[arg(long, value_name = "RATIO")]
+    pub sample_ratio: Option<f64>,
+    /// Nodes export traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) instead
+    /// of the embedded one; turns traces on.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run (`off`: don't);
+    /// default 127.0.0.1 on a free port, printed at the start.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Keep serving /metrics this long after the run (e.g. `30s`) for a last scrape.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Option<Duration>,
+}
+
+impl TelemetryArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            traces: self.traces.as_deref().map(|t| if t == "on" { Traces::On } else { Traces::Off }),
+            sample_ratio: self.sample_ratio,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            metrics_listen: self.metrics_listen.clone(),
+            metrics_linger: self.metrics_linger,
+        }
+    }
+}
+
+/// Command-line overrides of the plan's `telemetry:` section (`orchestrator run` flags).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub traces: Option<Traces>,
+    pub sample_ratio: Option<f64>,
+    pub otlp_endpoint: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub metrics_linger: Option<Duration>,
+}
+
+impl Overrides {
+    /// Applies the overrides to `plan` (an external endpoint turns traces on) and checks them.
+    pub fn apply(&self, plan: &mut Plan) -> Result<()> {
+        let t = &mut plan.telemetry;
+        if let Some(tr) = self.traces {
+            t.traces = tr;
+        }
+        if let Some(r) = self.sample_ratio {
+            t.sample_ratio = r;
+        }
+        if let Some(e) = &self.otlp_endpoint {
+            t.otlp_endpoint = Some(e.clone());
+            if self.traces.is_none() {
+                t.traces = Traces::On;
+            }
+        }
+        if let Some(m) = &self.metrics_listen {
+            t.metrics_listen = Some(m.clone());
+        }
+        if let Some(d) = self.metrics_linger {
+            t.metrics_linger = d;
+        }
+        check(t).map_err(|(field, why)| anyhow::anyhow!("telemetry.{field}: {why}"))
+    }
+}
+
+/// The checks of the `telemetry:` section: (field, problem).
+pub fn check(t: &Telemetry) -> Result<(), (&'static str, String)> {
+    if !(0.0..=1.0).contains(&t.sample_ratio) {
+        return Err(("sample_ratio", format!("{} is not a fraction: use 0..=1 (0.01 traces 1 message in 100)", t.sample_ratio)));
+    }
+    if let Some(e) = &t.otlp_endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        return Err(("otlp_endpoint", format!("`{e}` is not an OTLP/HTTP URL: use e.g. http://collector:4318")));
+    }
+    if let Some(m) = &t.metrics_listen
+        && m != "off"
+        && m.parse::<std::net::SocketAddr>().is_err()
+    {
+        return Err(("metrics_listen", format!("`{m}` is not HOST:PORT (e.g. 127.0.0.1:9464) or `off`")));
+    }
+    Ok(())
+}
+
+/// A run's telemetry: the collector, the metrics endpoint, what nodes are told.
+pub struct RunTelemetry {
+    run_id: String,
+    settings: Telemetry,
+    collector: Option<Collector>,
+    /// What every node's welcome says about tracing (its service name is added per node).
+    tracing: Option<TracingConfig>,
+    pub live: Arc<LiveMetrics>,
+    server: Option<Server>,
+    pub metrics_url: Option<String>,
+}
+
+/// run.json's `traces` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TracesSection {
+    /// `embedded` (this orchestrator's collector) or `external`.
+    pub collector: String,
+    pub endpoint: String,
+    pub sample_ratio: f64,
+    /// Files in the results folder (embedded collector only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<collector::CollectorStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<jaeger::Facts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_delivery: Option<SlowestDelivery>,
+    /// The lifecycle trace of every node that did not finish normally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_lifecycles: Vec<NodeTrace>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlowestDelivery {
+    pub trace_id: String,
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Receiving node (service name).
+    pub receiver: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeTrace {
+    pub node: u32,
+    pub service: String,
+    pub status: NodeStatus,
+    pub trace_id: String,
+}
+
+/// run.json's `metrics` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetricsSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The final exposition, beside run.json.
+    pub file: String,
+    /// Nodes' own libp2p metrics endpoints (`telemetry.node_metrics`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_endpoints: Vec<(String, String)>,
+}
+
+impl RunTelemetry {
+    /// Starts the collector (traces on, no external endpoint) and the metrics endpoint.
+    pub async fn start(plan: &Plan, run_id: &str, quiet: bool) -> Result<RunTelemetry> {
+        let settings = plan.telemetry.clone();
+        let mut collector = None;
+        let tracing = if settings.traces.is_on() {
+            let endpoint = match &settings.otlp_endpoint {
+                Some(e) => e.clone(),
+                None => {
+                    let c = Collector::start("127.0.0.1:0").await?;
+                    let e = c.endpoint();
+                    collector = Some(c);
+                    e
+                }
+            };
+            Some(TracingConfig { otlp_endpoint: endpoint, sample_ratio: settings.sample_ratio, service_name: String::new() })
+        } else {
+            None
+        };
+        let live = Arc::new(LiveMetrics::default());
+        let listen = settings.metrics_listen.clone().unwrap_or_else(|| DEFAULT_METRICS_LISTEN.into());
+        let (server, metrics_url) = if listen == "off" {
+            (None, None)
+        } else {
+            let l = live.clone();
+            let handler: Handler = Arc::new(move |req| match req.path.as_str() {
+                "/metrics" => Response::new(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", l.encode()),
+                "/sd" => Response::new(200, "application/json", l.node_targets_json()),
+                _ => Response::new(
+                    200,
+                    "text/html; charset=utf-8",
+                    "<html><body><h1>pubsub-testbed</h1><p><a href=\"/metrics\">/metrics</a> (Prometheus) · <a href=\"/sd\">/sd</a> (http_sd targets of the nodes' own metrics)</p></body></html>",
+                ),
+            });
+            let s = Server::start(&listen, handler)
+                .await
+                .with_context(|| format!("serving /metrics on {listen} (telemetry.metrics_listen / --metrics-listen)"))?;
+            let url = format!("http://{}/metrics", s.addr);
+            (Some(s), Some(url))
+        };
+        if !quiet {
+            if let Some(u) = &metrics_url {
+                eprintln!("metrics: {u}");
+            }
+            if let Some(t) = &tracing {
+                eprintln!(
+                    "traces: {} (sample ratio {})",
+                    if collector.is_some() { format!("embedded collector at {}", t.otlp_endpoint) } else { format!("exporting to {}", t.otlp_endpoint) },
+                    t.sample_ratio
+                );
+            }
+        }
+        Ok(RunTelemetry { run_id: run_id.to_owned(), settings, collector, tracing, live, server, metrics_url })
+    }
+
+    /// The `tracing` part of node `index`'s welcome.
+    pub fn tracing_for(&self, index: u32) -> Option<TracingConfig> {
+        self.tracing.as_ref().map(|t| TracingConfig { service_name: node_service_name(index), ..t.clone() })
+    }
+
+    pub fn node_metrics(&self) -> bool {
+        self.settings.node_metrics
+    }
+
+    /// After every node is reaped: writes the trace files and `metrics.prom`, adds the
+    /// `traces` and `metrics` sections to the record, lingers if asked, stops serving.
+    pub async fn finish(mut self, dir: &Path, record: &mut RunRecord) -> Result<()> {
+        if let Some(t) = &self.tracing {
+            let mut section = TracesSection {
+                collector: if self.collector.is_some() { "embedded" } else { "external" }.into(),
+                endpoint: t.otlp_endpoint.clone(),
+                sample_ratio: t.sample_ratio,
+                files: vec![],
+                received: None,
+                facts: None,
+                slowest_delivery: None,
+                failed_lifecycles: vec![],
+            };
+            if let Some(c) = self.collector.take() {
+                let (spans, stats) = c.finish();
+                let facts = collector::write_files(dir, spans)?;
+                section.files = vec![collector::TRACES_JAEGER.into(), collector::TRACES_OTLP.into()];
+                section.received = Some(stats);
+                section.facts = Some(facts);
+            }
+            section.slowest_delivery = slowest_delivery(record, section.facts.as_ref());
+            section.failed_lifecycles = record
+                .nodes
+                .iter()
+                .filter(|n| !matches!(n.status, NodeStatus::Ok | NodeStatus::Removed))
+                .map(|n| NodeTrace {
+                    node: n.index,
+                    service: node_service_name(n.index),
+                    status: n.status,
+                    trace_id: hex(&lifecycle_trace_id(&self.run_id, n.index)),
+                })
+                .collect();
+            record.extra.insert("traces".into(), serde_json::to_value(&section)?);
+        }
+        self.live.set_final(record);
+        let exposition = self.live.encode();
+        std::fs::write(dir.join(metrics::METRICS_FILE), &exposition)
+            .with_context(|| format!("writing {}", dir.join(metrics::METRICS_FILE).display()))?;
+        let section = MetricsSection {
+            url: self.metrics_url.clone(),
+            file: metrics::METRICS_FILE.into(),
+            node_endpoints: self.live.node_endpoints(),
+        };
+        record.extra.insert("metrics".into(), serde_json::to_value(&section)?);
+        if self.server.is_some() && !self.settings.metrics_linger.is_zero() {
+            tokio::time::sleep(self.settings.metrics_linger).await;
+        }
+        drop(self.server.take());
+        Ok(())
+    }
+}
+
+/// The slowest traced delivery: from the nodes' results when they name one (works with an
+/// external collector), else from the collected spans.
+fn slowest_delivery(record: &RunRecord, facts: Option<&jaeger::Facts>) -> Option<SlowestDelivery> {
+    let from_results = record
+        .nodes
+        .iter()
+        .filter_map(|n| n.result.as_ref()?.slowest_traced_delivery.as_ref().map(|d| (n.index, d)))
+        .max_by_key(|(_, d)| d.latency_us)
+        .map(|(i, d)| SlowestDelivery {
+            trace_id: d.trace_id.clone(),
+            latency_ms: d.latency_us as f64 / 1e3,
+            origin: Some(d.origin),
+            seq: Some(d.seq),
+            receiver: node_service_name(i),
+        });
+    from_results.or_else(|| {
+        facts?.slowest_delivery.as_ref().map(|d| SlowestDelivery {
+            trace_id: d.trace_id.clone(),
+            latency_ms: d.latency_us as f64 / 1e3,
+            origin: None,
+            seq: None,
+            receiver: d.service.clone(),
+        })
+    })
+}
