@@ -69,9 +69,11 @@ pub enum NodeMsg {
     Result(Box<NodeResult>),
 }
 
-/// Messages from the orchestrator to a node.
+/// Messages from the orchestrator to a node. Nodes ignore fields they do not know, so the
+/// orchestrator can add optional fields without breaking older nodes; the orchestrator, in
+/// turn, refuses unknown fields from nodes so drift is named instead of silently lost.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrchMsg {
     Welcome { protocol: u32, config: Box<NodeConfig> },
     Command { id: u64, cmd: Command },
@@ -82,7 +84,7 @@ pub enum OrchMsg {
 
 /// What the orchestrator asks a node to do. Each is acknowledged with `ack{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     /// Dial these peers; ack when every dial succeeded or failed (failures listed in error).
     Connect { peers: Vec<PeerAddr> },
@@ -115,7 +117,6 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct PeerAddr {
     pub index: u32,
     pub peer_id: String,
@@ -125,7 +126,6 @@ pub struct PeerAddr {
 
 /// Everything a node needs to know about its part in the run, sent in `welcome`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     pub run_id: String,
     pub index: u32,
@@ -160,12 +160,10 @@ fn is_false(b: &bool) -> bool {
 /// `testbed.run_id`, `testbed.node.index`, `testbed.node.group`,
 /// `testbed.node.implementation`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// OTLP/HTTP endpoint base, e.g. `http://127.0.0.1:4318` (`/v1/traces` is appended).
     pub otlp_endpoint: String,
-    /// Fraction of published messages whose propagation is traced (0..=1). Message `seq` is
-    /// traced when `ceil(seq·r) ≠ ceil((seq+1)·r)`: evenly spaced, the first one always.
+    /// Fraction of published messages whose propagation is traced (0..=1): see [`sampled`].
     pub sample_ratio: f64,
     /// The node's `service.name`; empty: `node-` and the index in four digits.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -188,15 +186,20 @@ pub fn node_service_name(index: u32) -> String {
     format!("node-{index:04}")
 }
 
-/// Whether message `seq` is traced at sample ratio `ratio` (see [`TracingConfig`]).
-pub fn sampled(seq: u64, ratio: f64) -> bool {
-    if ratio >= 1.0 {
+/// Whether node `index`'s message `seq` is traced at sample ratio `r`: when
+/// `ceil(seq·r + φ) ≠ ceil((seq+1)·r + φ)`, with the node's phase `φ = frac(index·0.618…)`.
+/// Each node traces exactly a fraction `r` of its messages, evenly spaced; the phases spread
+/// the traced messages over the nodes, so that a fleet of short publishers is sampled at `r`
+/// too (not every node's first message).
+pub fn sampled(index: u32, seq: u64, r: f64) -> bool {
+    if r >= 1.0 {
         return true;
     }
-    if ratio.is_nan() || ratio <= 0.0 {
+    if r.is_nan() || r <= 0.0 {
         return false;
     }
-    (seq as f64 * ratio).ceil() != ((seq + 1) as f64 * ratio).ceil()
+    let phase = (f64::from(index) * 0.618_033_988_749_894_9).fract();
+    (seq as f64 * r + phase).ceil() != ((seq + 1) as f64 * r + phase).ceil()
 }
 
 /// The trace id of node `index`'s lifecycle trace in run `run_id`: derived, not random, so
@@ -263,11 +266,17 @@ mod tests {
 
     #[test]
     fn sampling_is_evenly_spaced() {
-        let picked: Vec<u64> = (0..300).filter(|&s| sampled(s, 0.01)).collect();
+        let picked: Vec<u64> = (0..300).filter(|&s| sampled(0, s, 0.01)).collect();
         assert_eq!(picked, vec![0, 100, 200]);
-        assert!((0..50).all(|s| sampled(s, 1.0)));
-        assert!(!(0..50).any(|s| sampled(s, 0.0)));
-        assert_eq!((0..1000).filter(|&s| sampled(s, 0.25)).count(), 250);
+        let picked: Vec<u64> = (0..300).filter(|&s| sampled(1, s, 0.01)).collect();
+        assert_eq!(picked.len(), 3);
+        assert!(picked.windows(2).all(|w| w[1] - w[0] == 100), "{picked:?}");
+        assert!((0..50).all(|s| sampled(3, s, 1.0)));
+        assert!(!(0..50).any(|s| sampled(3, s, 0.0)));
+        assert_eq!((0..1000).filter(|&s| sampled(5, s, 0.25)).count(), 250);
+        // 100 nodes publishing 10 messages each at 1 %: about 10 messages, not one per node.
+        let fleet = (0..100u32).flat_map(|i| (0..10).filter(move |&s| sampled(i, s, 0.01))).count();
+        assert!((8..=12).contains(&fleet), "{fleet}");
     }
 
     #[test]

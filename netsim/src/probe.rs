@@ -247,13 +247,18 @@ pub fn ping(
 }
 
 /// Throughput of one TCP connection.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TcpResult {
     /// Bytes the receiver counted in the measured window (after the warm-up).
     pub bytes: u64,
     pub seconds: f64,
     /// Application bytes per second × 8.
     pub goodput_bps: f64,
+    /// Longest pause between two reads at the receiver in the measured window, and when it
+    /// started (seconds after the window began).
+    pub longest_gap: (Duration, f64),
+    /// Bytes received in each 100 ms of the whole transfer (warm-up included).
+    pub per_100ms: Vec<u64>,
     /// The sender's view over the measured window (`tcp_info`), when known: which part of the
     /// time it was limited by the receiver's window or its own send buffer rather than by the
     /// network.
@@ -268,6 +273,31 @@ pub struct TcpSenderInfo {
     pub retransmits: u32,
     pub cwnd: u32,
     pub srtt_ms: f64,
+}
+
+/// Chooses the sender's congestion control (`cubic`, `bbr`, `reno`: what the kernel offers).
+fn set_congestion(s: &TcpStream, name: &str) -> Result<(), ProbeError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: TCP_CONGESTION takes a byte string and its length.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(tool_err(
+            "tcp",
+            format!(
+                "congestion control `{name}` refused ({}); see net.ipv4.tcp_available_congestion_control",
+                std::io::Error::last_os_error()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn tcp_info(s: &TcpStream) -> Option<libc::tcp_info> {
@@ -307,6 +337,7 @@ pub fn tcp_bulk(
     to: &NodeNet,
     duration: Duration,
     warmup: Duration,
+    congestion: Option<&str>,
 ) -> Result<TcpResult, ProbeError> {
     let port = 5_301;
     let listener =
@@ -315,6 +346,9 @@ pub fn tcp_bulk(
     let stream =
         from.run_in(move || TcpStream::connect_timeout(&dst.into(), Duration::from_secs(10)))??;
     let (mut rx, _) = listener.accept()?;
+    if let Some(cc) = congestion {
+        set_congestion(&stream, cc)?;
+    }
     let watch = stream.try_clone()?;
     let mut info_start = None;
     let stop = Arc::new(AtomicBool::new(false));
@@ -339,11 +373,24 @@ pub fn tcp_bulk(
     let mut counted = 0u64;
     let mut window_start: Option<Instant> = None;
     let mut last = start;
+    let mut longest_gap = (Duration::ZERO, 0.0);
+    let mut per_100ms = Vec::new();
     while start.elapsed() < duration {
         match rx.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                last = Instant::now();
+                let now = Instant::now();
+                if let Some(w) = window_start
+                    && now - last > longest_gap.0
+                {
+                    longest_gap = (now - last, (last - w).as_secs_f64());
+                }
+                last = now;
+                let slot = (now - start).as_millis() as usize / 100;
+                if per_100ms.len() <= slot {
+                    per_100ms.resize(slot + 1, 0);
+                }
+                per_100ms[slot] += n as u64;
                 if start.elapsed() >= warmup {
                     if window_start.is_none() {
                         window_start = Some(last);
@@ -378,6 +425,8 @@ pub fn tcp_bulk(
             0.0
         },
         sender: sender_info,
+        longest_gap,
+        per_100ms,
     })
 }
 
@@ -387,6 +436,7 @@ pub fn iperf3(
     to: &NodeNet,
     duration: Duration,
     warmup: Duration,
+    congestion: Option<&str>,
 ) -> Result<TcpResult, ProbeError> {
     let mut server = Command::new("iperf3");
     server
@@ -409,6 +459,9 @@ pub fn iperf3(
             .arg(duration.as_secs().max(1).to_string())
             .arg("-O")
             .arg(warmup.as_secs().to_string());
+        if let Some(cc) = congestion {
+            client.arg("-C").arg(cc);
+        }
         tool_command(from, &mut client);
         let o = client.output()?;
         if o.status.success() {
@@ -429,6 +482,8 @@ pub fn iperf3(
         .ok_or_else(|| tool_err("iperf3", "no sum_received"))?;
     Ok(TcpResult {
         sender: None,
+        longest_gap: (Duration::ZERO, 0.0),
+        per_100ms: Vec::new(),
         bytes: r["bytes"].as_u64().unwrap_or(0),
         seconds: r["seconds"].as_f64().unwrap_or(0.0),
         goodput_bps: bps,

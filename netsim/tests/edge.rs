@@ -132,6 +132,7 @@ fn tcp_throughput_follows_the_bandwidth_limit() {
         &pair.b,
         Duration::from_secs(4),
         Duration::from_secs(1),
+        Some("cubic"),
     )
     .unwrap();
     pair.stop().unwrap();

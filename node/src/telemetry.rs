@@ -206,7 +206,7 @@ impl Telemetry {
         size: usize,
         at_ns: u64,
     ) -> Option<(Span, TraceContext)> {
-        if !sampled(seq, self.sample_ratio) {
+        if !sampled(self.index, seq, self.sample_ratio) {
             return None;
         }
         let span = self

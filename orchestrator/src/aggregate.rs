@@ -3,7 +3,9 @@
 //! subscribed; latency percentiles come from the merged HDR histograms (exact across the
 //! fleet to the histogram's 3 significant digits).
 
-use crate::record::{AssertionOutcome, Dist, GroupPair, Latency, NodeRecord, NodeStatus, RunRecord, Summary};
+use crate::record::{
+    AssertionOutcome, Dist, GroupPair, Latency, NodeRecord, NodeStatus, RunRecord, Summary,
+};
 use crate::run::driver::DriveLog;
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
@@ -22,7 +24,9 @@ pub fn fill(record: &mut RunRecord, plan: &Plan, log: &DriveLog, t0: Instant) {
         crate::churn::accounting::apply(record, churn, &group_names);
     }
     let s = &mut record.summary;
-    s.launch_to_ready_ms = log.setup_done.map(|t| t.duration_since(t0).as_secs_f64() * 1e3);
+    s.launch_to_ready_ms = log
+        .setup_done
+        .map(|t| t.duration_since(t0).as_secs_f64() * 1e3);
     if let (Some(first), Some(end)) = (log.first_publish, log.settle_end) {
         let secs = end.duration_since(first).as_secs_f64();
         if secs > 0.0 {
@@ -40,14 +44,31 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
         nodes: nodes.len() as u32,
         nodes_failed: nodes
             .iter()
-            .filter(|n| matches!(n.status, NodeStatus::Crashed | NodeStatus::Hung | NodeStatus::Failed))
+            .filter(|n| {
+                matches!(
+                    n.status,
+                    NodeStatus::Crashed | NodeStatus::Hung | NodeStatus::Failed
+                )
+            })
             .count() as u32,
         nodes_without_result: nodes.iter().filter(|n| n.result.is_none()).count() as u32,
         ..Summary::default()
     };
-    let group_index: HashMap<&str, usize> = group_names.iter().enumerate().map(|(i, g)| (g.as_str(), i)).collect();
-    let group_of = |n: &NodeRecord| group_index.get(n.group.as_str()).copied().unwrap_or(usize::MAX);
-    let results: Vec<(&NodeRecord, &NodeResult)> = nodes.iter().filter_map(|n| Some((n, n.result.as_ref()?))).collect();
+    let group_index: HashMap<&str, usize> = group_names
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let group_of = |n: &NodeRecord| {
+        group_index
+            .get(n.group.as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    };
+    let results: Vec<(&NodeRecord, &NodeResult)> = nodes
+        .iter()
+        .filter_map(|n| Some((n, n.result.as_ref()?)))
+        .collect();
 
     // Published messages and their publish windows.
     let mut first_pub = u64::MAX;
@@ -60,7 +81,8 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
         }
     }
     if s.messages_published > 1 && last_pub > first_pub {
-        s.publish_rate_per_s = Some(s.messages_published as f64 / ((last_pub - first_pub) as f64 / 1e9));
+        s.publish_rate_per_s =
+            Some(s.messages_published as f64 / ((last_pub - first_pub) as f64 / 1e9));
     }
 
     // Expected vs delivered, overall and per (origin group, receiver group).
@@ -91,14 +113,17 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
         }
     }
     s.unexpected_deliveries = total_seen.saturating_sub(s.delivered);
-    s.delivery_ratio = (s.expected_deliveries > 0).then(|| s.delivered as f64 / s.expected_deliveries as f64);
+    s.delivery_ratio =
+        (s.expected_deliveries > 0).then(|| s.delivered as f64 / s.expected_deliveries as f64);
 
     // Latency: all, and per group pair.
     let mut all = histogram::new_latency_histogram();
     let mut per_pair: HashMap<(usize, usize), Histogram<u64>> = HashMap::new();
     for (rn, r) in &results {
         for l in &r.latency {
-            let Ok(h) = histogram::decode(&l.hdr) else { continue };
+            let Ok(h) = histogram::decode(&l.hdr) else {
+                continue;
+            };
             let _ = all.add(&h);
             let og = l.origin_group as usize;
             if og < ng {
@@ -112,7 +137,10 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
     s.latency = latency_of(&all);
 
     s.duplicates = results.iter().map(|(_, r)| r.duplicates).sum();
-    let router: Vec<u64> = results.iter().filter_map(|(_, r)| r.router_duplicates).collect();
+    let router: Vec<u64> = results
+        .iter()
+        .filter_map(|(_, r)| r.router_duplicates)
+        .collect();
     if !router.is_empty() {
         let sum: u64 = router.iter().sum();
         s.router_duplicates = Some(sum);
@@ -184,7 +212,11 @@ pub fn dist(values: impl Iterator<Item = f64>) -> Dist {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
     let total: f64 = v.iter().sum();
     Dist {
         count: n as u64,
@@ -204,10 +236,18 @@ fn subscribed_at(subs: &[Subscription], topic: &str, at_ns: u64) -> bool {
 /// The delivery window (churn): subscribed to `topic` by one span for the whole of
 /// `[from_ns, to_ns]`, where every span ends at `until_ns` at the latest (the node stopped
 /// taking part then), and the window itself ends by `until_ns`.
-pub(crate) fn subscribed_through(subs: &[Subscription], topic: &str, from_ns: u64, to_ns: u64, until_ns: u64) -> bool {
+pub(crate) fn subscribed_through(
+    subs: &[Subscription],
+    topic: &str,
+    from_ns: u64,
+    to_ns: u64,
+    until_ns: u64,
+) -> bool {
     to_ns <= until_ns
         && subs.iter().any(|s| {
-            s.topic == topic && s.from_ns <= from_ns && s.to_ns.map_or(until_ns, |t| t.min(until_ns)) >= to_ns
+            s.topic == topic
+                && s.from_ns <= from_ns
+                && s.to_ns.map_or(until_ns, |t| t.min(until_ns)) >= to_ns
         })
 }
 
@@ -223,7 +263,11 @@ impl<'a> SeenIndex<'a> {
         let by_origin = seen
             .iter()
             .map(|s| {
-                total += s.ranges.iter().map(|r| r[1].saturating_sub(r[0]) + 1).sum::<u64>();
+                total += s
+                    .ranges
+                    .iter()
+                    .map(|r| r[1].saturating_sub(r[0]) + 1)
+                    .sum::<u64>();
                 (s.origin, s.ranges.as_slice())
             })
             .collect();
@@ -231,7 +275,9 @@ impl<'a> SeenIndex<'a> {
     }
 
     pub(crate) fn contains(&self, origin: u32, seq: u64) -> bool {
-        let Some(ranges) = self.by_origin.get(&origin) else { return false };
+        let Some(ranges) = self.by_origin.get(&origin) else {
+            return false;
+        };
         let i = ranges.partition_point(|r| r[1] < seq);
         ranges.get(i).is_some_and(|r| r[0] <= seq && seq <= r[1])
     }
@@ -247,7 +293,9 @@ pub fn metric_value(metric: Metric, s: &Summary) -> Option<f64> {
         Metric::Duplicates => Some(s.duplicates as f64),
         Metric::FailedNodes => Some(s.nodes_failed as f64),
         Metric::ReadyTimeMs => s.launch_to_ready_ms,
-        Metric::PeakRssMibMax => (s.peak_rss_bytes.count > 0).then(|| s.peak_rss_bytes.max / (1024.0 * 1024.0)),
+        Metric::PeakRssMibMax => {
+            (s.peak_rss_bytes.count > 0).then(|| s.peak_rss_bytes.max / (1024.0 * 1024.0))
+        }
     }
 }
 
@@ -272,16 +320,30 @@ mod tests {
     #[test]
     fn dist_is_exact() {
         let d = dist([4.0, 1.0, 3.0, 2.0].into_iter());
-        assert_eq!((d.count, d.min, d.median, d.max, d.total), (4, 1.0, 2.5, 4.0, 10.0));
+        assert_eq!(
+            (d.count, d.min, d.median, d.max, d.total),
+            (4, 1.0, 2.5, 4.0, 10.0)
+        );
         assert_eq!(dist([5.0, 1.0, 9.0].into_iter()).median, 5.0);
     }
 
     #[test]
     fn seen_lookup() {
-        let seen = vec![SeenFrom { origin: 2, ranges: vec![[0, 3], [7, 7], [9, 12]] }];
+        let seen = vec![SeenFrom {
+            origin: 2,
+            ranges: vec![[0, 3], [7, 7], [9, 12]],
+        }];
         let idx = SeenIndex::new(&seen);
         assert_eq!(idx.total, 4 + 1 + 4);
-        for (seq, want) in [(0, true), (3, true), (4, false), (7, true), (8, false), (12, true), (13, false)] {
+        for (seq, want) in [
+            (0, true),
+            (3, true),
+            (4, false),
+            (7, true),
+            (8, false),
+            (12, true),
+            (13, false),
+        ] {
             assert_eq!(idx.contains(2, seq), want, "seq {seq}");
         }
         assert!(!idx.contains(1, 0));
@@ -289,7 +351,11 @@ mod tests {
 
     #[test]
     fn subscription_windows() {
-        let subs = vec![Subscription { topic: "t".into(), from_ns: 10, to_ns: Some(20) }];
+        let subs = vec![Subscription {
+            topic: "t".into(),
+            from_ns: 10,
+            to_ns: Some(20),
+        }];
         assert!(subscribed_at(&subs, "t", 10));
         assert!(!subscribed_at(&subs, "t", 20));
         assert!(!subscribed_at(&subs, "u", 15));
@@ -298,8 +364,16 @@ mod tests {
     #[test]
     fn delivery_windows() {
         let subs = vec![
-            Subscription { topic: "t".into(), from_ns: 10, to_ns: Some(20) },
-            Subscription { topic: "t".into(), from_ns: 30, to_ns: None },
+            Subscription {
+                topic: "t".into(),
+                from_ns: 10,
+                to_ns: Some(20),
+            },
+            Subscription {
+                topic: "t".into(),
+                from_ns: 30,
+                to_ns: None,
+            },
         ];
         assert!(subscribed_through(&subs, "t", 10, 20, 100));
         // Left in the middle of the window: neither expected nor a miss.

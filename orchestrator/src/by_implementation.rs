@@ -108,7 +108,11 @@ pub fn fill(record: &mut RunRecord, plan: &Plan) {
     if labels.len() < 2 {
         return;
     }
-    let figures = compute(&record.nodes, &groups, &record.versions.node_implementations);
+    let figures = compute(
+        &record.nodes,
+        &groups,
+        &record.versions.node_implementations,
+    );
     if let Ok(v) = serde_json::to_value(&figures) {
         record.extra.insert(EXTRA_KEY.to_string(), v);
     }
@@ -134,10 +138,20 @@ pub fn compute(
         }
     }
     let nl = labels.len();
-    let label_index: HashMap<&str, usize> = labels.iter().enumerate().map(|(i, (l, _))| (l.as_str(), i)).collect();
-    let group_label: HashMap<&str, usize> = groups.iter().map(|(id, _, l)| (id.as_str(), label_index[l.as_str()])).collect();
+    let label_index: HashMap<&str, usize> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, (l, _))| (l.as_str(), i))
+        .collect();
+    let group_label: HashMap<&str, usize> = groups
+        .iter()
+        .map(|(id, _, l)| (id.as_str(), label_index[l.as_str()]))
+        .collect();
     // origin_group number (plan group index) → label index.
-    let origin_label: Vec<usize> = groups.iter().map(|(_, _, l)| label_index[l.as_str()]).collect();
+    let origin_label: Vec<usize> = groups
+        .iter()
+        .map(|(_, _, l)| label_index[l.as_str()])
+        .collect();
     let label_of = |n: &NodeRecord| group_label.get(n.group.as_str()).copied();
 
     // Deliveries: exact, from seen-sets and subscription spans.
@@ -149,7 +163,11 @@ pub fn compute(
         .collect();
     for &(rn, rl) in &with_result {
         let r = rn.result.as_ref().expect("filtered");
-        let seen: HashMap<u32, &[[u64; 2]]> = r.seen.iter().map(|s| (s.origin, s.ranges.as_slice())).collect();
+        let seen: HashMap<u32, &[[u64; 2]]> = r
+            .seen
+            .iter()
+            .map(|s| (s.origin, s.ranges.as_slice()))
+            .collect();
         for &(on, ol) in &with_result {
             if on.index == rn.index {
                 continue;
@@ -157,10 +175,14 @@ pub fn compute(
             let o = on.result.as_ref().expect("filtered");
             for p in &o.published {
                 let subscribed = r.subscriptions.iter().any(|s| {
-                    s.topic == p.topic && s.from_ns <= p.at_ns && s.to_ns.is_none_or(|to| p.at_ns < to)
+                    s.topic == p.topic
+                        && s.from_ns <= p.at_ns
+                        && s.to_ns.is_none_or(|to| p.at_ns < to)
                 });
                 if subscribed {
-                    let hit = seen.get(&on.index).is_some_and(|ranges| contains(ranges, p.seq));
+                    let hit = seen
+                        .get(&on.index)
+                        .is_some_and(|ranges| contains(ranges, p.seq));
                     let c = &mut counts[ol * nl + rl];
                     c.0 += 1;
                     c.1 += u64::from(hit);
@@ -173,8 +195,12 @@ pub fn compute(
     let mut hists: HashMap<(usize, usize), hdrhistogram::Histogram<u64>> = HashMap::new();
     for &(rn, rl) in &with_result {
         for l in &rn.result.as_ref().expect("filtered").latency {
-            let Some(&ol) = origin_label.get(l.origin_group as usize) else { continue };
-            let Ok(h) = histogram::decode(&l.hdr) else { continue };
+            let Some(&ol) = origin_label.get(l.origin_group as usize) else {
+                continue;
+            };
+            let Ok(h) = histogram::decode(&l.hdr) else {
+                continue;
+            };
             let _ = hists
                 .entry((ol, rl))
                 .or_insert_with(histogram::new_latency_histogram)
@@ -217,7 +243,9 @@ pub fn compute(
                     .filter(|n| {
                         matches!(
                             n.status,
-                            crate::record::NodeStatus::Crashed | crate::record::NodeStatus::Hung | crate::record::NodeStatus::Failed
+                            crate::record::NodeStatus::Crashed
+                                | crate::record::NodeStatus::Hung
+                                | crate::record::NodeStatus::Failed
                         )
                     })
                     .count() as u32,
@@ -247,7 +275,10 @@ pub fn compute(
             }
         })
         .collect();
-    ByImplementation { implementations, pairs }
+    ByImplementation {
+        implementations,
+        pairs,
+    }
 }
 
 /// What the nodes of `label` run: the version their hello named, when it matches the label's
@@ -255,7 +286,11 @@ pub fn compute(
 fn version_of(label: &str, imp: &str, versions: &BTreeMap<String, String>) -> Option<String> {
     let said = versions.get(imp);
     match label.split_once('@') {
-        Some((_, v)) => Some(said.filter(|s| s.contains(v)).cloned().unwrap_or_else(|| v.to_string())),
+        Some((_, v)) => Some(
+            said.filter(|s| s.contains(v))
+                .cloned()
+                .unwrap_or_else(|| v.to_string()),
+        ),
         None => said.cloned(),
     }
 }
@@ -270,7 +305,9 @@ fn contains(ranges: &[[u64; 2]], seq: u64) -> bool {
 pub fn render_markdown(record: &RunRecord) -> String {
     use crate::report::{mib, ms};
     use std::fmt::Write;
-    let Some(b) = of_record(record) else { return String::new() };
+    let Some(b) = of_record(record) else {
+        return String::new();
+    };
     let mut o = String::new();
     let _ = writeln!(o, "\n## By implementation\n");
     let _ = writeln!(
@@ -283,7 +320,11 @@ pub fn render_markdown(record: &RunRecord) -> String {
             "| {} | {}{} | {} | {} / {} | {} | {:.3} s / {:.3} s | {} | {} | {} / {} |",
             f.label,
             f.nodes,
-            if f.nodes_failed > 0 { format!(" (**{} failed**)", f.nodes_failed) } else { String::new() },
+            if f.nodes_failed > 0 {
+                format!(" (**{} failed**)", f.nodes_failed)
+            } else {
+                String::new()
+            },
             f.version.as_deref().unwrap_or("n/a"),
             mib(f.peak_rss_bytes.median),
             mib(f.peak_rss_bytes.max),
@@ -338,7 +379,11 @@ pub fn render_markdown(record: &RunRecord) -> String {
                 );
             }
             None => {
-                let _ = writeln!(o, "| {} → {} | n/a | n/a | n/a | n/a | 0 |", x.publisher, x.receiver);
+                let _ = writeln!(
+                    o,
+                    "| {} → {} | n/a | n/a | n/a | n/a | 0 |",
+                    x.publisher, x.receiver
+                );
             }
         }
     }
@@ -361,7 +406,14 @@ mod tests {
         histogram::encode(&h).unwrap()
     }
 
-    fn node(index: u32, group: &str, imp: &str, published: u64, seen: Vec<SeenFrom>, latency: Vec<OriginLatency>) -> NodeRecord {
+    fn node(
+        index: u32,
+        group: &str,
+        imp: &str,
+        published: u64,
+        seen: Vec<SeenFrom>,
+        latency: Vec<OriginLatency>,
+    ) -> NodeRecord {
         NodeRecord {
             index,
             group: group.into(),
@@ -384,10 +436,23 @@ mod tests {
                 exit: ExitReason::Finished,
                 error: None,
                 latency,
-                published: (0..published).map(|seq| Published { seq, topic: "t".into(), at_ns: 100 + seq }).collect(),
-                received: seen.iter().map(|s| s.ranges.iter().map(|r| r[1] - r[0] + 1).sum::<u64>()).sum(),
+                published: (0..published)
+                    .map(|seq| Published {
+                        seq,
+                        topic: "t".into(),
+                        at_ns: 100 + seq,
+                    })
+                    .collect(),
+                received: seen
+                    .iter()
+                    .map(|s| s.ranges.iter().map(|r| r[1] - r[0] + 1).sum::<u64>())
+                    .sum(),
                 seen,
-                subscriptions: vec![Subscription { topic: "t".into(), from_ns: 1, to_ns: None }],
+                subscriptions: vec![Subscription {
+                    topic: "t".into(),
+                    from_ns: 1,
+                    to_ns: None,
+                }],
                 duplicates: 1,
                 router_duplicates: None,
                 bytes_in: None,
@@ -417,28 +482,91 @@ mod tests {
                 "r",
                 "rust",
                 2,
-                vec![SeenFrom { origin: 1, ranges: vec![[0, 1]] }, SeenFrom { origin: 2, ranges: vec![[1, 1]] }],
-                vec![OriginLatency { origin_group: 1, hdr: hist(&[1000, 2000]) }, OriginLatency { origin_group: 2, hdr: hist(&[3000]) }],
+                vec![
+                    SeenFrom {
+                        origin: 1,
+                        ranges: vec![[0, 1]],
+                    },
+                    SeenFrom {
+                        origin: 2,
+                        ranges: vec![[1, 1]],
+                    },
+                ],
+                vec![
+                    OriginLatency {
+                        origin_group: 1,
+                        hdr: hist(&[1000, 2000]),
+                    },
+                    OriginLatency {
+                        origin_group: 2,
+                        hdr: hist(&[3000]),
+                    },
+                ],
             ),
             node(
                 1,
                 "g1",
                 "go",
                 2,
-                vec![SeenFrom { origin: 0, ranges: vec![[0, 1]] }, SeenFrom { origin: 2, ranges: vec![[0, 1]] }],
-                vec![OriginLatency { origin_group: 0, hdr: hist(&[500, 600]) }, OriginLatency { origin_group: 2, hdr: hist(&[100, 100]) }],
+                vec![
+                    SeenFrom {
+                        origin: 0,
+                        ranges: vec![[0, 1]],
+                    },
+                    SeenFrom {
+                        origin: 2,
+                        ranges: vec![[0, 1]],
+                    },
+                ],
+                vec![
+                    OriginLatency {
+                        origin_group: 0,
+                        hdr: hist(&[500, 600]),
+                    },
+                    OriginLatency {
+                        origin_group: 2,
+                        hdr: hist(&[100, 100]),
+                    },
+                ],
             ),
             node(
                 2,
                 "g2",
                 "go",
                 2,
-                vec![SeenFrom { origin: 0, ranges: vec![[0, 1]] }, SeenFrom { origin: 1, ranges: vec![[0, 1]] }],
-                vec![OriginLatency { origin_group: 0, hdr: hist(&[700, 800]) }, OriginLatency { origin_group: 1, hdr: hist(&[100, 100]) }],
+                vec![
+                    SeenFrom {
+                        origin: 0,
+                        ranges: vec![[0, 1]],
+                    },
+                    SeenFrom {
+                        origin: 1,
+                        ranges: vec![[0, 1]],
+                    },
+                ],
+                vec![
+                    OriginLatency {
+                        origin_group: 0,
+                        hdr: hist(&[700, 800]),
+                    },
+                    OriginLatency {
+                        origin_group: 1,
+                        hdr: hist(&[100, 100]),
+                    },
+                ],
             ),
         ];
-        let b = compute(&nodes, &groups, &BTreeMap::from([("go".to_string(), "go go-libp2p-pubsub v0.19.0".to_string())]));
-        let get = |p: &str, r: &str| b.pairs.iter().find(|x| x.publisher == p && x.receiver == r).unwrap();
+        let b = compute(
+            &nodes,
+            &groups,
+            &BTreeMap::from([("go".to_string(), "go go-libp2p-pubsub v0.19.0".to_string())]),
+        );
+        let get = |p: &str, r: &str| {
+            b.pairs
+                .iter()
+                .find(|x| x.publisher == p && x.receiver == r)
+                .unwrap()
+        };
         let go_rust = get("go", "rust");
         assert_eq!((go_rust.expected, go_rust.delivered), (4, 3));
         assert_eq!(go_rust.latency.unwrap().count, 3);
@@ -449,10 +577,17 @@ mod tests {
         let go_go = get("go", "go");
         assert_eq!((go_go.expected, go_go.delivered), (4, 4));
         assert_eq!(go_go.latency.unwrap().count, 4);
-        assert!(b.pairs.iter().all(|p| !(p.publisher == "rust" && p.receiver == "rust")));
+        assert!(
+            b.pairs
+                .iter()
+                .all(|p| !(p.publisher == "rust" && p.receiver == "rust"))
+        );
         assert_eq!(b.implementations.len(), 2);
         assert_eq!(b.implementations[1].nodes, 2);
-        assert_eq!(b.implementations[1].version.as_deref(), Some("go go-libp2p-pubsub v0.19.0"));
+        assert_eq!(
+            b.implementations[1].version.as_deref(),
+            Some("go go-libp2p-pubsub v0.19.0")
+        );
         assert_eq!(b.implementations[1].cpu_s.median, 1.0);
     }
 }

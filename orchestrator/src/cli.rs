@@ -18,7 +18,11 @@ use tokio::sync::watch;
 pub const EXIT_INVALID: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "orchestrator", version, about = "Runs fleets of real libp2p pubsub peers from YAML test plans and reports what they measured.")]
+#[command(
+    name = "orchestrator",
+    version,
+    about = "Runs fleets of real libp2p pubsub peers from YAML test plans and reports what they measured."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -98,7 +102,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -145,9 +150,25 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                     }
                 }
             }
-            Ok(if bad { ExitCode::from(EXIT_INVALID) } else { ExitCode::SUCCESS })
+            Ok(if bad {
+                ExitCode::from(EXIT_INVALID)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Cmd::Run { plan: path, set, results, node_bin, interop_dir, run_id, quiet, json, runner, control_listen, telemetry } => {
+        Cmd::Run {
+            plan: path,
+            set,
+            results,
+            node_bin,
+            interop_dir,
+            run_id,
+            quiet,
+            json,
+            runner,
+            control_listen,
+            telemetry,
+        } => {
             let mut loaded = plan::load(&path, &overrides(&set)?)?;
             telemetry.overrides().apply(&mut loaded.plan)?;
             let opts = RunOptions {
@@ -161,12 +182,15 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             };
             let out = run::run_plan(&loaded, &opts, interrupt_flag()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "dir": out.dir,
-                    "outcome": out.record.outcome,
-                    "summary": out.record.summary,
-                    "assertions": out.record.assertions,
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "dir": out.dir,
+                        "outcome": out.record.outcome,
+                        "summary": out.record.summary,
+                        "assertions": out.record.assertions,
+                    }))?
+                );
             } else if !quiet {
                 print_summary(&out);
             }
@@ -178,8 +202,12 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             let text = serde_json::to_string_pretty(&crate::telemetry::grafana::dashboard())?;
             match out {
                 Some(p) => {
-                    std::fs::write(&p, text + "\n").map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
-                    eprintln!("wrote {} (Grafana → Dashboards → New → Import)", p.display());
+                    std::fs::write(&p, text + "\n")
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+                    eprintln!(
+                        "wrote {} (Grafana → Dashboards → New → Import)",
+                        p.display()
+                    );
                 }
                 None => println!("{text}"),
             }
@@ -236,7 +264,10 @@ pub fn interrupt_flag() -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         tokio::select! {

@@ -41,40 +41,143 @@ use tokio::time::Instant;
 
 /// Every check, in the order the report lists them: (id, what a conforming node does).
 pub const CATALOGUE: &[(&str, &str)] = &[
-    ("env.no-control-addr", "exits 2 naming TESTBED_CONTROL_ADDR when it is not set (§1, §12)"),
-    ("env.no-node-index", "exits 2 naming TESTBED_NODE_INDEX when neither it nor JOB_COMPLETION_INDEX is set (§1)"),
-    ("control.unreachable", "exits 3 when the control channel cannot be opened (§12)"),
-    ("hello", "speaks first with hello: protocol 1, its index, its pid, its implementation name, an impl_version (§3)"),
-    ("state.starting", "sends state{starting} right after hello (§7)"),
-    ("command.before-welcome", "answers a command sent before the welcome with ack ok: false (§5)"),
-    ("listening", "after the welcome: listening{peer_id, listen_addrs} with dialable /ip4|ip6/…/tcp/PORT addresses without /p2p/, then state{listening} (§3)"),
-    ("control.unix", "works over a Unix socket control channel, unix:/path (§1)"),
-    ("malformed.ignored", "ignores a line that is not JSON, an unknown message type and a released for an unknown barrier, and keeps serving (§2, §6)"),
-    ("command.unknown-op", "answers an unknown op and a command with missing fields with ack{id, ok: false, error} (§2)"),
+    (
+        "env.no-control-addr",
+        "exits 2 naming TESTBED_CONTROL_ADDR when it is not set (§1, §12)",
+    ),
+    (
+        "env.no-node-index",
+        "exits 2 naming TESTBED_NODE_INDEX when neither it nor JOB_COMPLETION_INDEX is set (§1)",
+    ),
+    (
+        "control.unreachable",
+        "exits 3 when the control channel cannot be opened (§12)",
+    ),
+    (
+        "hello",
+        "speaks first with hello: protocol 1, its index, its pid, its implementation name, an impl_version (§3)",
+    ),
+    (
+        "state.starting",
+        "sends state{starting} right after hello (§7)",
+    ),
+    (
+        "command.before-welcome",
+        "answers a command sent before the welcome with ack ok: false (§5)",
+    ),
+    (
+        "listening",
+        "after the welcome: listening{peer_id, listen_addrs} with dialable /ip4|ip6/…/tcp/PORT addresses without /p2p/, then state{listening} (§3)",
+    ),
+    (
+        "control.unix",
+        "works over a Unix socket control channel, unix:/path (§1)",
+    ),
+    (
+        "messages.well-formed",
+        "every message it sends is one line of JSON matching the contract: known type, exactly its fields, no nulls (§2, §3)",
+    ),
+    (
+        "malformed.ignored",
+        "ignores a line that is not JSON, an unknown message type and a released for an unknown barrier, and keeps serving (§2, §6)",
+    ),
+    (
+        "command.unknown-op",
+        "answers an unknown op and a command with missing fields with ack{id, ok: false, error} (§2)",
+    ),
     ("report", "report: a snapshot, then ack ok (§5)"),
-    ("connect.empty", "connect with no peers: ack ok at once, state connected (§5)"),
-    ("connect.failure", "a failed dial: ack ok: false, error naming `node <index> (<peer_id> at <addr>)`, info {connected, failed} (§5)"),
-    ("connect", "dials the Rust reference and its own kind: ack ok, info {connected: n, failed: 0} (§5)"),
-    ("subscribe.wait-mesh", "subscribe with wait_mesh: ack ok, info {mesh_ms, topics: {t: {mesh, subscribed}}}, states subscribed and ready (§5)"),
-    ("publish.no-peer", "publish to a topic nobody subscribes: ack ok: false after peer_timeout_ms, info {published: 0} (§5)"),
-    ("publish", "publish: ack ok, info {published: count}, state running (§5)"),
-    ("commands.concurrent", "answers a report while a publish is running (§5)"),
-    ("unsubscribe", "unsubscribe: ack ok, info {unsubscribed: 1} (§5)"),
-    ("snapshots.periodic", "sends snapshots every snapshot_interval_ms, counters consistent (§10)"),
-    ("states.forward", "state messages move forward only and match the result's timeline (§7)"),
-    ("finish", "finish: states draining and done, ack ok, the result last, then close and exit 0 within 2 s (§12)"),
-    ("abort", "abort: result with exit aborted and `aborted by the orchestrator: <reason>`, no ack, exit 0 (§12)"),
-    ("result.well-formed", "the result has exactly the contract's fields: none unknown, none missing, no nulls, integers as integers (§10)"),
-    ("result.consistent", "result fields agree with the run: index, peer id, exit and error, published 0..n in order, subscriptions, timeline, RSS, CPU (§10)"),
-    ("result.seen", "seen-sets: origins ascending, ranges sorted, disjoint, non-adjacent, inclusive; received equals their size; own messages ignored (§8, §10)"),
-    ("result.histograms", "latency: HDR V2 compressed base64 (1 µs to 1 h, 3 digits), one per origin group ascending, counts summing to received (§11)"),
-    ("interop.to-reference", "the Rust reference received every message it published: payload layout readable, exact seen-set and latency per origin (§9)"),
-    ("interop.from-reference", "it received every message of the Rust reference and of its own kind: exact seen-sets and latency per origin (§8, §9)"),
-    ("signal.sigterm", "SIGTERM: result with exit aborted and `stopped by SIGTERM`, exit 143 (§12)"),
-    ("welcome.wrong-protocol", "fails on a welcome with another protocol: result exit error with the error, exit 1 (§12)"),
-    ("welcome.wrong-index", "fails on a welcome for another index: result exit error with the error, exit 1 (§4, §12)"),
-    ("abort.before-welcome", "abort before the welcome: result with exit aborted and empty lists, exit 0 (§12)"),
-    ("channel.lost", "exits 3 without a result when the orchestrator closes the channel (§12)"),
+    (
+        "connect.empty",
+        "connect with no peers: ack ok at once, state connected (§5)",
+    ),
+    (
+        "connect.failure",
+        "a failed dial: ack ok: false, error naming `node <index> (<peer_id> at <addr>)`, info {connected, failed} (§5)",
+    ),
+    (
+        "connect",
+        "dials the Rust reference and its own kind: ack ok, info {connected: n, failed: 0} (§5)",
+    ),
+    (
+        "subscribe.wait-mesh",
+        "subscribe with wait_mesh: ack ok, info {mesh_ms, topics: {t: {mesh, subscribed}}}, states subscribed and ready (§5)",
+    ),
+    (
+        "publish.no-peer",
+        "publish to a topic nobody subscribes: ack ok: false after peer_timeout_ms, info {published: 0} (§5)",
+    ),
+    (
+        "publish",
+        "publish: ack ok, info {published: count}, state running (§5)",
+    ),
+    (
+        "commands.concurrent",
+        "answers a report while a publish is running (§5)",
+    ),
+    (
+        "unsubscribe",
+        "unsubscribe: ack ok, info {unsubscribed: 1} (§5)",
+    ),
+    (
+        "snapshots.periodic",
+        "sends snapshots every snapshot_interval_ms, counters consistent (§10)",
+    ),
+    (
+        "states.forward",
+        "state messages move forward only and match the result's timeline (§7)",
+    ),
+    (
+        "finish",
+        "finish: states draining and done, ack ok, the result last, then close and exit 0 within 2 s (§12)",
+    ),
+    (
+        "abort",
+        "abort: result with exit aborted and `aborted by the orchestrator: <reason>`, no ack, exit 0 (§12)",
+    ),
+    (
+        "result.well-formed",
+        "the result has exactly the contract's fields: none unknown, none missing, no nulls, integers as integers (§10)",
+    ),
+    (
+        "result.consistent",
+        "result fields agree with the run: index, peer id, exit and error, published 0..n in order, subscriptions, timeline, RSS, CPU (§10)",
+    ),
+    (
+        "result.seen",
+        "seen-sets: origins ascending, ranges sorted, disjoint, non-adjacent, inclusive; received equals their size; own messages ignored (§8, §10)",
+    ),
+    (
+        "result.histograms",
+        "latency: HDR V2 compressed base64 (1 µs to 1 h, 3 digits), one per origin group ascending, counts summing to received (§11)",
+    ),
+    (
+        "interop.to-reference",
+        "the Rust reference received every message it published: payload layout readable, exact seen-set and latency per origin (§9)",
+    ),
+    (
+        "interop.from-reference",
+        "it received every message of the Rust reference and of its own kind: exact seen-sets and latency per origin (§8, §9)",
+    ),
+    (
+        "signal.sigterm",
+        "SIGTERM: result with exit aborted and `stopped by SIGTERM`, exit 143 (§12)",
+    ),
+    (
+        "welcome.wrong-protocol",
+        "fails on a welcome with another protocol: result exit error with the error, exit 1 (§12)",
+    ),
+    (
+        "welcome.wrong-index",
+        "fails on a welcome for another index: result exit error with the error, exit 1 (§4, §12)",
+    ),
+    (
+        "abort.before-welcome",
+        "abort before the welcome: result with exit aborted and empty lists, exit 0 (§12)",
+    ),
+    (
+        "channel.lost",
+        "exits 3 without a result when the orchestrator closes the channel (§12)",
+    ),
 ];
 
 /// `orchestrator conformance`: exit 0 when every check passed, 1 when one did not, 4 when the
@@ -143,7 +246,11 @@ pub async fn cli(args: ConformanceArgs) -> Result<std::process::ExitCode> {
     } else {
         print!("{}", report.render());
     }
-    Ok(if report.passed() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+    Ok(if report.passed() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }
 
 /// What to check.
@@ -215,7 +322,10 @@ impl ConformanceReport {
             "conformance of the {} node: {}{}",
             self.implementation,
             self.program,
-            self.impl_version.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+            self.impl_version
+                .as_ref()
+                .map(|v| format!(" ({v})"))
+                .unwrap_or_default()
         );
         let _ = writeln!(o, "reference: {}\n", self.reference);
         for c in &self.checks {
@@ -231,11 +341,24 @@ impl ConformanceReport {
                 }
             }
         }
-        let failed = self.checks.iter().filter(|c| c.status == CheckStatus::Fail).count();
-        let skipped = self.checks.iter().filter(|c| c.status == CheckStatus::Skip).count();
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .count();
+        let skipped = self
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Skip)
+            .count();
         let _ = writeln!(o);
         if self.passed() {
-            let _ = writeln!(o, "PASSED: all {} checks ({:.1} s)", self.checks.len(), self.duration_s);
+            let _ = writeln!(
+                o,
+                "PASSED: all {} checks ({:.1} s)",
+                self.checks.len(),
+                self.duration_s
+            );
         } else {
             let names: Vec<&str> = self.not_passed().map(|c| c.id.as_str()).collect();
             let _ = writeln!(
@@ -259,7 +382,10 @@ struct Checks {
 
 impl Checks {
     fn add(&mut self, id: &'static str, r: Result<(), String>) {
-        debug_assert!(CATALOGUE.iter().any(|(c, _)| *c == id), "{id} is not in the catalogue");
+        debug_assert!(
+            CATALOGUE.iter().any(|(c, _)| *c == id),
+            "{id} is not in the catalogue"
+        );
         let entry = match r {
             Ok(()) => (CheckStatus::Pass, None),
             Err(e) => (CheckStatus::Fail, Some(e)),
@@ -268,7 +394,10 @@ impl Checks {
     }
 
     fn skip(&mut self, id: &'static str, why: impl Into<String>) {
-        self.results.entry(id).or_default().push((CheckStatus::Skip, Some(why.into())));
+        self.results
+            .entry(id)
+            .or_default()
+            .push((CheckStatus::Skip, Some(why.into())));
     }
 
     /// Records `r` for node `who`: errors are prefixed with the node's name.
@@ -398,7 +527,11 @@ struct Line {
 impl Line {
     fn kind(&self) -> String {
         match &self.value {
-            Some(v) => v.get("type").and_then(Value::as_str).unwrap_or("?").to_string(),
+            Some(v) => v
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string(),
             None => "not JSON".into(),
         }
     }
@@ -456,7 +589,8 @@ async fn spawn(s: Spawn<'_>) -> Result<Proc, String> {
     let (listener, addr) = if s.unix {
         let path = s.logs.join(format!("{}.sock", s.name));
         let _ = std::fs::remove_file(&path);
-        let l = UnixListener::bind(&path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+        let l = UnixListener::bind(&path)
+            .map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
         (Listener::Unix(l), format!("unix:{}", path.display()))
     } else {
         let l = TcpListener::bind("127.0.0.1:0")
@@ -557,7 +691,12 @@ where
         }
         let value = serde_json::from_str::<Value>(&raw).ok();
         let msg = serde_json::from_str::<NodeMsg>(&raw).map_err(|e| e.to_string());
-        let line = Line { at: Instant::now(), raw, value, msg };
+        let line = Line {
+            at: Instant::now(),
+            raw,
+            value,
+            msg,
+        };
         if events.send(Event::Line(line)).is_err() {
             return;
         }
@@ -604,7 +743,12 @@ impl Proc {
 
     /// The first line (of all received so far, and those still to come until `within`
     /// passes) that matches `pred`; the error names what was received instead.
-    async fn expect(&mut self, within: Duration, what: &str, pred: impl Fn(&Line) -> bool) -> Result<usize, String> {
+    async fn expect(
+        &mut self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&Line) -> bool,
+    ) -> Result<usize, String> {
         self.expect_since(0, within, what, pred).await
     }
 
@@ -637,8 +781,15 @@ impl Proc {
                 Err(_) => break,
             }
         }
-        let seen: Vec<String> = self.lines[since.min(self.lines.len())..].iter().map(Line::kind).collect();
-        let shown = if seen.len() > 12 { format!("…, {}", seen[seen.len() - 12..].join(", ")) } else { seen.join(", ") };
+        let seen: Vec<String> = self.lines[since.min(self.lines.len())..]
+            .iter()
+            .map(Line::kind)
+            .collect();
+        let shown = if seen.len() > 12 {
+            format!("…, {}", seen[seen.len() - 12..].join(", "))
+        } else {
+            seen.join(", ")
+        };
         let end = if self.closed_at.is_some() {
             "the control channel closed".to_string()
         } else {
@@ -646,19 +797,31 @@ impl Proc {
         };
         Err(format!(
             "no {what}: {end}{}",
-            if seen.is_empty() { String::new() } else { format!(" (received: {shown})") }
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!(" (received: {shown})")
+            }
         ))
     }
 
     /// Waits for `ack{id}`; returns (line position, ok, error, info).
-    async fn ack(&mut self, id: u64, within: Duration) -> Result<(usize, bool, Option<String>, Value), String> {
+    async fn ack(
+        &mut self,
+        id: u64,
+        within: Duration,
+    ) -> Result<(usize, bool, Option<String>, Value), String> {
         let i = self
-            .expect(within, &format!("ack for command {id}"), |l| {
-                matches!(&l.msg, Ok(NodeMsg::Ack { id: a, .. }) if *a == id)
-            })
+            .expect(
+                within,
+                &format!("ack for command {id}"),
+                |l| matches!(&l.msg, Ok(NodeMsg::Ack { id: a, .. }) if *a == id),
+            )
             .await?;
         match &self.lines[i].msg {
-            Ok(NodeMsg::Ack { ok, error, info, .. }) => Ok((i, *ok, error.clone(), info.clone())),
+            Ok(NodeMsg::Ack {
+                ok, error, info, ..
+            }) => Ok((i, *ok, error.clone(), info.clone())),
             _ => unreachable!("matched an ack"),
         }
     }
@@ -727,10 +890,13 @@ impl Proc {
 
     /// The result, as raw JSON and (if it parses) as the contract's type.
     fn result(&self) -> Option<(usize, &Line)> {
-        self.lines
-            .iter()
-            .enumerate()
-            .find(|(_, l)| l.value.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str) == Some("result"))
+        self.lines.iter().enumerate().find(|(_, l)| {
+            l.value
+                .as_ref()
+                .and_then(|v| v.get("type"))
+                .and_then(Value::as_str)
+                == Some("result")
+        })
     }
 
     fn parsed_result(&self) -> Option<&NodeResult> {
@@ -848,9 +1014,17 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     for i in 0..N {
         let reference = i == 2;
         let p = spawn(Spawn {
-            program: if reference { &ctx.reference } else { &ctx.program },
+            program: if reference {
+                &ctx.reference
+            } else {
+                &ctx.program
+            },
             index: i,
-            who: if reference { "node 2 (Rust reference)".into() } else { ctx.who(i) },
+            who: if reference {
+                "node 2 (Rust reference)".into()
+            } else {
+                ctx.who(i)
+            },
             unix: false,
             without: &[],
             control_addr: None,
@@ -860,7 +1034,8 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
         .await?;
         procs.push(p);
     }
-    let [mut a, mut b, mut r]: [Proc; 3] = procs.try_into().map_err(|_| "three nodes".to_string())?;
+    let [mut a, mut b, mut r]: [Proc; 3] =
+        procs.try_into().map_err(|_| "three nodes".to_string())?;
     let session_start = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
 
     // Hello and starting.
@@ -884,8 +1059,14 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
         }
         let next = p.next(Instant::now() + STEP).await;
         let st = match next.map(|i| &p.lines[i].msg) {
-            Some(Ok(NodeMsg::State { state: NodeState::Starting, .. })) => Ok(()),
-            Some(_) => Err(format!("the message after hello is `{}`, not state{{starting}}", p.lines[next.unwrap()].kind())),
+            Some(Ok(NodeMsg::State {
+                state: NodeState::Starting,
+                ..
+            })) => Ok(()),
+            Some(_) => Err(format!(
+                "the message after hello is `{}`, not state{{starting}}",
+                p.lines[next.unwrap()].kind()
+            )),
             None => Err("nothing after hello".into()),
         };
         c.node("state.starting", &p.who.clone(), st);
@@ -922,7 +1103,10 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     a.send_raw(b"this is not JSON\n");
     a.send_raw(b"{\"type\":\"no_such_message\",\"x\":1}\n");
     a.send_raw(b"\n");
-    a.send(&OrchMsg::Released { barrier: "nobody-waits-for-this".into(), count: 1 });
+    a.send(&OrchMsg::Released {
+        barrier: "nobody-waits-for-this".into(),
+        count: 1,
+    });
     a.send_raw(b"{\"type\":\"command\",\"id\":50,\"cmd\":{\"op\":\"dance\"}}\n");
     a.send_raw(b"{\"type\":\"command\",\"id\":51,\"cmd\":{\"op\":\"publish\",\"topic\":\"t\"}}\n");
     let sent52 = Instant::now();
@@ -931,18 +1115,36 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     for id in [50u64, 51] {
         match a.ack(id, STEP).await {
             Ok((_, false, Some(_), _)) => {}
-            Ok((_, false, None, _)) => unknown.push(format!("command {id}: ok: false without an error text")),
+            Ok((_, false, None, _)) => {
+                unknown.push(format!("command {id}: ok: false without an error text"))
+            }
             Ok((_, true, ..)) => unknown.push(format!("command {id} acked ok: true")),
             Err(e) => unknown.push(e),
         }
     }
-    c.node("command.unknown-op", &a.who.clone(), if unknown.is_empty() { Ok(()) } else { Err(unknown.join("; ")) });
+    c.node(
+        "command.unknown-op",
+        &a.who.clone(),
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(unknown.join("; "))
+        },
+    );
     let report = a.ack(52, STEP).await;
     let failed_state = a.msgs().iter().find_map(|(_, m)| match m {
-        NodeMsg::State { state: NodeState::Failed, detail, .. } => Some(detail.clone().unwrap_or_default()),
+        NodeMsg::State {
+            state: NodeState::Failed,
+            detail,
+            ..
+        } => Some(detail.clone().unwrap_or_default()),
         _ => None,
     });
-    let malformed = match (&report, failed_state, a.exit.is_some() || a.closed_at.is_some()) {
+    let malformed = match (
+        &report,
+        failed_state,
+        a.exit.is_some() || a.closed_at.is_some(),
+    ) {
         (_, Some(d), _) => Err(format!("entered `failed`: {d}")),
         (_, _, true) => Err("closed the channel or exited".into()),
         (Err(e), ..) => Err(format!("stopped answering: {e}")),
@@ -961,7 +1163,13 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     let empty = match empty {
         Ok((_, true, ..)) => b
             .expect(Duration::from_secs(2), "state{connected}", |l| {
-                matches!(l.msg, Ok(NodeMsg::State { state: NodeState::Connected, .. }))
+                matches!(
+                    l.msg,
+                    Ok(NodeMsg::State {
+                        state: NodeState::Connected,
+                        ..
+                    })
+                )
             })
             .await
             .map(|_| ()),
@@ -988,10 +1196,16 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
             if !e.contains("node 99") {
                 probs.push(format!("the error does not name `node 99`: {e:?}"));
             }
-            if info.get("failed").and_then(Value::as_u64) != Some(1) || info.get("connected").and_then(Value::as_u64) != Some(0) {
+            if info.get("failed").and_then(Value::as_u64) != Some(1)
+                || info.get("connected").and_then(Value::as_u64) != Some(0)
+            {
                 probs.push(format!("info is not {{connected: 0, failed: 1}}: {info}"));
             }
-            if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+            if probs.is_empty() {
+                Ok(())
+            } else {
+                Err(probs.join("; "))
+            }
         }
         Err(e) => Err(e),
     };
@@ -1001,14 +1215,26 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     let (Some(pa), Some(pb), Some(pr)) = (pa, pb, pr) else {
         return Err("a node has no listen address".into());
     };
-    a.command(62, Command::Connect { peers: vec![pb.clone(), pr.clone()] });
+    a.command(
+        62,
+        Command::Connect {
+            peers: vec![pb.clone(), pr.clone()],
+        },
+    );
     let ca = check_connect(a.ack(62, Duration::from_secs(45)).await, 2);
     c.node("connect", &a.who.clone(), ca);
-    b.command(63, Command::Connect { peers: vec![pa.clone(), pr.clone()] });
+    b.command(
+        63,
+        Command::Connect {
+            peers: vec![pa.clone(), pr.clone()],
+        },
+    );
     let cb = check_connect(b.ack(63, Duration::from_secs(45)).await, 2);
     c.node("connect", &b.who.clone(), cb);
     r.command(64, Command::Connect { peers: vec![] });
-    r.ack(64, STEP).await.map_err(|e| format!("the Rust reference: {e}"))?;
+    r.ack(64, STEP)
+        .await
+        .map_err(|e| format!("the Rust reference: {e}"))?;
 
     // Subscribe, waiting for the mesh.
     for (p, id) in [(&a, 70u64), (&b, 71), (&r, 72)] {
@@ -1027,7 +1253,12 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     }
     match r.ack(72, Duration::from_secs(40)).await {
         Ok((_, true, ..)) => {}
-        Ok((_, false, e, _)) => return Err(format!("the Rust reference found no mesh: {}", e.unwrap_or_default())),
+        Ok((_, false, e, _)) => {
+            return Err(format!(
+                "the Rust reference found no mesh: {}",
+                e.unwrap_or_default()
+            ));
+        }
         Err(e) => return Err(format!("the Rust reference: {e}")),
     }
 
@@ -1054,9 +1285,16 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
                 probs.push("no error text".into());
             }
             if t80.elapsed() < Duration::from_millis(400) {
-                probs.push(format!("gave up after {} ms, before peer_timeout_ms (500)", t80.elapsed().as_millis()));
+                probs.push(format!(
+                    "gave up after {} ms, before peer_timeout_ms (500)",
+                    t80.elapsed().as_millis()
+                ));
             }
-            if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+            if probs.is_empty() {
+                Ok(())
+            } else {
+                Err(probs.join("; "))
+            }
         }
         Err(e) => Err(e),
     };
@@ -1080,8 +1318,13 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     let pub_a = a.ack(90, within).await;
     let conc = match (&rep, &pub_a) {
         (Ok((ri, true, ..)), Ok((pi, ..))) if ri < pi => Ok(()),
-        (Ok((_, true, ..)), Ok(_)) => Err("the report was answered only after the publish finished".into()),
-        (Ok((_, false, e, _)), _) => Err(format!("the report failed: {}", e.clone().unwrap_or_default())),
+        (Ok((_, true, ..)), Ok(_)) => {
+            Err("the report was answered only after the publish finished".into())
+        }
+        (Ok((_, false, e, _)), _) => Err(format!(
+            "the report failed: {}",
+            e.clone().unwrap_or_default()
+        )),
         (Err(e), _) => Err(format!("the report: {e}")),
         (_, Err(e)) => Err(format!("the publish: {e}")),
     };
@@ -1093,7 +1336,12 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     c.node("publish", &b.who.clone(), pb_res);
     match r.ack(92, within).await {
         Ok((_, true, ..)) => {}
-        Ok((_, false, e, _)) => return Err(format!("the Rust reference could not publish: {}", e.unwrap_or_default())),
+        Ok((_, false, e, _)) => {
+            return Err(format!(
+                "the Rust reference could not publish: {}",
+                e.unwrap_or_default()
+            ));
+        }
         Err(e) => return Err(format!("the Rust reference: {e}")),
     }
 
@@ -1119,9 +1367,16 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     }
 
     // Unsubscribe node 1.
-    b.command(120, Command::Unsubscribe { topics: vec![TOPIC.into()] });
+    b.command(
+        120,
+        Command::Unsubscribe {
+            topics: vec![TOPIC.into()],
+        },
+    );
     let un = match b.ack(120, STEP).await {
-        Ok((_, true, _, info)) if info.get("unsubscribed").and_then(Value::as_u64) == Some(1) => Ok(()),
+        Ok((_, true, _, info)) if info.get("unsubscribed").and_then(Value::as_u64) == Some(1) => {
+            Ok(())
+        }
         Ok((_, true, _, info)) => Err(format!("info is not {{unsubscribed: 1}}: {info}")),
         Ok((_, false, e, _)) => Err(format!("ok: false: {}", e.unwrap_or_default())),
         Err(e) => Err(e),
@@ -1131,10 +1386,17 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     // Finish node 0 and the reference, abort node 1.
     a.command(130, Command::Finish);
     r.command(131, Command::Finish);
-    b.send(&OrchMsg::Abort { reason: "the conformance check ends here".into() });
+    b.send(&OrchMsg::Abort {
+        reason: "the conformance check ends here".into(),
+    });
     let fa = check_finish(&mut a, 130).await;
     c.node("finish", &a.who.clone(), fa);
-    let ab = check_abort(&mut b, "aborted by the orchestrator: the conformance check ends here", 0).await;
+    let ab = check_abort(
+        &mut b,
+        "aborted by the orchestrator: the conformance check ends here",
+        0,
+    )
+    .await;
     c.node("abort", &b.who.clone(), ab);
     let _ = r.wait_exit(Duration::from_secs(10)).await;
     r.drain();
@@ -1142,17 +1404,27 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
 
     // Snapshots, states, results.
     for p in [&mut a, &mut b] {
+        let m = check_messages(p);
+        c.node("messages.well-formed", &p.who.clone(), m);
         let sn = check_snapshots(p);
         c.node("snapshots.periodic", &p.who.clone(), sn);
         let st = check_states(p);
         c.node("states.forward", &p.who.clone(), st);
     }
     let window = (session_start, session_end);
-    let expect_exit = [(&a, ExitReason::Finished, true), (&b, ExitReason::Aborted, false)];
+    let expect_exit = [
+        (&a, ExitReason::Finished, true),
+        (&b, ExitReason::Aborted, false),
+    ];
     for (p, exit, subscribed_at_end) in expect_exit {
         match p.result() {
             None => {
-                for id in ["result.well-formed", "result.consistent", "result.seen", "result.histograms"] {
+                for id in [
+                    "result.well-formed",
+                    "result.consistent",
+                    "result.seen",
+                    "result.histograms",
+                ] {
                     c.skip(id, format!("{}: no result", p.who));
                 }
             }
@@ -1160,7 +1432,11 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
                 c.node("result.well-formed", &p.who, check_well_formed(line));
                 match p.parsed_result() {
                     Some(res) => {
-                        c.node("result.consistent", &p.who, check_consistent(p, res, exit, subscribed_at_end, window));
+                        c.node(
+                            "result.consistent",
+                            &p.who,
+                            check_consistent(p, res, exit, subscribed_at_end, window),
+                        );
                         c.node("result.seen", &p.who, check_seen(p.index, res));
                         c.node("result.histograms", &p.who, check_histograms(res));
                     }
@@ -1175,22 +1451,44 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     }
 
     // Interop, both ways, exact.
+    // What each node published: from its result, else from its publish ack.
     let published: HashMap<u32, u64> = [&a, &b, &r]
         .iter()
-        .filter_map(|p| Some((p.index, p.parsed_result()?.published.len() as u64)))
+        .filter_map(|p| {
+            let n = match p.parsed_result() {
+                Some(res) => res.published.len() as u64,
+                None => p.lines.iter().find_map(|l| match &l.msg {
+                    Ok(NodeMsg::Ack { id, info, .. }) if (90..=92).contains(id) => {
+                        info.get("published").and_then(Value::as_u64)
+                    }
+                    _ => None,
+                })?,
+            };
+            Some((p.index, n))
+        })
         .collect();
     match r.parsed_result() {
-        None => c.skip("interop.to-reference", "the Rust reference sent no readable result"),
+        None => c.skip(
+            "interop.to-reference",
+            "the Rust reference sent no readable result",
+        ),
         Some(rr) => {
             for p in [&a, &b] {
                 let res = exact_from(rr, p.index, published.get(&p.index).copied());
-                c.node("interop.to-reference", &p.who, res.map_err(|e| format!("at the reference: {e}")));
+                c.node(
+                    "interop.to-reference",
+                    &p.who,
+                    res.map_err(|e| format!("at the reference: {e}")),
+                );
             }
         }
     }
     for p in [&a, &b] {
         let Some(res) = p.parsed_result() else {
-            c.skip("interop.from-reference", format!("{}: no readable result", p.who));
+            c.skip(
+                "interop.from-reference",
+                format!("{}: no readable result", p.who),
+            );
             continue;
         };
         let other = if p.index == 0 { 1 } else { 0 };
@@ -1200,7 +1498,15 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
                 probs.push(e);
             }
         }
-        c.node("interop.from-reference", &p.who, if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) });
+        c.node(
+            "interop.from-reference",
+            &p.who,
+            if probs.is_empty() {
+                Ok(())
+            } else {
+                Err(probs.join("; "))
+            },
+        );
     }
     Ok(())
 }
@@ -1211,19 +1517,79 @@ fn saw_state(p: &Proc, state: NodeState) -> bool {
         .any(|l| matches!(&l.msg, Ok(NodeMsg::State { state: s, .. }) if *s == state))
 }
 
+/// Every line but the result (checked on its own) is a contract message without nulls.
+fn check_messages(p: &mut Proc) -> Result<(), String> {
+    p.drain();
+    let mut probs = Vec::new();
+    for (n, l) in p.lines.iter().enumerate() {
+        if l.kind() == "result" {
+            continue;
+        }
+        if let Err(e) = &l.msg {
+            probs.push(format!(
+                "message {} (`{}`): {e}: {}",
+                n + 1,
+                l.kind(),
+                excerpt(&l.raw)
+            ));
+        } else if let Some(v) = &l.value {
+            let mut nulls = Vec::new();
+            find_nulls(v, &l.kind(), &mut nulls);
+            if !nulls.is_empty() {
+                probs.push(format!(
+                    "message {} (`{}`): null instead of an omitted field at {}",
+                    n + 1,
+                    l.kind(),
+                    nulls.join(", ")
+                ));
+            }
+        }
+    }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
+}
+
+/// Why a process's result cannot be used (none, or not the contract's).
+fn result_problem(p: &Proc) -> String {
+    match p.result() {
+        None => "no result".into(),
+        Some((_, l)) => format!(
+            "the result does not match the contract: {}",
+            l.msg.as_ref().err().cloned().unwrap_or_default()
+        ),
+    }
+}
+
 fn check_hello(ctx: &Ctx, p: &Proc, first: Option<usize>, reference: bool) -> Result<(), String> {
     let Some(i) = first else {
         return Err(format!(
             "no message within {} s ({}, log {})",
             STARTUP.as_secs(),
-            if p.closed_at.is_some() { "the channel closed" } else { "nothing arrived" },
+            if p.closed_at.is_some() {
+                "the channel closed"
+            } else {
+                "nothing arrived"
+            },
             p.log.display()
         ));
     };
     let l = &p.lines[i];
-    let Ok(NodeMsg::Hello { protocol, index, pid, implementation, impl_version }) = &l.msg else {
+    let Ok(NodeMsg::Hello {
+        protocol,
+        index,
+        pid,
+        implementation,
+        impl_version,
+    }) = &l.msg
+    else {
         return Err(match &l.msg {
-            Err(e) if l.kind() == "hello" => format!("hello does not match the contract: {e}: {}", excerpt(&l.raw)),
+            Err(e) if l.kind() == "hello" => format!(
+                "hello does not match the contract: {e}: {}",
+                excerpt(&l.raw)
+            ),
             _ => format!("the first message is `{}`, not hello", l.kind()),
         });
     };
@@ -1232,32 +1598,59 @@ fn check_hello(ctx: &Ctx, p: &Proc, first: Option<usize>, reference: bool) -> Re
         probs.push(format!("protocol {protocol}, not {PROTOCOL_VERSION}"));
     }
     if *index != p.index {
-        probs.push(format!("index {index}, but TESTBED_NODE_INDEX is {}", p.index));
+        probs.push(format!(
+            "index {index}, but TESTBED_NODE_INDEX is {}",
+            p.index
+        ));
     }
     if *pid != p.pid {
         probs.push(format!("pid {pid}, but the process is {}", p.pid));
     }
-    let want = if reference { "rust" } else { ctx.implementation.as_str() };
+    let want = if reference {
+        "rust"
+    } else {
+        ctx.implementation.as_str()
+    };
     if implementation != want {
         probs.push(format!("implementation `{implementation}`, not `{want}`"));
     }
     if impl_version.trim().is_empty() {
         probs.push("empty impl_version".into());
     } else if !reference
-        && let Some(v) = ctx.impl_version.as_deref().filter(|v| v.starts_with('v') && !v.contains('@'))
+        && let Some(v) = ctx
+            .impl_version
+            .as_deref()
+            .filter(|v| v.starts_with('v') && !v.contains('@'))
         && !impl_version.contains(v)
     {
-        probs.push(format!("impl_version `{impl_version}` does not name the requested version {v}"));
+        probs.push(format!(
+            "impl_version `{impl_version}` does not name the requested version {v}"
+        ));
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 async fn check_listening(p: &mut Proc) -> Result<(), String> {
-    let i = p.expect(STARTUP, "listening", |l| l.kind() == "listening").await?;
+    let i = p
+        .expect(STARTUP, "listening", |l| l.kind() == "listening")
+        .await?;
     let (peer_id, addrs) = match &p.lines[i].msg {
-        Ok(NodeMsg::Listening { peer_id, listen_addrs, .. }) => (peer_id.clone(), listen_addrs.clone()),
+        Ok(NodeMsg::Listening {
+            peer_id,
+            listen_addrs,
+            ..
+        }) => (peer_id.clone(), listen_addrs.clone()),
         Ok(_) => unreachable!("kind is listening"),
-        Err(e) => return Err(format!("listening does not match the contract: {e}: {}", excerpt(&p.lines[i].raw))),
+        Err(e) => {
+            return Err(format!(
+                "listening does not match the contract: {e}: {}",
+                excerpt(&p.lines[i].raw)
+            ));
+        }
     };
     let mut probs = Vec::new();
     if let Err(e) = check_peer_id(&peer_id) {
@@ -1270,7 +1663,11 @@ async fn check_listening(p: &mut Proc) -> Result<(), String> {
         match parse_tcp_multiaddr(a) {
             Ok(sock) => {
                 if a == &addrs[0] {
-                    let dial = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(sock)).await;
+                    let dial = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        tokio::net::TcpStream::connect(sock),
+                    )
+                    .await;
                     if !matches!(dial, Ok(Ok(_))) {
                         probs.push(format!("{a} is not dialable over TCP"));
                     }
@@ -1282,13 +1679,23 @@ async fn check_listening(p: &mut Proc) -> Result<(), String> {
     // state{listening} follows.
     let st = p
         .expect_since(i + 1, STEP, "state{listening} after listening", |l| {
-            matches!(l.msg, Ok(NodeMsg::State { state: NodeState::Listening, .. }))
+            matches!(
+                l.msg,
+                Ok(NodeMsg::State {
+                    state: NodeState::Listening,
+                    ..
+                })
+            )
         })
         .await;
     if let Err(e) = st {
         probs.push(e);
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 /// A libp2p peer id: base58btc of an identity (Ed25519 keys) or SHA-256 multihash.
@@ -1299,7 +1706,13 @@ fn check_peer_id(s: &str) -> Result<(), String> {
         [0x12, 0x20, rest @ ..] => rest.len() == 32,
         _ => false,
     };
-    if ok { Ok(()) } else { Err(format!("peer id `{s}` is not a libp2p peer id (identity or SHA-256 multihash)")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "peer id `{s}` is not a libp2p peer id (identity or SHA-256 multihash)"
+        ))
+    }
 }
 
 fn base58_decode(s: &str) -> Option<Vec<u8>> {
@@ -1334,13 +1747,19 @@ fn parse_tcp_multiaddr(a: &str) -> Result<std::net::SocketAddr, String> {
     }
     match parts.as_slice() {
         ["", proto @ ("ip4" | "ip6"), ip, "tcp", port] => {
-            let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("{a}: `{ip}` is not an IP address"))?;
+            let ip: std::net::IpAddr = ip
+                .parse()
+                .map_err(|_| format!("{a}: `{ip}` is not an IP address"))?;
             if (*proto == "ip4") != ip.is_ipv4() {
                 return Err(format!("{a}: /{proto} with the wrong address family"));
             }
-            let port: u16 = port.parse().map_err(|_| format!("{a}: `{port}` is not a port"))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| format!("{a}: `{port}` is not a port"))?;
             if port == 0 {
-                return Err(format!("{a}: port 0 (the OS-assigned port must be resolved)"));
+                return Err(format!(
+                    "{a}: port 0 (the OS-assigned port must be resolved)"
+                ));
             }
             Ok(std::net::SocketAddr::new(ip, port))
         }
@@ -1354,12 +1773,19 @@ type AckResult = Result<(usize, bool, Option<String>, Value), String>;
 fn check_report(p: &Proc, sent: Instant, ack: AckResult) -> Result<(), String> {
     let (i, ok, err, _) = ack?;
     if !ok {
-        return Err(format!("report acked ok: false: {}", err.unwrap_or_default()));
+        return Err(format!(
+            "report acked ok: false: {}",
+            err.unwrap_or_default()
+        ));
     }
     let snapshot = p.lines[..i]
         .iter()
         .any(|l| l.at >= sent && matches!(l.msg, Ok(NodeMsg::Snapshot(_))));
-    if snapshot { Ok(()) } else { Err("no snapshot between the report command and its ack".into()) }
+    if snapshot {
+        Ok(())
+    } else {
+        Err("no snapshot between the report command and its ack".into())
+    }
 }
 
 fn check_connect(ack: AckResult, n: u64) -> Result<(), String> {
@@ -1389,14 +1815,20 @@ async fn check_subscribe(p: &mut Proc, id: u64) -> Result<(), String> {
     let subscribed = t.and_then(|t| t.get("subscribed")).and_then(Value::as_u64);
     match (mesh, subscribed) {
         (Some(m), Some(s)) if m >= 1 && s >= 1 => {}
-        _ => probs.push(format!("info.topics.{TOPIC} is not {{mesh ≥ 1, subscribed ≥ 1}}: {info}")),
+        _ => probs.push(format!(
+            "info.topics.{TOPIC} is not {{mesh ≥ 1, subscribed ≥ 1}}: {info}"
+        )),
     }
     for st in [NodeState::Subscribed, NodeState::Ready] {
         if !saw_state(p, st) {
             probs.push(format!("no state{{{}}}", st.as_str()));
         }
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 fn check_publish(p: &Proc, ack: AckResult) -> Result<(), String> {
@@ -1411,7 +1843,11 @@ fn check_publish(p: &Proc, ack: AckResult) -> Result<(), String> {
     if !saw_state(p, NodeState::Running) {
         probs.push("no state{running}".into());
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 async fn check_finish(p: &mut Proc, id: u64) -> Result<(), String> {
@@ -1426,8 +1862,14 @@ async fn check_finish(p: &mut Proc, id: u64) -> Result<(), String> {
     match ack {
         None => probs.push("no ack for finish".into()),
         Some(i) => {
-            if let Ok(NodeMsg::Ack { ok: false, error, .. }) = &p.lines[i].msg {
-                probs.push(format!("finish acked ok: false: {}", error.clone().unwrap_or_default()));
+            if let Ok(NodeMsg::Ack {
+                ok: false, error, ..
+            }) = &p.lines[i].msg
+            {
+                probs.push(format!(
+                    "finish acked ok: false: {}",
+                    error.clone().unwrap_or_default()
+                ));
             }
             if result.is_some_and(|(r, _)| r < i) {
                 probs.push("the finish ack came after the result".into());
@@ -1436,7 +1878,11 @@ async fn check_finish(p: &mut Proc, id: u64) -> Result<(), String> {
     }
     check_end_states(p, &mut probs);
     check_result_last(p, result, exit, 0, &mut probs);
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 async fn check_abort(p: &mut Proc, want_error: &str, want_code: i32) -> Result<(), String> {
@@ -1455,7 +1901,11 @@ async fn check_abort(p: &mut Proc, want_error: &str, want_code: i32) -> Result<(
     }
     check_end_states(p, &mut probs);
     check_result_last(p, result, exit, want_code, &mut probs);
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 fn check_end_states(p: &Proc, probs: &mut Vec<String>) {
@@ -1466,7 +1916,13 @@ fn check_end_states(p: &Proc, probs: &mut Vec<String>) {
     }
 }
 
-fn check_result_last(p: &Proc, result: Option<(usize, Instant)>, exit: Option<ExitStatus>, code: i32, probs: &mut Vec<String>) {
+fn check_result_last(
+    p: &Proc,
+    result: Option<(usize, Instant)>,
+    exit: Option<ExitStatus>,
+    code: i32,
+    probs: &mut Vec<String>,
+) {
     match result {
         None => probs.push("no result".into()),
         Some((i, at)) => {
@@ -1494,8 +1950,24 @@ fn check_result_last(p: &Proc, result: Option<(usize, Instant)>, exit: Option<Ex
 }
 
 fn check_snapshots(p: &mut Proc) -> Result<(), String> {
-    let welcome_at = p.lines.iter().find(|l| l.kind() == "listening").map(|l| l.at);
-    let end_at = p.lines.iter().find(|l| matches!(l.msg, Ok(NodeMsg::State { state: NodeState::Draining, .. }))).map(|l| l.at);
+    let welcome_at = p
+        .lines
+        .iter()
+        .find(|l| l.kind() == "listening")
+        .map(|l| l.at);
+    let end_at = p
+        .lines
+        .iter()
+        .find(|l| {
+            matches!(
+                l.msg,
+                Ok(NodeMsg::State {
+                    state: NodeState::Draining,
+                    ..
+                })
+            )
+        })
+        .map(|l| l.at);
     let snaps: Vec<(Instant, testbed_contract::results::Snapshot)> = p
         .lines
         .iter()
@@ -1519,11 +1991,22 @@ fn check_snapshots(p: &mut Proc) -> Result<(), String> {
             span.as_millis() / interval.as_millis()
         ));
     }
-    let mut times: Vec<Instant> = snaps.iter().map(|s| s.0).filter(|t| *t >= from && *t <= to).collect();
+    let mut times: Vec<Instant> = snaps
+        .iter()
+        .map(|s| s.0)
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
     times.insert(0, from);
-    let longest = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    let longest = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
     if longest > interval * 4 + Duration::from_secs(1) {
-        probs.push(format!("no snapshot for {:.1} s at snapshot_interval_ms {SNAPSHOT_MS}", longest.as_secs_f64()));
+        probs.push(format!(
+            "no snapshot for {:.1} s at snapshot_interval_ms {SNAPSHOT_MS}",
+            longest.as_secs_f64()
+        ));
     }
     let mut prev: Option<&testbed_contract::results::Snapshot> = None;
     for (_, s) in &snaps {
@@ -1532,7 +2015,10 @@ fn check_snapshots(p: &mut Proc) -> Result<(), String> {
             break;
         }
         if let Some(q) = prev
-            && (s.at_ns < q.at_ns || s.published < q.published || s.received < q.received || s.cpu_ns < q.cpu_ns)
+            && (s.at_ns < q.at_ns
+                || s.published < q.published
+                || s.received < q.received
+                || s.cpu_ns < q.cpu_ns)
         {
             probs.push("snapshot counters went backwards".into());
             break;
@@ -1544,10 +2030,17 @@ fn check_snapshots(p: &mut Proc) -> Result<(), String> {
             probs.push("cpu_ns is 0".into());
         }
         if last.published != u64::from(COUNT) {
-            probs.push(format!("the last snapshot says published {}, not {COUNT}", last.published));
+            probs.push(format!(
+                "the last snapshot says published {}, not {COUNT}",
+                last.published
+            ));
         }
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 fn check_states(p: &mut Proc) -> Result<(), String> {
@@ -1566,22 +2059,40 @@ fn check_states(p: &mut Proc) -> Result<(), String> {
             probs.push(format!("state {} after {}", b.0.as_str(), a.0.as_str()));
         }
         if b.1 < a.1 {
-            probs.push(format!("state {} has an earlier at_ns than {}", b.0.as_str(), a.0.as_str()));
+            probs.push(format!(
+                "state {} has an earlier at_ns than {}",
+                b.0.as_str(),
+                a.0.as_str()
+            ));
         }
     }
     if let Some(r) = p.parsed_result() {
-        let timeline: Vec<(NodeState, u64)> = r.timeline.iter().map(|s| (s.state, s.at_ns)).collect();
+        let timeline: Vec<(NodeState, u64)> =
+            r.timeline.iter().map(|s| (s.state, s.at_ns)).collect();
         if timeline != sent {
-            let show = |v: &[(NodeState, u64)]| v.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(" → ");
+            let show = |v: &[(NodeState, u64)]| {
+                v.iter()
+                    .map(|s| s.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            };
             probs.push(format!(
                 "the result's timeline ({}) differs from the states sent ({}){}",
                 show(&timeline),
                 show(&sent),
-                if show(&timeline) == show(&sent) { " in timestamps" } else { "" }
+                if show(&timeline) == show(&sent) {
+                    " in timestamps"
+                } else {
+                    ""
+                }
             ));
         }
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 /// The result line against the contract: strict parse, no nulls, integers as integers.
@@ -1594,15 +2105,24 @@ fn check_well_formed(line: &Line) -> Result<(), String> {
         let mut nulls = Vec::new();
         find_nulls(v, "result", &mut nulls);
         if !nulls.is_empty() {
-            probs.push(format!("null instead of an omitted field at {}", nulls.join(", ")));
+            probs.push(format!(
+                "null instead of an omitted field at {}",
+                nulls.join(", ")
+            ));
         }
         for list in ["latency", "published", "seen", "subscriptions", "timeline"] {
             if !v.get(list).is_some_and(Value::is_array) {
-                probs.push(format!("`{list}` is not a list (empty lists are sent as [])"));
+                probs.push(format!(
+                    "`{list}` is not a list (empty lists are sent as [])"
+                ));
             }
         }
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 fn find_nulls(v: &Value, at: &str, out: &mut Vec<String>) {
@@ -1622,13 +2142,22 @@ fn find_nulls(v: &Value, at: &str, out: &mut Vec<String>) {
     }
 }
 
-fn check_consistent(p: &Proc, r: &NodeResult, exit: ExitReason, subscribed_at_end: bool, window: (u64, u64)) -> Result<(), String> {
+fn check_consistent(
+    p: &Proc,
+    r: &NodeResult,
+    exit: ExitReason,
+    subscribed_at_end: bool,
+    window: (u64, u64),
+) -> Result<(), String> {
     let mut probs = Vec::new();
     if r.index != p.index {
         probs.push(format!("index {}, not {}", r.index, p.index));
     }
     if Some(&r.peer_id) != p.peer_id().as_ref() {
-        probs.push(format!("peer_id {} differs from the one it listened with", r.peer_id));
+        probs.push(format!(
+            "peer_id {} differs from the one it listened with",
+            r.peer_id
+        ));
     }
     if r.exit != exit {
         probs.push(format!("exit {:?}, not {exit:?}", r.exit));
@@ -1639,7 +2168,9 @@ fn check_consistent(p: &Proc, r: &NodeResult, exit: ExitReason, subscribed_at_en
     let (from, to) = window;
     let seqs: Vec<u64> = r.published.iter().map(|x| x.seq).collect();
     if seqs != (0..u64::from(COUNT)).collect::<Vec<_>>() {
-        probs.push(format!("published seqs are {seqs:?}, not 0..{COUNT} in order"));
+        probs.push(format!(
+            "published seqs are {seqs:?}, not 0..{COUNT} in order"
+        ));
     }
     if r.published.iter().any(|x| x.topic != TOPIC) {
         probs.push(format!("a published message not on topic {TOPIC}"));
@@ -1663,19 +2194,30 @@ fn check_consistent(p: &Proc, r: &NodeResult, exit: ExitReason, subscribed_at_en
                 probs.push("the subscription's from_ns is outside the session".into());
             }
             match (subscribed_at_end, s.to_ns) {
-                (true, Some(_)) => probs.push("the subscription has a to_ns though it never unsubscribed".into()),
-                (false, None) => probs.push("the subscription has no to_ns after unsubscribe".into()),
-                (false, Some(t)) if t < s.from_ns => probs.push("the subscription ends before it starts".into()),
+                (true, Some(_)) => {
+                    probs.push("the subscription has a to_ns though it never unsubscribed".into())
+                }
+                (false, None) => {
+                    probs.push("the subscription has no to_ns after unsubscribe".into())
+                }
+                (false, Some(t)) if t < s.from_ns => {
+                    probs.push("the subscription ends before it starts".into())
+                }
                 _ => {}
             }
         }
-        other => probs.push(format!("subscriptions are {other:?}, not one span on {TOPIC}")),
+        other => probs.push(format!(
+            "subscriptions are {other:?}, not one span on {TOPIC}"
+        )),
     }
     if r.peak_rss_bytes == 0 || r.final_rss_bytes == 0 {
         probs.push("peak_rss_bytes or final_rss_bytes is 0".into());
     }
     if r.peak_rss_bytes < r.final_rss_bytes {
-        probs.push(format!("peak_rss_bytes {} < final_rss_bytes {}", r.peak_rss_bytes, r.final_rss_bytes));
+        probs.push(format!(
+            "peak_rss_bytes {} < final_rss_bytes {}",
+            r.peak_rss_bytes, r.final_rss_bytes
+        ));
     }
     if r.cpu_ns == 0 {
         probs.push("cpu_ns is 0".into());
@@ -1683,7 +2225,11 @@ fn check_consistent(p: &Proc, r: &NodeResult, exit: ExitReason, subscribed_at_en
     if r.timeline.last().map(|s| s.state) != Some(NodeState::Done) {
         probs.push("the timeline does not end with done".into());
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 fn check_seen(own: u32, r: &NodeResult) -> Result<(), String> {
@@ -1691,7 +2237,10 @@ fn check_seen(own: u32, r: &NodeResult) -> Result<(), String> {
     let mut total = 0u64;
     for w in r.seen.windows(2) {
         if w[1].origin <= w[0].origin {
-            probs.push(format!("origins not ascending ({} after {})", w[1].origin, w[0].origin));
+            probs.push(format!(
+                "origins not ascending ({} after {})",
+                w[1].origin, w[0].origin
+            ));
         }
     }
     for s in &r.seen {
@@ -1709,14 +2258,24 @@ fn check_seen(own: u32, r: &NodeResult) -> Result<(), String> {
         }
         for w in s.ranges.windows(2) {
             if w[1][0] <= w[0][1].saturating_add(1) {
-                probs.push(format!("origin {}: ranges {:?} and {:?} overlap, touch or are out of order", s.origin, w[0], w[1]));
+                probs.push(format!(
+                    "origin {}: ranges {:?} and {:?} overlap, touch or are out of order",
+                    s.origin, w[0], w[1]
+                ));
             }
         }
     }
     if total != r.received {
-        probs.push(format!("received is {}, the seen-sets hold {total}", r.received));
+        probs.push(format!(
+            "received is {}, the seen-sets hold {total}",
+            r.received
+        ));
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 fn check_histograms(r: &NodeResult) -> Result<(), String> {
@@ -1724,13 +2283,18 @@ fn check_histograms(r: &NodeResult) -> Result<(), String> {
     let mut count = 0u64;
     for w in r.latency.windows(2) {
         if w[1].origin_group <= w[0].origin_group {
-            probs.push(format!("origin groups not ascending ({} after {})", w[1].origin_group, w[0].origin_group));
+            probs.push(format!(
+                "origin groups not ascending ({} after {})",
+                w[1].origin_group, w[0].origin_group
+            ));
         }
     }
     for l in &r.latency {
         let g = l.origin_group;
         if base64_prefix(&l.hdr).is_none_or(|b| b[..4] != [0x1c, 0x84, 0x93, 0x14]) {
-            probs.push(format!("group {g}: not the V2 compressed encoding in base64 (cookie 0x1c849314)"));
+            probs.push(format!(
+                "group {g}: not the V2 compressed encoding in base64 (cookie 0x1c849314)"
+            ));
         }
         match histogram::decode(&l.hdr) {
             Err(e) => probs.push(format!("group {g}: {e}")),
@@ -1751,29 +2315,52 @@ fn check_histograms(r: &NodeResult) -> Result<(), String> {
         }
     }
     if probs.is_empty() && count != r.received {
-        probs.push(format!("the histograms hold {count} samples, received is {}", r.received));
+        probs.push(format!(
+            "the histograms hold {count} samples, received is {}",
+            r.received
+        ));
     }
-    if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+    if probs.is_empty() {
+        Ok(())
+    } else {
+        Err(probs.join("; "))
+    }
 }
 
 /// `r` saw exactly seqs 0..n of `origin` and its histogram of `origin`'s group holds n
 /// plausible samples.
 fn exact_from(r: &NodeResult, origin: u32, published: Option<u64>) -> Result<(), String> {
     let Some(n) = published else {
-        return Err(format!("node {origin}'s result is missing, so its messages cannot be counted"));
+        return Err(format!(
+            "node {origin} neither acked its publish nor sent a result, so its messages cannot be counted"
+        ));
     };
-    let ranges = r.seen.iter().find(|s| s.origin == origin).map(|s| s.ranges.clone()).unwrap_or_default();
+    let ranges = r
+        .seen
+        .iter()
+        .find(|s| s.origin == origin)
+        .map(|s| s.ranges.clone())
+        .unwrap_or_default();
     let want = if n == 0 { vec![] } else { vec![[0, n - 1]] };
     if ranges != want {
-        return Err(format!("saw {ranges:?} of node {origin}'s messages, not {want:?}"));
+        return Err(format!(
+            "saw {ranges:?} of node {origin}'s messages, not {want:?}"
+        ));
     }
     let group = origin as u16;
-    let h = r.latency.iter().find(|l| l.origin_group == group).map(|l| histogram::decode(&l.hdr));
+    let h = r
+        .latency
+        .iter()
+        .find(|l| l.origin_group == group)
+        .map(|l| histogram::decode(&l.hdr));
     match h {
         None if n > 0 => Err(format!("no latency histogram for origin group {group}")),
         None => Ok(()),
         Some(Err(e)) => Err(format!("origin group {group}: {e}")),
-        Some(Ok(h)) if h.len() != n => Err(format!("origin group {group}: {} latency samples for {n} messages", h.len())),
+        Some(Ok(h)) if h.len() != n => Err(format!(
+            "origin group {group}: {} latency samples for {n} messages",
+            h.len()
+        )),
         Some(Ok(h)) if h.max() > 60_000_000 => Err(format!(
             "origin group {group}: a latency of {} s (wrong publish time or clock?)",
             h.max() / 1_000_000
@@ -1829,7 +2416,14 @@ async fn side_processes(ctx: &Ctx) -> Checks {
     checks
 }
 
-async fn side_spawn(ctx: &Ctx, index: u32, name: &str, unix: bool, without: &[&str], control_addr: Option<String>) -> Result<Proc, String> {
+async fn side_spawn(
+    ctx: &Ctx,
+    index: u32,
+    name: &str,
+    unix: bool,
+    without: &[&str],
+    control_addr: Option<String>,
+) -> Result<Proc, String> {
     spawn(Spawn {
         program: &ctx.program,
         index,
@@ -1845,7 +2439,11 @@ async fn side_spawn(ctx: &Ctx, index: u32, name: &str, unix: bool, without: &[&s
 
 async fn side_env(ctx: &Ctx, id: &'static str, var: &'static str, index: u32) -> Checks {
     let mut c = Checks::default();
-    let without: &[&str] = if var == env::NODE_INDEX { &[env::NODE_INDEX, env::JOB_COMPLETION_INDEX] } else { &[var] };
+    let without: &[&str] = if var == env::NODE_INDEX {
+        &[env::NODE_INDEX, env::JOB_COMPLETION_INDEX]
+    } else {
+        &[var]
+    };
     let r = async {
         let mut p = side_spawn(ctx, index, id, false, without, None).await?;
         let exit = p.wait_exit(Duration::from_secs(30)).await;
@@ -1855,9 +2453,16 @@ async fn side_env(ctx: &Ctx, id: &'static str, var: &'static str, index: u32) ->
         }
         let stderr = p.stderr_text();
         if !stderr.contains(var) {
-            probs.push(format!("stderr does not name {var}: {:?}", excerpt(stderr.trim())));
+            probs.push(format!(
+                "stderr does not name {var}: {:?}",
+                excerpt(stderr.trim())
+            ));
         }
-        if probs.is_empty() { Ok(()) } else { Err(probs.join("; ")) }
+        if probs.is_empty() {
+            Ok(())
+        } else {
+            Err(probs.join("; "))
+        }
     }
     .await;
     c.add(id, r);
@@ -1871,9 +2476,21 @@ async fn side_unreachable(ctx: &Ctx) -> Checks {
             let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
             l.local_addr().map_err(|e| e.to_string())?.port()
         };
-        let mut p = side_spawn(ctx, 12, "control-unreachable", false, &[], Some(format!("tcp://127.0.0.1:{port}"))).await?;
+        let mut p = side_spawn(
+            ctx,
+            12,
+            "control-unreachable",
+            false,
+            &[],
+            Some(format!("tcp://127.0.0.1:{port}")),
+        )
+        .await?;
         let exit = p.wait_exit(Duration::from_secs(40)).await;
-        if exit.and_then(|s| s.code()) == Some(3) { Ok(()) } else { Err(format!("{}, not exit code 3", exit_text(exit))) }
+        if exit.and_then(|s| s.code()) == Some(3) {
+            Ok(())
+        } else {
+            Err(format!("{}, not exit code 3", exit_text(exit)))
+        }
     }
     .await;
     c.add("control.unreachable", r);
@@ -1892,11 +2509,21 @@ async fn side_sigterm(ctx: &Ctx) -> Checks {
         }
     };
     let up = async {
-        p.expect(STARTUP, "hello over the Unix socket", |l| l.kind() == "hello").await?;
+        p.expect(STARTUP, "hello over the Unix socket", |l| {
+            l.kind() == "hello"
+        })
+        .await?;
         p.send(&welcome(13, 14));
-        p.expect(STARTUP, "listening", |l| l.kind() == "listening").await?;
+        p.expect(STARTUP, "listening", |l| l.kind() == "listening")
+            .await?;
         p.expect(STEP, "state{listening}", |l| {
-            matches!(l.msg, Ok(NodeMsg::State { state: NodeState::Listening, .. }))
+            matches!(
+                l.msg,
+                Ok(NodeMsg::State {
+                    state: NodeState::Listening,
+                    ..
+                })
+            )
         })
         .await
         .map(|_| ())
@@ -1905,7 +2532,10 @@ async fn side_sigterm(ctx: &Ctx) -> Checks {
     let ok = up.is_ok();
     c.node("control.unix", &p.who.clone(), up);
     if !ok {
-        c.skip("signal.sigterm", "the node did not come up over the Unix socket");
+        c.skip(
+            "signal.sigterm",
+            "the node did not come up over the Unix socket",
+        );
         return c;
     }
     p.signal(libc::SIGTERM);
@@ -1920,18 +2550,29 @@ async fn side_bad_welcome(ctx: &Ctx, id: &'static str, index: u32, wrong_protoco
         let mut p = side_spawn(ctx, index, id, false, &[], None).await?;
         p.expect(STARTUP, "hello", |l| l.kind() == "hello").await?;
         let msg = if wrong_protocol {
-            OrchMsg::Welcome { protocol: PROTOCOL_VERSION + 1, config: Box::new(node_config(index, index + 1)) }
+            OrchMsg::Welcome {
+                protocol: PROTOCOL_VERSION + 1,
+                config: Box::new(node_config(index, index + 1)),
+            }
         } else {
-            OrchMsg::Welcome { protocol: PROTOCOL_VERSION, config: Box::new(node_config(index + 1, index + 2)) }
+            OrchMsg::Welcome {
+                protocol: PROTOCOL_VERSION,
+                config: Box::new(node_config(index + 1, index + 2)),
+            }
         };
         p.send(&msg);
         let exit = p.wait_exit(Duration::from_secs(20)).await;
         p.drain();
         let mut probs = Vec::new();
         match p.parsed_result() {
-            Some(r) if r.exit == ExitReason::Error && r.error.as_ref().is_some_and(|e| !e.is_empty()) => {}
-            Some(r) => probs.push(format!("result exit {:?} with error {:?}, not exit error with the error", r.exit, r.error)),
-            None => probs.push("no readable result".into()),
+            Some(r)
+                if r.exit == ExitReason::Error
+                    && r.error.as_ref().is_some_and(|e| !e.is_empty()) => {}
+            Some(r) => probs.push(format!(
+                "result exit {:?} with error {:?}, not exit error with the error",
+                r.exit, r.error
+            )),
+            None => probs.push(result_problem(&p)),
         }
         if !saw_state(&p, NodeState::Failed) {
             probs.push("no state{failed}".into());
@@ -1939,7 +2580,11 @@ async fn side_bad_welcome(ctx: &Ctx, id: &'static str, index: u32, wrong_protoco
         if exit.and_then(|s| s.code()) != Some(1) {
             probs.push(format!("{}, not exit code 1", exit_text(exit)));
         }
-        if probs.is_empty() { Ok(()) } else { Err(format!("{}: {}", p.who, probs.join("; "))) }
+        if probs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", p.who, probs.join("; ")))
+        }
     }
     .await;
     c.add(id, r);
@@ -1951,7 +2596,9 @@ async fn side_abort_before_welcome(ctx: &Ctx) -> Checks {
     let r = async {
         let mut p = side_spawn(ctx, 16, "abort-before-welcome", false, &[], None).await?;
         p.expect(STARTUP, "hello", |l| l.kind() == "hello").await?;
-        p.send(&OrchMsg::Abort { reason: "not needed".into() });
+        p.send(&OrchMsg::Abort {
+            reason: "not needed".into(),
+        });
         let exit = p.wait_exit(Duration::from_secs(20)).await;
         p.drain();
         let mut probs = Vec::new();
@@ -1961,21 +2608,29 @@ async fn side_abort_before_welcome(ctx: &Ctx) -> Checks {
                     probs.push(format!("result exit {:?}, not aborted", r.exit));
                 }
                 if r.error.as_deref() != Some("aborted by the orchestrator: not needed") {
-                    probs.push(format!("result error {:?}, not \"aborted by the orchestrator: not needed\"", r.error));
+                    probs.push(format!(
+                        "result error {:?}, not \"aborted by the orchestrator: not needed\"",
+                        r.error
+                    ));
                 }
-                if !(r.latency.is_empty() && r.published.is_empty() && r.seen.is_empty() && r.subscriptions.is_empty()) {
+                if !(r.latency.is_empty()
+                    && r.published.is_empty()
+                    && r.seen.is_empty()
+                    && r.subscriptions.is_empty())
+                {
                     probs.push("latency, published, seen or subscriptions not empty".into());
                 }
             }
-            None => probs.push(match p.result() {
-                Some((_, l)) => format!("the result does not match the contract: {}", l.msg.as_ref().err().cloned().unwrap_or_default()),
-                None => "no result".into(),
-            }),
+            None => probs.push(result_problem(&p)),
         }
         if exit.and_then(|s| s.code()) != Some(0) {
             probs.push(format!("{}, not exit code 0", exit_text(exit)));
         }
-        if probs.is_empty() { Ok(()) } else { Err(format!("{}: {}", p.who, probs.join("; "))) }
+        if probs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", p.who, probs.join("; ")))
+        }
     }
     .await;
     c.add("abort.before-welcome", r);
@@ -1988,7 +2643,8 @@ async fn side_channel_lost(ctx: &Ctx) -> Checks {
         let mut p = side_spawn(ctx, 17, "channel-lost", false, &[], None).await?;
         p.expect(STARTUP, "hello", |l| l.kind() == "hello").await?;
         p.send(&welcome(17, 18));
-        p.expect(STARTUP, "listening", |l| l.kind() == "listening").await?;
+        p.expect(STARTUP, "listening", |l| l.kind() == "listening")
+            .await?;
         p.close();
         let exit = p.wait_exit(Duration::from_secs(15)).await;
         p.drain();
@@ -1999,7 +2655,11 @@ async fn side_channel_lost(ctx: &Ctx) -> Checks {
         if p.result().is_some() {
             probs.push("sent a result to a closed channel".into());
         }
-        if probs.is_empty() { Ok(()) } else { Err(format!("{}: {}", p.who, probs.join("; "))) }
+        if probs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", p.who, probs.join("; ")))
+        }
     }
     .await;
     c.add("channel.lost", r);
@@ -2032,7 +2692,12 @@ mod tests {
         assert!(parse_tcp_multiaddr("/ip4/127.0.0.1/tcp/4001").is_ok());
         assert!(parse_tcp_multiaddr("/ip6/::1/tcp/4001").is_ok());
         assert!(parse_tcp_multiaddr("/ip4/127.0.0.1/tcp/0").is_err());
-        assert!(parse_tcp_multiaddr("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA").is_err());
+        assert!(
+            parse_tcp_multiaddr(
+                "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+            )
+            .is_err()
+        );
         assert!(parse_tcp_multiaddr("/ip4/::1/tcp/1").is_err());
         assert!(parse_tcp_multiaddr("/ip4/127.0.0.1/udp/1/quic-v1").is_err());
     }
@@ -2041,7 +2706,10 @@ mod tests {
     fn every_check_is_reported_even_when_not_reached() {
         let mut c = Checks::default();
         c.add("hello", Ok(()));
-        c.add("hello", Err("node 1 (go): pid 3, but the process is 4".into()));
+        c.add(
+            "hello",
+            Err("node 1 (go): pid 3, but the process is 4".into()),
+        );
         c.skip("finish", "no result");
         let list = c.into_list();
         assert_eq!(list.len(), CATALOGUE.len());

@@ -13,15 +13,20 @@ pub struct Progress {
 impl Progress {
     pub fn new(quiet: bool, plan: &str, run_id: &str) -> Progress {
         if quiet {
-            return Progress { bar: None, lines: false };
+            return Progress {
+                bar: None,
+                lines: false,
+            };
         }
         eprintln!("run {plan}/{run_id}");
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(5));
             b.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed_precise} {msg:<28} [{bar:30}] {pos}/{len}")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} {msg:<28} [{bar:30}] {pos}/{len}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             b
         });
@@ -51,7 +56,10 @@ impl Progress {
             p.kind,
             p.duration_ms,
             if p.ok { "ok" } else { "FAILED" },
-            p.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+            p.note
+                .as_ref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
         );
         match &self.bar {
             Some(b) => b.println(line),

@@ -52,5 +52,6 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 pub fn read_record(dir: &Path) -> Result<RunRecord> {
     let path = dir.join("run.json");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&bytes).with_context(|| format!("{} is not a run record", path.display()))
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a run record", path.display()))
 }

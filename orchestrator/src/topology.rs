@@ -28,10 +28,10 @@ pub fn dial_plan(topology: &Topology, nodes: u32, seed: u64) -> Vec<Vec<u32>> {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x746f_706f_6c6f_6779);
             let mut linked = std::collections::HashSet::new();
             let degree = topology.degree as usize;
-            for i in 1..n {
+            for (i, d) in dials.iter_mut().enumerate().skip(1) {
                 // One earlier node keeps the graph connected (a random recursive tree) …
                 let first = rng.random_range(0..i);
-                dials[i].push(first as u32);
+                d.push(first as u32);
                 linked.insert((first, i));
             }
             for (i, d) in dials.iter_mut().enumerate() {
@@ -89,7 +89,10 @@ mod tests {
             for (i, d) in a.iter().enumerate() {
                 for &j in d {
                     assert_ne!(i as u32, j);
-                    assert!(pairs.insert((i.min(j as usize), i.max(j as usize))), "duplicate link");
+                    assert!(
+                        pairs.insert((i.min(j as usize), i.max(j as usize))),
+                        "duplicate link"
+                    );
                 }
             }
         }
@@ -98,10 +101,17 @@ mod tests {
 
     #[test]
     fn full_and_bootstrap() {
-        let full = Topology { kind: TopologyKind::Full, ..Topology::default() };
+        let full = Topology {
+            kind: TopologyKind::Full,
+            ..Topology::default()
+        };
         let d = dial_plan(&full, 4, 0);
         assert_eq!(d.iter().map(Vec::len).sum::<usize>(), 6);
-        let boot = Topology { kind: TopologyKind::Bootstrap, bootstrap_nodes: 2, ..Topology::default() };
+        let boot = Topology {
+            kind: TopologyKind::Bootstrap,
+            bootstrap_nodes: 2,
+            ..Topology::default()
+        };
         let d = dial_plan(&boot, 5, 0);
         assert_eq!(d, vec![vec![], vec![0], vec![0, 1], vec![0, 1], vec![0, 1]]);
         assert!(connected(&d));

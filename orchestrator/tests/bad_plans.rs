@@ -30,30 +30,148 @@ fn variant(from: &str, to: &str) -> String {
 }
 
 fn error_of(text: &str) -> PlanError {
-    plan::load_text(Path::new("bad.yaml"), text, &BTreeMap::new()).expect_err("plan must be refused")
+    plan::load_text(Path::new("bad.yaml"), text, &BTreeMap::new())
+        .expect_err("plan must be refused")
 }
 
 /// (what, plan text, expected line, expected field fragment, expected message fragment)
 fn cases() -> Vec<(&'static str, String, u32, &'static str, &'static str)> {
     vec![
-        ("bad YAML", variant("      topics: [t]", "      topics: [t"), 11, "", ""),
-        ("unknown top-level field", variant("workload:", "worklaod:"), 8, "", "worklaod"),
-        ("unknown nested field", variant("    count: ${n}", "    cuont: 3"), 7, "groups[0]", "cuont"),
-        ("wrong type", variant("    count: ${n}", "    count: many"), 7, "groups[0].count", ""),
-        ("negative count", variant("    count: ${n}", "    count: -5"), 7, "groups[0].count", ""),
-        ("zero count", variant("    count: ${n}", "    count: 0"), 7, "groups[0].count", "at least 1"),
-        ("unknown variant", variant("    count: ${n}", "    count: 3\n    variant: meshsub"), 8, "groups[0].variant", "meshsub"),
-        ("missing groups", variant("groups:\n  - id: peers\n    count: ${n}\n", ""), 1, "", "groups"),
-        ("unknown group in a phase", variant("      topics: [t]", "      topics: [t]\n      groups: [ghosts]"), 11, "workload[0].subscribe.groups[0]", "ghosts"),
-        ("node index past the fleet", variant("      count: 2", "      count: 2\n      nodes: 7"), 14, "workload[1].publish.nodes", "3 nodes"),
-        ("duration without unit", variant("name: ok", "name: ok\ntimeout: 5"), 3, "timeout", "unit"),
-        ("unknown assertion metric", format!("{GOOD}assertions:\n  - speed >= 3\n"), 15, "assertions[0]", "unknown metric"),
-        ("undeclared parameter", variant("count: ${n}", "count: ${hosts}"), 7, "", "hosts"),
-        ("publish to a topic nobody subscribes", variant("      topic: t", "      topic: other"), 12, "workload[1].publish.topic", "no earlier phase"),
-        ("mesh bounds", variant("    count: ${n}", "    count: 3\n    gossipsub:\n      mesh_n_low: 9"), 8, "groups[0].gossipsub", "mesh_n_low"),
-        ("duplicate group id", variant("    count: ${n}\n", "    count: 3\n  - id: peers\n    count: 1\n"), 8, "groups[1].id", "twice"),
-        ("unsupported schema version", variant("version: 1", "version: 2"), 1, "version", "version 2"),
-        ("message smaller than its header", variant("      count: 2", "      count: 2\n      size: 10"), 14, "workload[1].publish.size", "header"),
+        (
+            "bad YAML",
+            variant("      topics: [t]", "      topics: [t"),
+            11,
+            "",
+            "",
+        ),
+        (
+            "unknown top-level field",
+            variant("workload:", "worklaod:"),
+            8,
+            "",
+            "worklaod",
+        ),
+        (
+            "unknown nested field",
+            variant("    count: ${n}", "    cuont: 3"),
+            7,
+            "groups[0]",
+            "cuont",
+        ),
+        (
+            "wrong type",
+            variant("    count: ${n}", "    count: many"),
+            7,
+            "groups[0].count",
+            "",
+        ),
+        (
+            "negative count",
+            variant("    count: ${n}", "    count: -5"),
+            7,
+            "groups[0].count",
+            "",
+        ),
+        (
+            "zero count",
+            variant("    count: ${n}", "    count: 0"),
+            7,
+            "groups[0].count",
+            "at least 1",
+        ),
+        (
+            "unknown variant",
+            variant("    count: ${n}", "    count: 3\n    variant: meshsub"),
+            8,
+            "groups[0].variant",
+            "meshsub",
+        ),
+        (
+            "missing groups",
+            variant("groups:\n  - id: peers\n    count: ${n}\n", ""),
+            1,
+            "",
+            "groups",
+        ),
+        (
+            "unknown group in a phase",
+            variant(
+                "      topics: [t]",
+                "      topics: [t]\n      groups: [ghosts]",
+            ),
+            11,
+            "workload[0].subscribe.groups[0]",
+            "ghosts",
+        ),
+        (
+            "node index past the fleet",
+            variant("      count: 2", "      count: 2\n      nodes: 7"),
+            14,
+            "workload[1].publish.nodes",
+            "3 nodes",
+        ),
+        (
+            "duration without unit",
+            variant("name: ok", "name: ok\ntimeout: 5"),
+            3,
+            "timeout",
+            "unit",
+        ),
+        (
+            "unknown assertion metric",
+            format!("{GOOD}assertions:\n  - speed >= 3\n"),
+            15,
+            "assertions[0]",
+            "unknown metric",
+        ),
+        (
+            "undeclared parameter",
+            variant("count: ${n}", "count: ${hosts}"),
+            7,
+            "",
+            "hosts",
+        ),
+        (
+            "publish to a topic nobody subscribes",
+            variant("      topic: t", "      topic: other"),
+            12,
+            "workload[1].publish.topic",
+            "no earlier phase",
+        ),
+        (
+            "mesh bounds",
+            variant(
+                "    count: ${n}",
+                "    count: 3\n    gossipsub:\n      mesh_n_low: 9",
+            ),
+            8,
+            "groups[0].gossipsub",
+            "mesh_n_low",
+        ),
+        (
+            "duplicate group id",
+            variant(
+                "    count: ${n}\n",
+                "    count: 3\n  - id: peers\n    count: 1\n",
+            ),
+            8,
+            "groups[1].id",
+            "twice",
+        ),
+        (
+            "unsupported schema version",
+            variant("version: 1", "version: 2"),
+            1,
+            "version",
+            "version 2",
+        ),
+        (
+            "message smaller than its header",
+            variant("      count: 2", "      count: 2\n      size: 10"),
+            14,
+            "workload[1].publish.size",
+            "header",
+        ),
     ]
 }
 
@@ -67,14 +185,20 @@ fn every_malformed_plan_names_line_and_field() {
     let mut failures = Vec::new();
     for (what, text, line, field, message) in cases() {
         let err = error_of(&text);
-        let issue = err.issues().first().cloned().unwrap_or_else(|| panic!("{what}: no issue in {err}"));
+        let issue = err
+            .issues()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("{what}: no issue in {err}"));
         let shown = err.to_string();
         let ok = issue.line == Some(line)
             && issue.field.contains(field)
             && shown.contains(message)
             && shown.contains(&format!("bad.yaml:{line}"));
         if !ok {
-            failures.push(format!("{what}: expected line {line}, field ~`{field}`, message ~`{message}`; got: {shown}"));
+            failures.push(format!(
+                "{what}: expected line {line}, field ~`{field}`, message ~`{message}`; got: {shown}"
+            ));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -95,12 +219,24 @@ fn run_refuses_a_bad_plan_and_starts_nothing() {
     std::fs::write(&plan, variant("    count: ${n}", "    count: -5")).unwrap();
     let results = tmp.path().join("results");
     let out = std::process::Command::new(orchestrator_bin())
-        .args(["run", plan.to_str().unwrap(), "--results", results.to_str().unwrap(), "--node-bin"])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--node-bin",
+        ])
         .arg(node_bin())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml:7") && stderr.contains("groups[0].count"), "{stderr}");
-    assert!(!results.exists(), "nothing may be written for an invalid plan");
+    assert!(
+        stderr.contains("bad.yaml:7") && stderr.contains("groups[0].count"),
+        "{stderr}"
+    );
+    assert!(
+        !results.exists(),
+        "nothing may be written for an invalid plan"
+    );
 }

@@ -16,7 +16,11 @@ async fn check_full_delivery(hosts: u32, variant: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let out = run_text(
         &simple_discovery(),
-        &[("hosts", json!(hosts)), ("messages", json!(5)), ("variant", json!(variant))],
+        &[
+            ("hosts", json!(hosts)),
+            ("messages", json!(5)),
+            ("variant", json!(variant)),
+        ],
         tmp.path(),
     )
     .await;
@@ -63,7 +67,12 @@ async fn five_floodsub_nodes_deliver_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_rerenders_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_text(&simple_discovery(), &[("hosts", json!(3)), ("messages", json!(2))], tmp.path()).await;
+    let out = run_text(
+        &simple_discovery(),
+        &[("hosts", json!(3)), ("messages", json!(2))],
+        tmp.path(),
+    )
+    .await;
     let before = read(out.dir.join("report.md"));
     std::fs::remove_file(out.dir.join("report.md")).unwrap();
     let status = std::process::Command::new(orchestrator_bin())
@@ -71,6 +80,10 @@ async fn report_rerenders_byte_for_byte() {
         .arg(&out.dir)
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert_eq!(read(out.dir.join("report.md")), before);
 }

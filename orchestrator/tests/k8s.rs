@@ -137,6 +137,9 @@ fn every_testplan_renders_into_valid_kubernetes_objects_or_a_clear_refusal() {
                 rendered += 1;
             }
             Err(RenderError::Network { .. }) => assert!(loaded.plan.network.is_some()),
+            Err(e @ RenderError::Invalid { .. }) => {
+                assert!(e.to_string().contains("runner"), "{}: {e}", path.display())
+            }
             Err(RenderError::Implementation { .. }) => {
                 assert!(
                     loaded
@@ -156,9 +159,10 @@ fn every_testplan_renders_into_valid_kubernetes_objects_or_a_clear_refusal() {
 fn the_resolved_plan_in_the_config_map_loads_back_to_the_same_plan() {
     for path in testplans() {
         let loaded = load(&path);
-        let Ok(text) = render::resolved_plan_yaml(&loaded.plan) else {
+        if render::check_plan(&loaded.plan).is_err() {
             continue;
-        };
+        }
+        let text = render::resolved_plan_yaml(&loaded.plan).unwrap();
         let again = plan::load_text(Path::new("/plan/plan.yaml"), &text, &BTreeMap::new())
             .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
         let mut expected = loaded.plan.clone();
@@ -201,6 +205,12 @@ fn bad_names_quantities_and_implementations_are_refused() {
             .contains("memory_limit `64MB` of group `publishers`"),
         "{e}"
     );
+    let mut p = base.clone();
+    p.telemetry.traces = testbed_contract::plan::Traces::On;
+    let e = render::render(&p, &RenderOptions::new("r1", "ns")).unwrap_err();
+    assert!(e.to_string().contains("otlp_endpoint"), "{e}");
+    p.telemetry.otlp_endpoint = Some("http://collector.observability:4318".into());
+    assert!(render::render(&p, &RenderOptions::new("r1", "ns")).is_ok());
     let mut p = base;
     p.groups[1].implementation = Implementation::Go;
     let e = render::render(&p, &RenderOptions::new("r1", "ns")).unwrap_err();

@@ -35,7 +35,8 @@ fn find_node(run_id: &str, index: u32) -> Option<u32> {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
         let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
         let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
-        (vars.contains(&want_run.as_bytes()) && vars.contains(&want_index.as_bytes())).then_some(pid)
+        (vars.contains(&want_run.as_bytes()) && vars.contains(&want_index.as_bytes()))
+            .then_some(pid)
     })
 }
 
@@ -46,7 +47,13 @@ fn killed_node_fails_the_run_by_name_and_keeps_the_rest() {
     std::fs::write(&plan, PLAN).unwrap();
     let run_id = format!("kill-{}", std::process::id());
     let mut child = Command::new(orchestrator_bin())
-        .args(["run", plan.to_str().unwrap(), "--run-id", &run_id, "--results"])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--run-id",
+            &run_id,
+            "--results",
+        ])
         .arg(tmp.path().join("results"))
         .arg("--node-bin")
         .arg(node_bin())
@@ -70,21 +77,38 @@ fn killed_node_fails_the_run_by_name_and_keeps_the_rest() {
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(2), "exit code for a node failure; stderr: {rest:?}");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "exit code for a node failure; stderr: {rest:?}"
+    );
 
     let dir = tmp.path().join("results/kill-test").join(&run_id);
     let record: RunRecord = serde_json::from_str(&read(dir.join("run.json"))).unwrap();
     assert_eq!(record.outcome.status, Status::NodeFailed);
     let reasons = record.outcome.reasons.join("\n");
-    assert!(reasons.contains("node 3") && reasons.contains("signal 9"), "{reasons}");
-    assert!(record.duration_s < 60.0, "the failure ended the run, not the workload");
+    assert!(
+        reasons.contains("node 3") && reasons.contains("signal 9"),
+        "{reasons}"
+    );
+    assert!(
+        record.duration_s < 60.0,
+        "the failure ended the run, not the workload"
+    );
     let killed = &record.nodes[3];
     assert_eq!(killed.status, NodeStatus::Crashed);
     assert_eq!(killed.exit_signal, Some(libc::SIGKILL));
     for n in record.nodes.iter().filter(|n| n.index != 3) {
         assert_eq!(n.status, NodeStatus::Aborted, "node {}", n.index);
-        let r = n.result.as_ref().unwrap_or_else(|| panic!("node {} kept its result", n.index));
-        assert!(!r.published.is_empty(), "node {} had started publishing", n.index);
+        let r = n
+            .result
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {} kept its result", n.index));
+        assert!(
+            !r.published.is_empty(),
+            "node {} had started publishing",
+            n.index
+        );
     }
     assert!(read(dir.join("report.md")).contains("node 3"));
     for n in &record.nodes {
@@ -99,6 +123,10 @@ fn killed_node_fails_the_run_by_name_and_keeps_the_rest() {
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }

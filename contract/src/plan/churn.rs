@@ -199,8 +199,10 @@ mod tests {
     fn typos_are_refused_and_durations_are_human() {
         assert!(serde_json::from_str::<ChurnPhase>(r#"{"hartbeat":"1s"}"#).is_err());
         assert!(serde_json::from_str::<ChurnPhase>(r#"{"frequencies":{"add_peers":1}}"#).is_err());
-        let c: ChurnPhase =
-            serde_json::from_str(r#"{"duration":"1m","remove_mode":"kill","peak":{"duration":"5s"}}"#).unwrap();
+        let c: ChurnPhase = serde_json::from_str(
+            r#"{"duration":"1m","remove_mode":"kill","peak":{"duration":"5s"}}"#,
+        )
+        .unwrap();
         assert_eq!(c.duration, Duration::from_secs(60));
         assert_eq!(c.remove_mode, RemoveMode::Kill);
         assert_eq!(c.peak.duration, Duration::from_secs(5));

@@ -97,7 +97,11 @@ mod tests {
 
     #[test]
     fn traces_accepts_words_and_booleans() {
-        for (text, want) in [("on", Traces::On), ("\"off\"", Traces::Off), ("true", Traces::On)] {
+        for (text, want) in [
+            ("on", Traces::On),
+            ("\"off\"", Traces::Off),
+            ("true", Traces::On),
+        ] {
             let t: Traces = serde_json::from_str(&if text.starts_with('"') || text == "true" {
                 text.to_string()
             } else {

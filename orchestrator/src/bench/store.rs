@@ -140,7 +140,10 @@ impl Figures {
         let s = &r.summary;
         let rss = (s.peak_rss_bytes.count > 0).then_some(s.peak_rss_bytes);
         let cpu = (s.cpu_s.count > 0).then_some(s.cpu_s);
-        let per_delivery = |v: Option<u64>| v.filter(|_| s.delivered > 0).map(|v| v as f64 / s.delivered as f64);
+        let per_delivery = |v: Option<u64>| {
+            v.filter(|_| s.delivered > 0)
+                .map(|v| v as f64 / s.delivered as f64)
+        };
         Figures {
             duration_s: r.duration_s,
             launch_to_ready_ms: s.launch_to_ready_ms,

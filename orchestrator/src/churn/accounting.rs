@@ -165,8 +165,17 @@ fn until_ns(n: &NodeRecord, log: &ChurnLog) -> u64 {
 
 pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> Accounting {
     let window = log.config.delivery_window.as_nanos() as u64;
-    let group_index: HashMap<&str, usize> = group_names.iter().enumerate().map(|(i, g)| (g.as_str(), i)).collect();
-    let group_of = |n: &NodeRecord| group_index.get(n.group.as_str()).copied().unwrap_or(usize::MAX);
+    let group_index: HashMap<&str, usize> = group_names
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_str(), i))
+        .collect();
+    let group_of = |n: &NodeRecord| {
+        group_index
+            .get(n.group.as_str())
+            .copied()
+            .unwrap_or(usize::MAX)
+    };
     let mut acc = Accounting::default();
     let empty: &[Subscription] = &[];
 
@@ -184,7 +193,13 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
                 let mut seq = log.base_seq.get(&n.index).copied().unwrap_or(0);
                 for p in log.publishes.get(&n.index).into_iter().flatten() {
                     for _ in 0..p.published {
-                        msgs.push(Msg { origin: n.index, seq, topic: &p.topic, from_ns: p.sent_ns, to_ns: p.acked_ns });
+                        msgs.push(Msg {
+                            origin: n.index,
+                            seq,
+                            topic: &p.topic,
+                            from_ns: p.sent_ns,
+                            to_ns: p.acked_ns,
+                        });
                         seq += 1;
                         acc.reconstructed += 1;
                     }
@@ -211,7 +226,11 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
             until_ns: until_ns(n, log),
         })
         .collect();
-    acc.seen_total = receivers.iter().filter_map(|r| r.seen.as_ref()).map(|s| s.total).sum();
+    acc.seen_total = receivers
+        .iter()
+        .filter_map(|r| r.seen.as_ref())
+        .map(|s| s.total)
+        .sum();
     let origin_group: HashMap<u32, usize> = nodes.iter().map(|n| (n.index, group_of(n))).collect();
 
     for m in &msgs {
@@ -219,7 +238,13 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
         c.messages += 1;
         let og = origin_group.get(&m.origin).copied().unwrap_or(usize::MAX);
         for r in receivers.iter().filter(|r| r.index != m.origin) {
-            let full = subscribed_through(r.spans, m.topic, m.from_ns, m.to_ns.saturating_add(window), r.until_ns);
+            let full = subscribed_through(
+                r.spans,
+                m.topic,
+                m.from_ns,
+                m.to_ns.saturating_add(window),
+                r.until_ns,
+            );
             match (&r.seen, full) {
                 (Some(seen), true) => {
                     let hit = seen.contains(m.origin, m.seq);
@@ -231,7 +256,9 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
                     p.1 += u64::from(hit);
                 }
                 (None, true) => c.unverifiable += 1,
-                (Some(seen), false) => c.outside_window += u64::from(seen.contains(m.origin, m.seq)),
+                (Some(seen), false) => {
+                    c.outside_window += u64::from(seen.contains(m.origin, m.seq))
+                }
                 (None, false) => {}
             }
         }
@@ -256,8 +283,14 @@ pub fn apply(record: &mut RunRecord, log: &ChurnLog, group_names: &[String]) {
         gp.delivered = 0;
     }
     for (&(og, rg), &(expected, delivered)) in &acc.pairs {
-        let (Some(o), Some(r)) = (group_names.get(og), group_names.get(rg)) else { continue };
-        match record.group_pairs.iter_mut().find(|g| &g.origin_group == o && &g.receiver_group == r) {
+        let (Some(o), Some(r)) = (group_names.get(og), group_names.get(rg)) else {
+            continue;
+        };
+        match record
+            .group_pairs
+            .iter_mut()
+            .find(|g| &g.origin_group == o && &g.receiver_group == r)
+        {
             Some(g) => {
                 g.expected = expected;
                 g.delivered = delivered;
@@ -301,7 +334,10 @@ pub fn apply(record: &mut RunRecord, log: &ChurnLog, group_names: &[String]) {
         per_topic: acc
             .per_topic
             .iter()
-            .map(|(topic, counts)| TopicCounts { topic: topic.clone(), counts: *counts })
+            .map(|(topic, counts)| TopicCounts {
+                topic: topic.clone(),
+                counts: *counts,
+            })
             .collect(),
         duplicates: acc.duplicates,
         reconstructed_messages: acc.reconstructed,
@@ -316,14 +352,22 @@ pub fn apply(record: &mut RunRecord, log: &ChurnLog, group_names: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::churn::Removal;
+    use crate::churn::{OrchPublish, Removal};
     use crate::record::NodeStatus;
     use testbed_contract::plan::RemoveMode;
-    use testbed_contract::results::{ExitReason, NodeResult, Published, SeenFrom, Snapshot, StateChange};
+    use testbed_contract::results::{
+        ExitReason, NodeResult, Published, SeenFrom, Snapshot, StateChange,
+    };
 
     const S: u64 = 1_000_000_000;
 
-    fn result(index: u32, subs: Vec<Subscription>, published: Vec<Published>, seen: Vec<SeenFrom>, end_ns: u64) -> NodeResult {
+    fn result(
+        index: u32,
+        subs: Vec<Subscription>,
+        published: Vec<Published>,
+        seen: Vec<SeenFrom>,
+        end_ns: u64,
+    ) -> NodeResult {
         NodeResult {
             index,
             peer_id: format!("p{index}"),
@@ -341,7 +385,11 @@ mod tests {
             peak_rss_bytes: 0,
             final_rss_bytes: 0,
             cpu_ns: 0,
-            timeline: vec![StateChange { state: NodeState::Draining, at_ns: end_ns, detail: None }],
+            timeline: vec![StateChange {
+                state: NodeState::Draining,
+                at_ns: end_ns,
+                detail: None,
+            }],
             last_snapshot: None,
             slowest_traced_delivery: None,
         }
@@ -369,7 +417,11 @@ mod tests {
     }
 
     fn sub(topic: &str, from: u64, to: Option<u64>) -> Subscription {
-        Subscription { topic: topic.into(), from_ns: from, to_ns: to }
+        Subscription {
+            topic: topic.into(),
+            from_ns: from,
+            to_ns: to,
+        }
     }
 
     fn log(window_s: u64) -> ChurnLog {
@@ -383,31 +435,93 @@ mod tests {
     /// joined at 11 s (got it anyway), node 5 is removed at 13 s.
     #[test]
     fn a_receiver_that_leaves_mid_window_is_not_a_miss() {
-        let seen0 = || vec![SeenFrom { origin: 0, ranges: vec![[0, 0]] }];
+        let seen0 = || {
+            vec![SeenFrom {
+                origin: 0,
+                ranges: vec![[0, 0]],
+            }]
+        };
         let end = 100 * S;
-        let published = vec![Published { seq: 0, topic: "t".into(), at_ns: 10 * S }];
+        let published = vec![Published {
+            seq: 0,
+            topic: "t".into(),
+            at_ns: 10 * S,
+        }];
         let nodes = vec![
-            node(0, Some(result(0, vec![sub("t", S, None)], published, vec![], end))),
-            node(1, Some(result(1, vec![sub("t", S, None)], vec![], seen0(), end))),
-            node(2, Some(result(2, vec![sub("t", S, None)], vec![], vec![], end))),
-            node(3, Some(result(3, vec![sub("t", S, Some(12 * S))], vec![], vec![], end))),
-            node(4, Some(result(4, vec![sub("t", 11 * S, None)], vec![], seen0(), end))),
-            node(5, Some(result(5, vec![sub("t", S, None)], vec![], vec![], end))),
+            node(
+                0,
+                Some(result(0, vec![sub("t", S, None)], published, vec![], end)),
+            ),
+            node(
+                1,
+                Some(result(1, vec![sub("t", S, None)], vec![], seen0(), end)),
+            ),
+            node(
+                2,
+                Some(result(2, vec![sub("t", S, None)], vec![], vec![], end)),
+            ),
+            node(
+                3,
+                Some(result(
+                    3,
+                    vec![sub("t", S, Some(12 * S))],
+                    vec![],
+                    vec![],
+                    end,
+                )),
+            ),
+            node(
+                4,
+                Some(result(
+                    4,
+                    vec![sub("t", 11 * S, None)],
+                    vec![],
+                    seen0(),
+                    end,
+                )),
+            ),
+            node(
+                5,
+                Some(result(5, vec![sub("t", S, None)], vec![], vec![], end)),
+            ),
         ];
         let mut l = log(5);
-        l.removals.insert(5, Removal { at_ns: 13 * S, mode: RemoveMode::Graceful });
+        l.removals.insert(
+            5,
+            Removal {
+                at_ns: 13 * S,
+                mode: RemoveMode::Graceful,
+            },
+        );
         let a = account(&nodes, &l, &["g".to_string()]);
         assert_eq!(
             a.total,
-            Counts { messages: 1, expected: 2, received: 1, missed: 1, unverifiable: 0, outside_window: 1 }
+            Counts {
+                messages: 1,
+                expected: 2,
+                received: 1,
+                missed: 1,
+                unverifiable: 0,
+                outside_window: 1
+            }
         );
         assert_eq!(a.per_topic["t"], a.total);
         assert_eq!(a.pairs[&(0, 0)], (2, 1));
         // The same receiver staying until the window closes is a miss.
         let mut l = log(1);
-        l.removals.insert(5, Removal { at_ns: 13 * S, mode: RemoveMode::Graceful });
+        l.removals.insert(
+            5,
+            Removal {
+                at_ns: 13 * S,
+                mode: RemoveMode::Graceful,
+            },
+        );
         let a = account(&nodes, &l, &["g".to_string()]);
-        assert_eq!(a.total.missed, 1 + 1 + 1, "nodes 2, 3 (window closed at 11 s) and 5");
+        assert_eq!(
+            a.total.missed,
+            1 + 1 + 1,
+            "nodes 2, 3 (window closed at 11 s) and 5"
+        );
     }
 
     /// A killed publisher's messages come from the orchestrator's record; a killed receiver's
@@ -416,12 +530,31 @@ mod tests {
     fn killed_nodes_use_the_orchestrators_record() {
         let end = 100 * S;
         let mut killed_pub = node(0, None);
-        killed_pub.last_snapshot = Some(Snapshot { at_ns: 30 * S, duplicates: 2, ..Snapshot::default() });
+        killed_pub.last_snapshot = Some(Snapshot {
+            at_ns: 30 * S,
+            duplicates: 2,
+            ..Snapshot::default()
+        });
         let mut killed_recv = node(2, None);
-        killed_recv.last_snapshot = Some(Snapshot { at_ns: 40 * S, ..Snapshot::default() });
+        killed_recv.last_snapshot = Some(Snapshot {
+            at_ns: 40 * S,
+            ..Snapshot::default()
+        });
         let nodes = vec![
             killed_pub,
-            node(1, Some(result(1, vec![sub("t", S, None)], vec![], vec![SeenFrom { origin: 0, ranges: vec![[7, 8]] }], end))),
+            node(
+                1,
+                Some(result(
+                    1,
+                    vec![sub("t", S, None)],
+                    vec![],
+                    vec![SeenFrom {
+                        origin: 0,
+                        ranges: vec![[7, 8]],
+                    }],
+                    end,
+                )),
+            ),
             killed_recv,
         ];
         let mut l = log(5);
@@ -429,23 +562,58 @@ mod tests {
         l.publishes.insert(
             0,
             vec![
-                OrchPublish { topic: "t".into(), sent_ns: 10 * S, acked_ns: 10 * S + 1000, published: 1 },
-                OrchPublish { topic: "t".into(), sent_ns: 11 * S, acked_ns: 11 * S + 1000, published: 0 },
-                OrchPublish { topic: "t".into(), sent_ns: 12 * S, acked_ns: 12 * S + 1000, published: 1 },
+                OrchPublish {
+                    topic: "t".into(),
+                    sent_ns: 10 * S,
+                    acked_ns: 10 * S + 1000,
+                    published: 1,
+                },
+                OrchPublish {
+                    topic: "t".into(),
+                    sent_ns: 11 * S,
+                    acked_ns: 11 * S + 1000,
+                    published: 0,
+                },
+                OrchPublish {
+                    topic: "t".into(),
+                    sent_ns: 12 * S,
+                    acked_ns: 12 * S + 1000,
+                    published: 1,
+                },
                 // Its window is still open when node 2 is killed at 20 s.
-                OrchPublish { topic: "t".into(), sent_ns: 18 * S, acked_ns: 18 * S + 1000, published: 1 },
+                OrchPublish {
+                    topic: "t".into(),
+                    sent_ns: 18 * S,
+                    acked_ns: 18 * S + 1000,
+                    published: 1,
+                },
             ],
         );
         l.spans.insert(2, vec![sub("t", 2 * S, Some(20 * S))]);
-        l.removals.insert(0, Removal { at_ns: 30 * S, mode: RemoveMode::Kill });
-        l.removals.insert(2, Removal { at_ns: 20 * S, mode: RemoveMode::Kill });
+        l.removals.insert(
+            0,
+            Removal {
+                at_ns: 30 * S,
+                mode: RemoveMode::Kill,
+            },
+        );
+        l.removals.insert(
+            2,
+            Removal {
+                at_ns: 20 * S,
+                mode: RemoveMode::Kill,
+            },
+        );
         let a = account(&nodes, &l, &["g".to_string()]);
         assert_eq!(a.reconstructed, 3);
         // Seqs 7, 8 (seen by node 1) and 9 (not seen: a miss).
         assert_eq!(a.total.expected, 3);
         assert_eq!(a.total.received, 2);
         assert_eq!(a.total.missed, 1);
-        assert_eq!(a.total.unverifiable, 2, "node 2's full windows: seqs 7 and 8");
+        assert_eq!(
+            a.total.unverifiable, 2,
+            "node 2's full windows: seqs 7 and 8"
+        );
         assert_eq!(a.duplicates, 2);
     }
 }

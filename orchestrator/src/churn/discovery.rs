@@ -57,7 +57,10 @@ impl MockDiscovery {
     }
 
     pub fn announce(&mut self, peer: u32, topic: &str) {
-        self.topics.entry(topic.to_string()).or_default().insert(peer);
+        self.topics
+            .entry(topic.to_string())
+            .or_default()
+            .insert(peer);
     }
 
     pub fn withdraw(&mut self, peer: u32, topic: &str) {
@@ -85,7 +88,9 @@ impl MockDiscovery {
     /// Up to `k` random peers of `topic` other than `exclude`, in the order picked. The same
     /// state and random generator give the same answer.
     pub fn find(&self, topic: &str, k: usize, exclude: u32, rng: &mut impl Rng) -> Vec<u32> {
-        let Some(members) = self.topics.get(topic) else { return Vec::new() };
+        let Some(members) = self.topics.get(topic) else {
+            return Vec::new();
+        };
         let mut pool: Vec<u32> = members.iter().copied().filter(|&p| p != exclude).collect();
         let mut picked = Vec::new();
         while picked.len() < k && !pool.is_empty() {
@@ -114,8 +119,14 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.len(), 3);
         assert!(!a.contains(&4));
-        assert_eq!(d.find("t", 50, 4, &mut ChaCha8Rng::seed_from_u64(1)).len(), 9);
-        assert!(d.find("none", 3, 0, &mut ChaCha8Rng::seed_from_u64(1)).is_empty());
+        assert_eq!(
+            d.find("t", 50, 4, &mut ChaCha8Rng::seed_from_u64(1)).len(),
+            9
+        );
+        assert!(
+            d.find("none", 3, 0, &mut ChaCha8Rng::seed_from_u64(1))
+                .is_empty()
+        );
         d.unregister(5);
         assert!(!d.members("t").unwrap().contains(&5));
     }

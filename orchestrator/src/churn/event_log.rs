@@ -142,7 +142,13 @@ mod tests {
         let s = Scheduled {
             seq: 3,
             tick: 2,
-            event: Event::AddTopic { topic: "t0".into(), joins: vec![Join { peer: 1, connect: vec![0] }] },
+            event: Event::AddTopic {
+                topic: "t0".into(),
+                joins: vec![Join {
+                    peer: 1,
+                    connect: vec![0],
+                }],
+            },
         };
         let mut r = EventRecord::new(&s, 2000.0);
         r.outcome = Outcome::Ok;
@@ -153,7 +159,15 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        let t = |actions, ok, failed, skipped| Tally { actions, ok, failed, skipped }.outcome();
+        let t = |actions, ok, failed, skipped| {
+            Tally {
+                actions,
+                ok,
+                failed,
+                skipped,
+            }
+            .outcome()
+        };
         assert_eq!(t(0, 0, 0, 0), Outcome::Ok);
         assert_eq!(t(2, 2, 0, 0), Outcome::Ok);
         assert_eq!(t(2, 1, 1, 0), Outcome::Partial);

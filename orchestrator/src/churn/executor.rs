@@ -78,7 +78,11 @@ fn now_ns() -> u64 {
 }
 
 /// Runs the phase; the log is returned also when the phase stopped early.
-pub async fn run(cx: Context<'_, '_>, cfg: &ChurnPhase, schedule: &Schedule) -> (ChurnLog, Result<(), Stop>) {
+pub async fn run(
+    cx: Context<'_, '_>,
+    cfg: &ChurnPhase,
+    schedule: &Schedule,
+) -> (ChurnLog, Result<(), Stop>) {
     let start = Instant::now();
     let records = schedule
         .events
@@ -88,7 +92,10 @@ pub async fn run(cx: Context<'_, '_>, cfg: &ChurnPhase, schedule: &Schedule) -> 
     let tallies = schedule
         .events
         .iter()
-        .map(|s| Tally { actions: s.event.actions().len() as u32, ..Tally::default() })
+        .map(|s| Tally {
+            actions: s.event.actions().len() as u32,
+            ..Tally::default()
+        })
         .collect();
     let mut x = Exec {
         cx,
@@ -101,7 +108,11 @@ pub async fn run(cx: Context<'_, '_>, cfg: &ChurnPhase, schedule: &Schedule) -> 
         starting: BTreeMap::new(),
         records,
         tallies,
-        log: ChurnLog { config: cfg.clone(), started_ns: now_ns(), ..ChurnLog::default() },
+        log: ChurnLog {
+            config: cfg.clone(),
+            started_ns: now_ns(),
+            ..ChurnLog::default()
+        },
         received_base: 0,
         messages: 0,
     };
@@ -125,7 +136,9 @@ impl Exec<'_, '_> {
             ));
             return Err(Stop::Fault);
         }
-        self.cx.progress.stage("churn (heartbeats)", schedule.ticks as u64);
+        self.cx
+            .progress
+            .stage("churn (heartbeats)", schedule.ticks as u64);
         let live_every = self.cfg.live_every;
         let mut next_live = live_every;
         let mut next = 0usize;
@@ -138,7 +151,7 @@ impl Exec<'_, '_> {
                 next += 1;
             }
             self.pump();
-            let figures = self.sample(tick, schedule);
+            let figures = self.sample();
             self.cx.progress.set(tick as u64 + 1);
             if !live_every.is_zero() && schedule.due(tick) >= next_live {
                 next_live += live_every;
@@ -151,10 +164,12 @@ impl Exec<'_, '_> {
         self.cx.progress.stage("churn (delivery window)", 0);
         self.wait(Instant::now() + self.cfg.delivery_window).await?;
         let until = Instant::now() + DRAIN_LIMIT;
-        while (!self.in_flight.is_empty() || !self.queues.is_empty() || !self.starting.is_empty()) && Instant::now() < until {
+        while (!self.in_flight.is_empty() || !self.queues.is_empty() || !self.starting.is_empty())
+            && Instant::now() < until
+        {
             self.wait((Instant::now() + POLL * 5).min(until)).await?;
         }
-        let f = self.sample(schedule.ticks, schedule);
+        let f = self.sample();
         if !live_every.is_zero() {
             self.cx.progress.stdout_line(&f.line());
         }
@@ -173,18 +188,31 @@ impl Exec<'_, '_> {
         }
         for (topic, nodes) in &self.cx.subscribers {
             for &n in nodes {
-                self.log.spans.entry(n).or_default().push(Subscription { topic: topic.clone(), from_ns: wall0, to_ns: None });
+                self.log.spans.entry(n).or_default().push(Subscription {
+                    topic: topic.clone(),
+                    from_ns: wall0,
+                    to_ns: None,
+                });
             }
         }
         // Fresh counters: sequence numbers go on from what each node already published.
-        let ids: Vec<u64> = alive.iter().filter_map(|&i| self.cx.fleet.command(i, Command::Report)).collect();
+        let ids: Vec<u64> = alive
+            .iter()
+            .filter_map(|&i| self.cx.fleet.command(i, Command::Report))
+            .collect();
         self.cx
             .fleet
-            .await_acks(&ids, Instant::now() + Duration::from_secs(10), "its report at the start of churn")
+            .await_acks(
+                &ids,
+                Instant::now() + Duration::from_secs(10),
+                "its report at the start of churn",
+            )
             .await?;
         for s in &self.cx.fleet.nodes {
             let snap = s.last_snapshot.as_ref();
-            self.log.base_seq.insert(s.index, snap.map_or(0, |x| x.published));
+            self.log
+                .base_seq
+                .insert(s.index, snap.map_or(0, |x| x.published));
             self.received_base += snap.map_or(0, |x| x.received);
         }
         Ok(())
@@ -198,7 +226,10 @@ impl Exec<'_, '_> {
             if now >= until {
                 return Ok(());
             }
-            self.cx.fleet.wait_until((now + POLL).min(until), |_| false).await?;
+            self.cx
+                .fleet
+                .wait_until((now + POLL).min(until), |_| false)
+                .await?;
         }
     }
 
@@ -225,8 +256,14 @@ impl Exec<'_, '_> {
                     self.disc.withdraw(*p, topic);
                 }
             }
-            Event::AddFriend { peer, friend, topic, .. } => {
-                self.friendships.insert(((*peer).min(*friend), (*peer).max(*friend)));
+            Event::AddFriend {
+                peer,
+                friend,
+                topic,
+                ..
+            } => {
+                self.friendships
+                    .insert(((*peer).min(*friend), (*peer).max(*friend)));
                 if let Some(t) = topic {
                     self.disc.announce(*friend, t);
                 }
@@ -236,9 +273,8 @@ impl Exec<'_, '_> {
                     self.friendships.remove(&((*a).min(*b), (*a).max(*b)));
                 }
             }
-            Event::JoinRandomTopic { peer, topic, .. } | Event::JoinFriendsTopic { peer, topic, .. } => {
-                self.disc.announce(*peer, topic)
-            }
+            Event::JoinRandomTopic { peer, topic, .. }
+            | Event::JoinFriendsTopic { peer, topic, .. } => self.disc.announce(*peer, topic),
             Event::LeaveRandomTopic { peer, topic } => self.disc.withdraw(*peer, topic),
             Event::MessageRandomTopic { .. } => {}
         }
@@ -249,9 +285,15 @@ impl Exec<'_, '_> {
                 other => {
                     let peer = other.peer();
                     if self.gone(peer) {
-                        self.skip(ev, format!("node {peer} was removed or failed before its turn"));
+                        self.skip(
+                            ev,
+                            format!("node {peer} was removed or failed before its turn"),
+                        );
                     } else {
-                        self.queues.entry(peer).or_default().push_back(Queued { ev, action: other });
+                        self.queues
+                            .entry(peer)
+                            .or_default()
+                            .push_back(Queued { ev, action: other });
                     }
                 }
             }
@@ -261,7 +303,9 @@ impl Exec<'_, '_> {
 
     /// A node that will never take a command again.
     fn gone(&self, peer: u32) -> bool {
-        self.cx.fleet.nodes.get(peer as usize).is_none_or(|s| s.removed || s.fault.is_some() || s.exit.is_some() || (s.hello && !s.alive()))
+        self.cx.fleet.nodes.get(peer as usize).is_none_or(|s| {
+            s.removed || s.fault.is_some() || s.exit.is_some() || (s.hello && !s.alive())
+        })
     }
 
     async fn launch(&mut self, ev: usize, peer: u32, group: &str) {
@@ -280,7 +324,10 @@ impl Exec<'_, '_> {
                 self.starting.insert(peer, (ev, Instant::now()));
             }
             Err(e) => {
-                self.cx.fleet.anomalies.push(format!("churn: cannot launch node {peer}: {e}"));
+                self.cx
+                    .fleet
+                    .anomalies
+                    .push(format!("churn: cannot launch node {peer}: {e}"));
                 self.fail(ev, format!("node {peer}: {e}"));
             }
         }
@@ -299,10 +346,22 @@ impl Exec<'_, '_> {
         slot.removed = true;
         let at_ns = now_ns();
         self.log.removals.insert(peer, Removal { at_ns, mode });
-        for s in self.log.spans.entry(peer).or_default().iter_mut().filter(|s| s.to_ns.is_none()) {
+        for s in self
+            .log
+            .spans
+            .entry(peer)
+            .or_default()
+            .iter_mut()
+            .filter(|s| s.to_ns.is_none())
+        {
             s.to_ns = Some(at_ns);
         }
-        self.starting.remove(&peer);
+        if let Some((launch_ev, _)) = self.starting.remove(&peer) {
+            self.skip(
+                launch_ev,
+                format!("node {peer} was removed before it listened"),
+            );
+        }
         if let Some(q) = self.queues.remove(&peer) {
             for item in q {
                 self.skip(item.ev, format!("node {peer} was removed before its turn"));
@@ -321,7 +380,11 @@ impl Exec<'_, '_> {
     /// Moves commands along: listening peers, answered commands, the next command per node.
     fn pump(&mut self) {
         // New peers that now listen (or never will).
-        let starting: Vec<(u32, usize, Instant)> = self.starting.iter().map(|(p, (e, t))| (*p, *e, *t)).collect();
+        let starting: Vec<(u32, usize, Instant)> = self
+            .starting
+            .iter()
+            .map(|(p, (e, t))| (*p, *e, *t))
+            .collect();
         for (peer, ev, launched) in starting {
             let slot = &self.cx.fleet.nodes[peer as usize];
             if slot.peer_id.is_some() {
@@ -335,11 +398,20 @@ impl Exec<'_, '_> {
                 self.fail(ev, format!("node {peer} ended before it listened"));
             } else if launched.elapsed() > STARTUP_LIMIT {
                 self.starting.remove(&peer);
-                self.fail(ev, format!("node {peer} did not listen within {}s", STARTUP_LIMIT.as_secs()));
+                self.fail(
+                    ev,
+                    format!(
+                        "node {peer} did not listen within {}s",
+                        STARTUP_LIMIT.as_secs()
+                    ),
+                );
                 self.cx.fleet.fault(
                     peer,
                     NodeStatus::Hung,
-                    format!("node {peer} (added by churn) did not report its listen address within {}s", STARTUP_LIMIT.as_secs()),
+                    format!(
+                        "node {peer} (added by churn) did not report its listen address within {}s",
+                        STARTUP_LIMIT.as_secs()
+                    ),
                 );
             }
         }
@@ -363,7 +435,10 @@ impl Exec<'_, '_> {
             }
             if self.gone(peer) {
                 for item in self.queues.remove(&peer).unwrap_or_default() {
-                    self.skip(item.ev, format!("node {peer} was removed or failed before its turn"));
+                    self.skip(
+                        item.ev,
+                        format!("node {peer} was removed or failed before its turn"),
+                    );
                 }
                 continue;
             }
@@ -388,20 +463,31 @@ impl Exec<'_, '_> {
         let sent_ns = now_ns();
         let cmd = match &action {
             Action::Connect { to, .. } => {
-                let peers: Vec<PeerAddr> = to.iter().filter_map(|t| self.disc.addr(*t).cloned()).collect();
+                let peers: Vec<PeerAddr> = to
+                    .iter()
+                    .filter_map(|t| self.disc.addr(*t).cloned())
+                    .collect();
                 let missing = to.len() - peers.len();
                 if peers.is_empty() {
-                    self.skip(ev, format!("node {peer}: none of {to:?} is registered and listening"));
+                    self.skip(
+                        ev,
+                        format!("node {peer}: none of {to:?} is registered and listening"),
+                    );
                     return false;
                 }
                 if missing > 0 {
-                    self.records[ev]
-                        .notes
-                        .push(format!("node {peer}: {missing} of {} peers to dial had left or did not listen yet", to.len()));
+                    self.records[ev].notes.push(format!(
+                        "node {peer}: {missing} of {} peers to dial had left or did not listen yet",
+                        to.len()
+                    ));
                 }
                 Command::Connect { peers }
             }
-            Action::Subscribe { topic, .. } => Command::Subscribe { topics: vec![topic.clone()], wait_mesh: false, mesh_timeout_ms: 0 },
+            Action::Subscribe { topic, .. } => Command::Subscribe {
+                topics: vec![topic.clone()],
+                wait_mesh: false,
+                mesh_timeout_ms: 0,
+            },
             Action::Unsubscribe { topic, .. } => {
                 // Conservative: not counted as subscribed from the moment the leave was sent.
                 for s in self.log.spans.entry(peer).or_default().iter_mut() {
@@ -409,7 +495,9 @@ impl Exec<'_, '_> {
                         s.to_ns = Some(sent_ns);
                     }
                 }
-                Command::Unsubscribe { topics: vec![topic.clone()] }
+                Command::Unsubscribe {
+                    topics: vec![topic.clone()],
+                }
             }
             Action::Publish { topic, size, .. } => Command::Publish {
                 topic: topic.clone(),
@@ -418,11 +506,21 @@ impl Exec<'_, '_> {
                 size: *size,
                 peer_timeout_ms: self.cfg.publish_peer_timeout.as_millis() as u64,
             },
-            Action::Launch { .. } | Action::Stop { .. } => unreachable!("launch and stop are not queued"),
+            Action::Launch { .. } | Action::Stop { .. } => {
+                unreachable!("launch and stop are not queued")
+            }
         };
         match self.cx.fleet.command_tolerated(peer, cmd) {
             Some(id) => {
-                self.in_flight.insert(peer, InFlight { id, ev, action, sent_ns });
+                self.in_flight.insert(
+                    peer,
+                    InFlight {
+                        id,
+                        ev,
+                        action,
+                        sent_ns,
+                    },
+                );
                 true
             }
             None => {
@@ -438,17 +536,28 @@ impl Exec<'_, '_> {
         match &f.action {
             Action::Subscribe { topic, .. } if ok => {
                 // Conservative: counted as subscribed from the acknowledgement on.
-                self.log.spans.entry(peer).or_default().push(Subscription { topic: topic.clone(), from_ns: now, to_ns: None });
+                self.log.spans.entry(peer).or_default().push(Subscription {
+                    topic: topic.clone(),
+                    from_ns: now,
+                    to_ns: None,
+                });
             }
             Action::Publish { topic, .. } => {
-                let published = info.get("published").and_then(|v| v.as_u64()).unwrap_or(u64::from(ok)) as u32;
+                let published = info
+                    .get("published")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(u64::from(ok)) as u32;
                 self.messages += published as u64;
-                self.log.publishes.entry(peer).or_default().push(OrchPublish {
-                    topic: topic.clone(),
-                    sent_ns: f.sent_ns,
-                    acked_ns: now,
-                    published,
-                });
+                self.log
+                    .publishes
+                    .entry(peer)
+                    .or_default()
+                    .push(OrchPublish {
+                        topic: topic.clone(),
+                        sent_ns: f.sent_ns,
+                        acked_ns: now,
+                        published,
+                    });
             }
             _ => {}
         }
@@ -462,7 +571,13 @@ impl Exec<'_, '_> {
                 Action::Publish { .. } => "publish",
                 Action::Launch { .. } | Action::Stop { .. } => "?",
             };
-            self.fail(f.ev, format!("node {peer}: {op} failed: {}", error.unwrap_or_else(|| "no reason given".into())));
+            self.fail(
+                f.ev,
+                format!(
+                    "node {peer}: {op} failed: {}",
+                    error.unwrap_or_else(|| "no reason given".into())
+                ),
+            );
         }
     }
 
@@ -491,9 +606,13 @@ impl Exec<'_, '_> {
     }
 
     /// Figures of this moment: a chart sample and the live view.
-    fn sample(&mut self, tick: u32, schedule: &Schedule) -> LiveFigures {
+    fn sample(&mut self) -> LiveFigures {
         let fleet = &*self.cx.fleet;
-        let peers = fleet.nodes.iter().filter(|s| !s.removed && s.fault.is_none() && s.exit.is_none()).count() as u32;
+        let peers = fleet
+            .nodes
+            .iter()
+            .filter(|s| !s.removed && s.fault.is_none() && s.exit.is_none())
+            .count() as u32;
         let connections = fleet
             .alive()
             .filter_map(|s| s.last_snapshot.as_ref())
@@ -503,15 +622,25 @@ impl Exec<'_, '_> {
         let received_now: u64 = fleet
             .nodes
             .iter()
-            .map(|s| s.result.as_ref().map(|r| r.received).or(s.last_snapshot.as_ref().map(|x| x.received)).unwrap_or(0))
+            .map(|s| {
+                s.result
+                    .as_ref()
+                    .map(|r| r.received)
+                    .or(s.last_snapshot.as_ref().map(|x| x.received))
+                    .unwrap_or(0)
+            })
             .sum();
         let per_topic: Vec<u32> = self.disc.topics().map(|(_, m)| m.len() as u32).collect();
         let memberships = per_topic.iter().sum();
         let expected = self.expected_so_far();
         let received = received_now.saturating_sub(self.received_base);
         let applied = self.records.iter().filter(|r| r.at_ms.is_some()).count() as u64;
-        let failed = self.records.iter().filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Partial)).count() as u64;
-        let elapsed_s = schedule.due(tick).as_secs_f64();
+        let failed = self
+            .records
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Partial))
+            .count() as u64;
+        let elapsed_s = self.start.elapsed().as_secs_f64();
         let f = LiveFigures {
             elapsed_s,
             peers,
@@ -557,9 +686,11 @@ impl Exec<'_, '_> {
                     if node == origin {
                         continue;
                     }
-                    let covered = spans
-                        .iter()
-                        .any(|s| s.topic == p.topic && s.from_ns <= p.sent_ns && s.to_ns.is_none_or(|to| to >= end));
+                    let covered = spans.iter().any(|s| {
+                        s.topic == p.topic
+                            && s.from_ns <= p.sent_ns
+                            && s.to_ns.is_none_or(|to| to >= end)
+                    });
                     n += u64::from(covered) * p.published as u64;
                 }
             }

@@ -12,7 +12,9 @@ use testbed_contract::protocol::NodeConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("no node of group `{0}` was launched at the start, so there is nothing to copy a new peer from")]
+    #[error(
+        "no node of group `{0}` was launched at the start, so there is nothing to copy a new peer from"
+    )]
     NoTemplate(String),
     #[error(transparent)]
     Runner(#[from] RunnerError),
@@ -34,7 +36,12 @@ impl<'r> Launcher<'r> {
         results_dir: PathBuf,
         plan_seed: u64,
     ) -> Self {
-        Launcher { runner, templates, results_dir, plan_seed }
+        Launcher {
+            runner,
+            templates,
+            results_dir,
+            plan_seed,
+        }
     }
 
     /// Starts node `index` of `group`; returns its slot (pid filled in) for the fleet.

@@ -52,8 +52,16 @@ impl MinMedMax {
         }
         v.sort_unstable();
         let n = v.len();
-        let median = if n % 2 == 1 { v[n / 2] as f64 } else { (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0 };
-        MinMedMax { min: v[0], median, max: v[n - 1] }
+        let median = if n % 2 == 1 {
+            v[n / 2] as f64
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
+        };
+        MinMedMax {
+            min: v[0],
+            median,
+            max: v[n - 1],
+        }
     }
 }
 
@@ -61,7 +69,11 @@ impl LiveFigures {
     /// The one-line live view.
     pub fn line(&self) -> String {
         let secs = self.elapsed_s.max(0.0).round() as u64;
-        let failed = if self.events_failed > 0 { format!(" ({} failed)", self.events_failed) } else { String::new() };
+        let failed = if self.events_failed > 0 {
+            format!(" ({} failed)", self.events_failed)
+        } else {
+            String::new()
+        };
         format!(
             "churn {}  peers {} (+{} -{})  topics {}  conns {}  friends {}  peers/topic {}/{}/{}  msgs {}  recv {}  exp {}  miss~{}  events {}{}",
             humantime::format_duration(std::time::Duration::from_secs(secs)),
@@ -85,19 +97,47 @@ impl LiveFigures {
 }
 
 fn fmt_median(m: f64) -> String {
-    if m.fract() == 0.0 { format!("{m:.0}") } else { format!("{m:.1}") }
+    if m.fract() == 0.0 {
+        format!("{m:.0}")
+    } else {
+        format!("{m:.1}")
+    }
 }
 
 impl LiveFigures {
     /// The figures as gauges of the run's Prometheus endpoint (`pubsub_testbed_churn_*`).
     pub fn export(&self, m: &crate::telemetry::metrics::LiveMetrics) {
         let g = |name: &str, help: &str, v: f64| m.set_gauge(name, help, &[], v);
-        g("churn_peers", "Churn: peers taking part (launched, not removed, not failed).", self.peers as f64);
-        g("churn_peers_added", "Churn: peers launched by the churn phase so far.", self.peers_added as f64);
-        g("churn_peers_removed", "Churn: peers removed by the churn phase so far.", self.peers_removed as f64);
-        g("churn_topics", "Churn: topics that exist.", self.topics as f64);
-        g("churn_connections", "Churn: open connections (from the nodes' snapshots).", self.connections as f64);
-        g("churn_friendships", "Churn: friendships.", self.friendships as f64);
+        g(
+            "churn_peers",
+            "Churn: peers taking part (launched, not removed, not failed).",
+            self.peers as f64,
+        );
+        g(
+            "churn_peers_added",
+            "Churn: peers launched by the churn phase so far.",
+            self.peers_added as f64,
+        );
+        g(
+            "churn_peers_removed",
+            "Churn: peers removed by the churn phase so far.",
+            self.peers_removed as f64,
+        );
+        g(
+            "churn_topics",
+            "Churn: topics that exist.",
+            self.topics as f64,
+        );
+        g(
+            "churn_connections",
+            "Churn: open connections (from the nodes' snapshots).",
+            self.connections as f64,
+        );
+        g(
+            "churn_friendships",
+            "Churn: friendships.",
+            self.friendships as f64,
+        );
         let ppt = "Churn: peers per topic.";
         for (stat, v) in [
             ("min", self.peers_per_topic.min as f64),
@@ -106,12 +146,36 @@ impl LiveFigures {
         ] {
             m.set_gauge("churn_peers_per_topic", ppt, &[("stat", stat)], v);
         }
-        g("churn_messages", "Churn: messages published by the churn phase.", self.messages as f64);
-        g("churn_received", "Churn: distinct deliveries since the phase started.", self.received as f64);
-        g("churn_expected", "Churn: deliveries expected so far (orchestrator's record; estimate).", self.expected as f64);
-        g("churn_missed_estimate", "Churn: expected minus received while running (estimate; the report is exact).", self.missed_estimate as f64);
-        g("churn_events_applied", "Churn: events applied.", self.events_applied as f64);
-        g("churn_events_failed", "Churn: events that failed or partly failed.", self.events_failed as f64);
+        g(
+            "churn_messages",
+            "Churn: messages published by the churn phase.",
+            self.messages as f64,
+        );
+        g(
+            "churn_received",
+            "Churn: distinct deliveries since the phase started.",
+            self.received as f64,
+        );
+        g(
+            "churn_expected",
+            "Churn: deliveries expected so far (orchestrator's record; estimate).",
+            self.expected as f64,
+        );
+        g(
+            "churn_missed_estimate",
+            "Churn: expected minus received while running (estimate; the report is exact).",
+            self.missed_estimate as f64,
+        );
+        g(
+            "churn_events_applied",
+            "Churn: events applied.",
+            self.events_applied as f64,
+        );
+        g(
+            "churn_events_failed",
+            "Churn: events that failed or partly failed.",
+            self.events_failed as f64,
+        );
     }
 }
 

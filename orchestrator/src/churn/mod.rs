@@ -42,7 +42,11 @@ impl Prepared {
     /// nodes keep latencies per origin group, so they must know the new peers' group too.
     pub fn origin_groups(&self, plan: &Plan) -> Vec<u16> {
         let mut groups = plan.group_of_index();
-        let new = plan.groups.iter().position(|g| g.id == self.schedule.new_group).unwrap_or(0) as u16;
+        let new = plan
+            .groups
+            .iter()
+            .position(|g| g.id == self.schedule.new_group)
+            .unwrap_or(0) as u16;
         groups.resize(self.schedule.end_index as usize, new);
         groups
     }
@@ -50,10 +54,14 @@ impl Prepared {
 
 /// The churn phase of `plan` and its schedule, if it has one.
 pub fn prepare(plan: &Plan) -> Option<Prepared> {
-    let (phase, config) = plan.workload.iter().enumerate().find_map(|(i, p)| match p {
-        Phase::Churn(c) => Some((i, c.clone())),
-        _ => None,
-    })?;
+    let (phase, config) = plan
+        .workload
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| match p {
+            Phase::Churn(c) => Some((i, c.clone())),
+            _ => None,
+        })?;
     let new_group = config
         .new_peers_group
         .clone()
@@ -68,7 +76,11 @@ pub fn prepare(plan: &Plan) -> Option<Prepared> {
             .collect(),
     };
     let schedule = schedule::generate(&config, &fleet, &new_group, plan.seed);
-    Some(Prepared { phase, config, schedule })
+    Some(Prepared {
+        phase,
+        config,
+        schedule,
+    })
 }
 
 /// What the driver needs to run the churn phase.
@@ -89,12 +101,19 @@ pub fn phase_note(log: &ChurnLog) -> String {
         n(Outcome::Failed),
         n(Outcome::Skipped)
     );
-    for (o, what) in [(Outcome::Unfinished, "unfinished"), (Outcome::NotRun, "not run")] {
+    for (o, what) in [
+        (Outcome::Unfinished, "unfinished"),
+        (Outcome::NotRun, "not run"),
+    ] {
         if n(o) > 0 {
             note.push_str(&format!(", {} {what}", n(o)));
         }
     }
-    note.push_str(&format!("; {} peers added, {} removed", log.added.len(), log.removals.len()));
+    note.push_str(&format!(
+        "; {} peers added, {} removed",
+        log.added.len(),
+        log.removals.len()
+    ));
     note
 }
 

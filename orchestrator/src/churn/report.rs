@@ -31,12 +31,17 @@ pub fn markdown(r: &RunRecord) -> Option<String> {
     over_time_table(&c, &mut doc);
     let md = crate::report::doc_md::render(&doc);
     // Drop the empty title line the renderer starts with.
-    Some(md.split_once('\n').map_or(md.clone(), |(_, rest)| rest.to_string()))
+    Some(
+        md.split_once('\n')
+            .map_or(md.clone(), |(_, rest)| rest.to_string()),
+    )
 }
 
 /// Adds the section to report.html's document.
 pub fn add_to(doc: &mut Doc, r: &RunRecord) -> Result<(), ChartError> {
-    let Some(c) = ChurnSection::of(r) else { return Ok(()) };
+    let Some(c) = ChurnSection::of(r) else {
+        return Ok(());
+    };
     blocks(&c, doc);
     if let Some(chart) = over_time_chart(&c) {
         doc.chart(Chart {
@@ -82,17 +87,34 @@ fn blocks(c: &ChurnSection, doc: &mut Doc) {
         rows: vec![
             row(
                 "delivery ratio under churn",
-                Span::Strong(format!("{} ({} of {} expected)", ratio(t), t.received, t.expected)),
+                Span::Strong(format!(
+                    "{} ({} of {} expected)",
+                    ratio(t),
+                    t.received,
+                    t.expected
+                )),
             ),
             row("received", Span::text(t.received.to_string())),
             row("missed", Span::text(t.missed.to_string())),
-            row("unverifiable (receiver killed: no seen-set)", Span::text(t.unverifiable.to_string())),
-            row("delivered outside a full window (not counted)", Span::text(t.outside_window.to_string())),
-            row("duplicate deliveries (application, all topics)", Span::text(c.duplicates.to_string())),
+            row(
+                "unverifiable (receiver killed: no seen-set)",
+                Span::text(t.unverifiable.to_string()),
+            ),
+            row(
+                "delivered outside a full window (not counted)",
+                Span::text(t.outside_window.to_string()),
+            ),
+            row(
+                "duplicate deliveries (application, all topics)",
+                Span::text(c.duplicates.to_string()),
+            ),
             row(
                 "messages published",
                 Span::text(if c.reconstructed_messages > 0 {
-                    format!("{} ({} known from the orchestrator's record only)", t.messages, c.reconstructed_messages)
+                    format!(
+                        "{} ({} known from the orchestrator's record only)",
+                        t.messages, c.reconstructed_messages
+                    )
                 } else {
                     t.messages.to_string()
                 }),
@@ -104,9 +126,18 @@ fn blocks(c: &ChurnSection, doc: &mut Doc) {
     let mut topics: Vec<_> = c.per_topic.iter().collect();
     topics.sort_by(|a, b| (a.topic.len(), &a.topic).cmp(&(b.topic.len(), &b.topic)));
     doc.table(Table {
-        head: ["topic", "messages", "expected", "received", "missed", "ratio", "unverifiable", "outside window"]
-            .map(String::from)
-            .to_vec(),
+        head: [
+            "topic",
+            "messages",
+            "expected",
+            "received",
+            "missed",
+            "ratio",
+            "unverifiable",
+            "outside window",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: topics
             .iter()
             .map(|t| {
@@ -116,7 +147,11 @@ fn blocks(c: &ChurnSection, doc: &mut Doc) {
                     Span::text(k.messages.to_string()),
                     Span::text(k.expected.to_string()),
                     Span::text(k.received.to_string()),
-                    if k.missed > 0 { Span::Strong(k.missed.to_string()) } else { Span::text("0") },
+                    if k.missed > 0 {
+                        Span::Strong(k.missed.to_string())
+                    } else {
+                        Span::text("0")
+                    },
                     Span::text(ratio(k)),
                     Span::text(k.unverifiable.to_string()),
                     Span::text(k.outside_window.to_string()),
@@ -137,7 +172,11 @@ fn blocks(c: &ChurnSection, doc: &mut Doc) {
             .map(|(kind, by)| {
                 let total: u64 = by.values().sum();
                 let mut row = vec![Span::Code(kind.clone()), Span::text(total.to_string())];
-                row.extend(OUTCOMES.iter().map(|(k, _)| Span::text(by.get(*k).copied().unwrap_or(0).to_string())));
+                row.extend(
+                    OUTCOMES
+                        .iter()
+                        .map(|(k, _)| Span::text(by.get(*k).copied().unwrap_or(0).to_string())),
+                );
                 row
             })
             .collect(),
@@ -156,9 +195,16 @@ fn over_time_table(c: &ChurnSection, doc: &mut Doc) {
         picked.push(n - 1);
     }
     doc.table(Table {
-        head: ["time", "peers", "topics", "memberships", "connections", "friendships"]
-            .map(String::from)
-            .to_vec(),
+        head: [
+            "time",
+            "peers",
+            "topics",
+            "memberships",
+            "connections",
+            "friendships",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: picked
             .into_iter()
             .map(|i| {
@@ -191,8 +237,16 @@ fn over_time_chart(c: &ChurnSection) -> Option<LineChart> {
             .samples
             .iter()
             .step_by(step)
-            .chain(c.samples.last().filter(|_| (c.samples.len() - 1) % step != 0))
-            .map(|s| Point { x: s.t_s, y: get(s) as f64, bar: None })
+            .chain(
+                c.samples
+                    .last()
+                    .filter(|_| !(c.samples.len() - 1).is_multiple_of(step)),
+            )
+            .map(|s| Point {
+                x: s.t_s,
+                y: get(s) as f64,
+                bar: None,
+            })
             .collect(),
     };
     let end = c.samples.last().map_or(0.0, |s| s.t_s);

@@ -98,21 +98,63 @@ pub struct Join {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    AddPeer { peer: u32, group: String },
-    RemovePeer { peer: u32, mode: RemoveMode },
+    AddPeer {
+        peer: u32,
+        group: String,
+    },
+    RemovePeer {
+        peer: u32,
+        mode: RemoveMode,
+    },
     /// A new topic; `joins` are its first members, in order.
-    AddTopic { topic: String, joins: Vec<Join> },
-    RemoveTopic { topic: String, members: Vec<u32> },
-    PeakRandomTopic { topic: String, joins: Vec<Join>, until_tick: u32 },
+    AddTopic {
+        topic: String,
+        joins: Vec<Join>,
+    },
+    RemoveTopic {
+        topic: String,
+        members: Vec<u32>,
+    },
+    PeakRandomTopic {
+        topic: String,
+        joins: Vec<Join>,
+        until_tick: u32,
+    },
     /// The peak's joiners that are still members leave.
-    PeakEnd { topic: String, peers: Vec<u32> },
+    PeakEnd {
+        topic: String,
+        peers: Vec<u32>,
+    },
     /// `peer` dials `friend`; `friend` joins `topic` (one of `peer`'s) when it can.
-    AddFriend { peer: u32, friend: u32, topic: Option<String>, connect: Vec<u32> },
-    ForgetFriends { pairs: Vec<[u32; 2]> },
-    JoinRandomTopic { peer: u32, topic: String, connect: Vec<u32> },
-    JoinFriendsTopic { peer: u32, friend: u32, topic: String, connect: Vec<u32> },
-    LeaveRandomTopic { peer: u32, topic: String },
-    MessageRandomTopic { peer: u32, topic: String, size: u32 },
+    AddFriend {
+        peer: u32,
+        friend: u32,
+        topic: Option<String>,
+        connect: Vec<u32>,
+    },
+    ForgetFriends {
+        pairs: Vec<[u32; 2]>,
+    },
+    JoinRandomTopic {
+        peer: u32,
+        topic: String,
+        connect: Vec<u32>,
+    },
+    JoinFriendsTopic {
+        peer: u32,
+        friend: u32,
+        topic: String,
+        connect: Vec<u32>,
+    },
+    LeaveRandomTopic {
+        peer: u32,
+        topic: String,
+    },
+    MessageRandomTopic {
+        peer: u32,
+        topic: String,
+        size: u32,
+    },
 }
 
 impl Event {
@@ -138,33 +180,83 @@ impl Event {
         let join = |topic: &str, j: &Join| {
             let mut v = Vec::new();
             if !j.connect.is_empty() {
-                v.push(Action::Connect { peer: j.peer, to: j.connect.clone() });
+                v.push(Action::Connect {
+                    peer: j.peer,
+                    to: j.connect.clone(),
+                });
             }
-            v.push(Action::Subscribe { peer: j.peer, topic: topic.to_string() });
+            v.push(Action::Subscribe {
+                peer: j.peer,
+                topic: topic.to_string(),
+            });
             v
         };
         match self {
-            Event::AddPeer { peer, group } => vec![Action::Launch { peer: *peer, group: group.clone() }],
-            Event::RemovePeer { peer, mode } => vec![Action::Stop { peer: *peer, mode: *mode }],
+            Event::AddPeer { peer, group } => vec![Action::Launch {
+                peer: *peer,
+                group: group.clone(),
+            }],
+            Event::RemovePeer { peer, mode } => vec![Action::Stop {
+                peer: *peer,
+                mode: *mode,
+            }],
             Event::AddTopic { topic, joins } | Event::PeakRandomTopic { topic, joins, .. } => {
                 joins.iter().flat_map(|j| join(topic, j)).collect()
             }
-            Event::RemoveTopic { topic, members: peers } | Event::PeakEnd { topic, peers } => peers
+            Event::RemoveTopic {
+                topic,
+                members: peers,
+            }
+            | Event::PeakEnd { topic, peers } => peers
                 .iter()
-                .map(|&peer| Action::Unsubscribe { peer, topic: topic.clone() })
+                .map(|&peer| Action::Unsubscribe {
+                    peer,
+                    topic: topic.clone(),
+                })
                 .collect(),
-            Event::AddFriend { peer, friend, topic, connect } => {
-                let mut v = vec![Action::Connect { peer: *peer, to: vec![*friend] }];
+            Event::AddFriend {
+                peer,
+                friend,
+                topic,
+                connect,
+            } => {
+                let mut v = vec![Action::Connect {
+                    peer: *peer,
+                    to: vec![*friend],
+                }];
                 if let Some(t) = topic {
-                    v.extend(join(t, &Join { peer: *friend, connect: connect.clone() }));
+                    v.extend(join(
+                        t,
+                        &Join {
+                            peer: *friend,
+                            connect: connect.clone(),
+                        },
+                    ));
                 }
                 v
             }
             Event::ForgetFriends { .. } => Vec::new(),
-            Event::JoinRandomTopic { peer, topic, connect } | Event::JoinFriendsTopic { peer, topic, connect, .. } => {
-                join(topic, &Join { peer: *peer, connect: connect.clone() })
+            Event::JoinRandomTopic {
+                peer,
+                topic,
+                connect,
             }
-            Event::LeaveRandomTopic { peer, topic } => vec![Action::Unsubscribe { peer: *peer, topic: topic.clone() }],
+            | Event::JoinFriendsTopic {
+                peer,
+                topic,
+                connect,
+                ..
+            } => join(
+                topic,
+                &Join {
+                    peer: *peer,
+                    connect: connect.clone(),
+                },
+            ),
+            Event::LeaveRandomTopic { peer, topic } => vec![Action::Unsubscribe {
+                peer: *peer,
+                topic: topic.clone(),
+            }],
             Event::MessageRandomTopic { peer, topic, size } => vec![Action::Publish {
                 peer: *peer,
                 topic: topic.clone(),
@@ -298,9 +390,16 @@ pub fn generate(cfg: &ChurnPhase, fleet: &InitialFleet, new_group: &str, seed: u
                 continue;
             }
             let drift = cfg.drift.clamp(0.0, 0.99);
-            let factor = if drift > 0.0 { m.rng.random_range(1.0 - drift..=1.0 + drift) } else { 1.0 };
+            let factor = if drift > 0.0 {
+                m.rng.random_range(1.0 - drift..=1.0 + drift)
+            } else {
+                1.0
+            };
             let delay = freq as f64 * factor;
-            if last.get(&kind).is_some_and(|&l| ((tick - l) as f64) < delay) {
+            if last
+                .get(&kind)
+                .is_some_and(|&l| ((tick - l) as f64) < delay)
+            {
                 continue;
             }
             if let Some(e) = m.try_kind(kind) {
@@ -342,17 +441,20 @@ impl Model<'_> {
 
     fn can_join(&self, peer: u32, topic: &str) -> bool {
         let l = &self.cfg.limits;
-        self.peers
-            .get(&peer)
-            .is_some_and(|p| !p.topics.contains(topic) && (p.topics.len() as u32) < l.max_topics_per_peer)
-            && (self.members(topic) as u32) < l.max_peers_per_topic
+        self.peers.get(&peer).is_some_and(|p| {
+            !p.topics.contains(topic) && (p.topics.len() as u32) < l.max_topics_per_peer
+        }) && (self.members(topic) as u32) < l.max_peers_per_topic
     }
 
     fn join(&mut self, peer: u32, topic: &str) -> Join {
         let k = self.cfg.discovery_peers as usize;
         let connect = self.disc.find(topic, k, peer, &mut self.rng);
         self.disc.announce(peer, topic);
-        self.peers.get_mut(&peer).expect("joining peer exists").topics.insert(topic.to_string());
+        self.peers
+            .get_mut(&peer)
+            .expect("joining peer exists")
+            .topics
+            .insert(topic.to_string());
         Join { peer, connect }
     }
 
@@ -386,9 +488,18 @@ impl Model<'_> {
         }
         let peer = self.next_index;
         self.next_index += 1;
-        self.peers.insert(peer, PeerModel { ready_tick: self.tick + 1, ..PeerModel::default() });
+        self.peers.insert(
+            peer,
+            PeerModel {
+                ready_tick: self.tick + 1,
+                ..PeerModel::default()
+            },
+        );
         self.disc.register(peer);
-        Some(Event::AddPeer { peer, group: self.new_group.clone() })
+        Some(Event::AddPeer {
+            peer,
+            group: self.new_group.clone(),
+        })
     }
 
     fn remove_peer(&mut self) -> Option<Event> {
@@ -407,7 +518,10 @@ impl Model<'_> {
         for (_, _, joiners) in &mut self.peaks {
             joiners.retain(|&p| p != peer);
         }
-        Some(Event::RemovePeer { peer, mode: self.cfg.remove_mode })
+        Some(Event::RemovePeer {
+            peer,
+            mode: self.cfg.remove_mode,
+        })
     }
 
     fn add_topic(&mut self) -> Option<Event> {
@@ -430,7 +544,9 @@ impl Model<'_> {
                 .into_iter()
                 .filter(|p| self.can_join(*p, &topic))
                 .collect();
-            let Some(p) = self.pick(&candidates) else { break };
+            let Some(p) = self.pick(&candidates) else {
+                break;
+            };
             joins.push(self.join(p, &topic));
         }
         Some(Event::AddTopic { topic, joins })
@@ -458,28 +574,53 @@ impl Model<'_> {
         let topic = self.pick(&topics)?;
         let mut joins = Vec::new();
         for _ in 0..n {
-            let candidates: Vec<u32> = self.ready().into_iter().filter(|p| self.can_join(*p, &topic)).collect();
-            let Some(p) = self.pick(&candidates) else { break };
+            let candidates: Vec<u32> = self
+                .ready()
+                .into_iter()
+                .filter(|p| self.can_join(*p, &topic))
+                .collect();
+            let Some(p) = self.pick(&candidates) else {
+                break;
+            };
             joins.push(self.join(p, &topic));
         }
         if joins.is_empty() {
             return None;
         }
-        let hb = self.cfg.heartbeat.max(Duration::from_millis(1)).as_secs_f64();
-        let until_tick = self.tick + (self.cfg.peak.duration.as_secs_f64() / hb).ceil().max(1.0) as u32;
-        self.peaks.push((until_tick, topic.clone(), joins.iter().map(|j| j.peer).collect()));
-        Some(Event::PeakRandomTopic { topic, joins, until_tick })
+        let hb = self
+            .cfg
+            .heartbeat
+            .max(Duration::from_millis(1))
+            .as_secs_f64();
+        let until_tick =
+            self.tick + (self.cfg.peak.duration.as_secs_f64() / hb).ceil().max(1.0) as u32;
+        self.peaks.push((
+            until_tick,
+            topic.clone(),
+            joins.iter().map(|j| j.peer).collect(),
+        ));
+        Some(Event::PeakRandomTopic {
+            topic,
+            joins,
+            until_tick,
+        })
     }
 
     fn end_peaks(&mut self) -> Vec<Event> {
         let tick = self.tick;
-        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.peaks).into_iter().partition(|(t, _, _)| *t <= tick);
+        let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.peaks)
+            .into_iter()
+            .partition(|(t, _, _)| *t <= tick);
         self.peaks = rest;
         let mut out = Vec::new();
         for (_, topic, joiners) in due {
             let peers: Vec<u32> = joiners
                 .into_iter()
-                .filter(|p| self.peers.get(p).is_some_and(|pm| pm.topics.contains(&topic)))
+                .filter(|p| {
+                    self.peers
+                        .get(p)
+                        .is_some_and(|pm| pm.topics.contains(&topic))
+                })
                 .collect();
             for p in &peers {
                 self.leave(*p, &topic);
@@ -497,7 +638,12 @@ impl Model<'_> {
         let b = self.pick(&ready)?;
         let max = self.cfg.limits.max_friends_per_peer as usize;
         let (pa, pb) = (&self.peers[&a], &self.peers[&b]);
-        if a == b || pa.friends.contains(&b) || pa.topics.is_empty() || pa.friends.len() >= max || pb.friends.len() >= max {
+        if a == b
+            || pa.friends.contains(&b)
+            || pa.topics.is_empty()
+            || pa.friends.len() >= max
+            || pb.friends.len() >= max
+        {
             return None;
         }
         let topics: Vec<String> = pa.topics.iter().cloned().collect();
@@ -511,14 +657,23 @@ impl Model<'_> {
         } else {
             (None, Vec::new())
         };
-        Some(Event::AddFriend { peer: a, friend: b, topic, connect })
+        Some(Event::AddFriend {
+            peer: a,
+            friend: b,
+            topic,
+            connect,
+        })
     }
 
     fn forget_friends(&mut self) -> Option<Event> {
         let mut pairs = Vec::new();
         for (&a, pa) in &self.peers {
             for &b in pa.friends.iter().filter(|&&b| b > a) {
-                if self.peers.get(&b).is_none_or(|pb| pa.topics.is_disjoint(&pb.topics)) {
+                if self
+                    .peers
+                    .get(&b)
+                    .is_none_or(|pb| pa.topics.is_disjoint(&pb.topics))
+                {
                     pairs.push([a, b]);
                 }
             }
@@ -546,7 +701,11 @@ impl Model<'_> {
             return None;
         }
         let j = self.join(peer, &topic);
-        Some(Event::JoinRandomTopic { peer, topic, connect: j.connect })
+        Some(Event::JoinRandomTopic {
+            peer,
+            topic,
+            connect: j.connect,
+        })
     }
 
     fn join_friends(&mut self) -> Option<Event> {
@@ -560,12 +719,20 @@ impl Model<'_> {
             return None;
         }
         let j = self.join(peer, &topic);
-        Some(Event::JoinFriendsTopic { peer, friend, topic, connect: j.connect })
+        Some(Event::JoinFriendsTopic {
+            peer,
+            friend,
+            topic,
+            connect: j.connect,
+        })
     }
 
     fn leave_random(&mut self) -> Option<Event> {
         let ready = self.ready();
-        let with_topics: Vec<u32> = ready.into_iter().filter(|p| !self.peers[p].topics.is_empty()).collect();
+        let with_topics: Vec<u32> = ready
+            .into_iter()
+            .filter(|p| !self.peers[p].topics.is_empty())
+            .collect();
         let peer = self.pick(&with_topics)?;
         let topics: Vec<String> = self.peers[&peer].topics.iter().cloned().collect();
         let topic = self.pick(&topics)?;
@@ -581,7 +748,11 @@ impl Model<'_> {
         if self.members(&topic) < 2 {
             return None;
         }
-        Some(Event::MessageRandomTopic { peer, topic, size: self.cfg.message_size })
+        Some(Event::MessageRandomTopic {
+            peer,
+            topic,
+            size: self.cfg.message_size,
+        })
     }
 }
 
@@ -591,11 +762,16 @@ mod tests {
     use std::collections::HashSet;
 
     fn fleet(n: u32) -> InitialFleet {
-        InitialFleet { peers: (0..n).map(|i| (i, "peers".to_string())).collect() }
+        InitialFleet {
+            peers: (0..n).map(|i| (i, "peers".to_string())).collect(),
+        }
     }
 
     fn reference() -> ChurnPhase {
-        ChurnPhase { duration: Duration::from_secs(600), ..ChurnPhase::default() }
+        ChurnPhase {
+            duration: Duration::from_secs(600),
+            ..ChurnPhase::default()
+        }
     }
 
     #[test]
@@ -611,7 +787,11 @@ mod tests {
         for k in Kind::TRIED.iter().filter(|k| **k != Kind::LeaveRandomTopic) {
             assert!(kinds.contains(k), "{k:?} never happened");
         }
-        assert!(a.events.windows(2).all(|w| w[0].tick <= w[1].tick && w[0].seq + 1 == w[1].seq));
+        assert!(
+            a.events
+                .windows(2)
+                .all(|w| w[0].tick <= w[1].tick && w[0].seq + 1 == w[1].seq)
+        );
     }
 
     /// Replays the events on a fresh model of membership and checks every limit.
@@ -628,7 +808,9 @@ mod tests {
         let mut added_at: BTreeMap<u32, u32> = BTreeMap::new();
         let mut messages = 0;
         for e in &s.events {
-            let live = |p: &u32, peers: &BTreeSet<u32>| assert!(peers.contains(p), "{e:?}: peer {p} is not in the network");
+            let live = |p: &u32, peers: &BTreeSet<u32>| {
+                assert!(peers.contains(p), "{e:?}: peer {p} is not in the network")
+            };
             // Peers take part from the heartbeat after they were added.
             for a in e.event.actions() {
                 if !matches!(a, Action::Launch { .. }) {
@@ -647,16 +829,27 @@ mod tests {
                     }
                 }
                 Event::AddTopic { topic, joins } => {
-                    assert!(topics.insert(topic.clone(), joins.iter().map(|j| j.peer).collect()).is_none());
+                    assert!(
+                        topics
+                            .insert(topic.clone(), joins.iter().map(|j| j.peer).collect())
+                            .is_none()
+                    );
                     for (i, j) in joins.iter().enumerate() {
                         live(&j.peer, &peers);
                         // Discovery only names members that joined before.
-                        assert!(j.connect.iter().all(|p| joins[..i].iter().any(|x| x.peer == *p)));
+                        assert!(
+                            j.connect
+                                .iter()
+                                .all(|p| joins[..i].iter().any(|x| x.peer == *p))
+                        );
                         assert!(j.connect.len() <= c.discovery_peers as usize);
                     }
                 }
                 Event::RemoveTopic { topic, members } => {
-                    assert_eq!(topics.remove(topic).unwrap(), members.iter().copied().collect());
+                    assert_eq!(
+                        topics.remove(topic).unwrap(),
+                        members.iter().copied().collect()
+                    );
                 }
                 Event::PeakRandomTopic { topic, joins, .. } => {
                     for j in joins {
@@ -671,7 +864,12 @@ mod tests {
                         assert!(topics.get_mut(topic).unwrap().remove(p));
                     }
                 }
-                Event::AddFriend { peer, friend, topic, connect } => {
+                Event::AddFriend {
+                    peer,
+                    friend,
+                    topic,
+                    connect,
+                } => {
                     live(peer, &peers);
                     live(friend, &peers);
                     if let Some(t) = topic {
@@ -680,13 +878,25 @@ mod tests {
                         assert!(m.insert(*friend));
                     }
                 }
-                Event::JoinRandomTopic { peer, topic, connect } | Event::JoinFriendsTopic { peer, topic, connect, .. } => {
+                Event::JoinRandomTopic {
+                    peer,
+                    topic,
+                    connect,
+                }
+                | Event::JoinFriendsTopic {
+                    peer,
+                    topic,
+                    connect,
+                    ..
+                } => {
                     live(peer, &peers);
                     let m = topics.get_mut(topic).unwrap();
                     assert!(connect.iter().all(|p| m.contains(p) && p != peer));
                     assert!(m.insert(*peer), "{e:?}: already a member");
                 }
-                Event::LeaveRandomTopic { peer, topic } => assert!(topics.get_mut(topic).unwrap().remove(peer)),
+                Event::LeaveRandomTopic { peer, topic } => {
+                    assert!(topics.get_mut(topic).unwrap().remove(peer))
+                }
                 Event::MessageRandomTopic { peer, topic, .. } => {
                     let m = &topics[topic];
                     assert!(m.contains(peer) && m.len() >= 2);
@@ -698,7 +908,11 @@ mod tests {
             assert!(peers.len() as u32 >= c.limits.min_peers);
             assert!(topics.len() as u32 <= c.limits.max_topics);
             for (t, m) in &topics {
-                assert!(m.len() as u32 <= c.limits.max_peers_per_topic, "topic {t} has {} peers", m.len());
+                assert!(
+                    m.len() as u32 <= c.limits.max_peers_per_topic,
+                    "topic {t} has {} peers",
+                    m.len()
+                );
             }
             for p in &peers {
                 let n = topics.values().filter(|m| m.contains(p)).count() as u32;
@@ -716,7 +930,9 @@ mod tests {
         let setup: Vec<_> = s.events.iter().take_while(|e| e.tick == 0).collect();
         assert_eq!(setup.len(), 10);
         for e in setup {
-            let Event::AddTopic { joins, .. } = &e.event else { panic!("{e:?}") };
+            let Event::AddTopic { joins, .. } = &e.event else {
+                panic!("{e:?}")
+            };
             assert_eq!(joins.len(), 5);
         }
     }

@@ -31,19 +31,36 @@ pub fn check(plan: &Plan, problems: &mut Vec<(FieldPath, String)>) {
         if c.heartbeat.is_zero() {
             p("heartbeat", "must be longer than 0s".into());
         } else if c.heartbeat > c.duration {
-            p("heartbeat", "must not be longer than the phase's duration".into());
+            p(
+                "heartbeat",
+                "must not be longer than the phase's duration".into(),
+            );
         }
         if !(0.0..1.0).contains(&c.drift) {
-            p("drift", format!("must be at least 0 and below 1, got {}", c.drift));
+            p(
+                "drift",
+                format!("must be at least 0 and below 1, got {}", c.drift),
+            );
         }
         if c.delivery_window.is_zero() {
-            p("delivery_window", "must be longer than 0s (a message needs time to arrive)".into());
+            p(
+                "delivery_window",
+                "must be longer than 0s (a message needs time to arrive)".into(),
+            );
         }
-        let max_size = plan.groups.iter().map(|g| g.gossipsub.max_transmit_size).min().unwrap_or(u32::MAX);
+        // Churn topics are named `t0`, `t1` …: allow for a name of 6 characters.
+        let max_size = plan
+            .groups
+            .iter()
+            .map(|g| crate::plan::validate::max_message_size(g, "t99999"))
+            .min()
+            .unwrap_or(u32::MAX);
         if (c.message_size as usize) < HEADER_LEN || c.message_size > max_size {
             p(
                 "message_size",
-                format!("must be between {HEADER_LEN} (the message header) and {max_size} bytes (max_transmit_size)"),
+                format!(
+                    "must be between {HEADER_LEN} (the message header) and {max_size} bytes (what every group's router carries)"
+                ),
             );
         }
         let l = &c.limits;
@@ -57,10 +74,16 @@ pub fn check(plan: &Plan, problems: &mut Vec<(FieldPath, String)>) {
         if l.max_peers > crate::plan::validate::MAX_NODES {
             problems.push((
                 limits.clone().key("max_peers"),
-                format!("at most {} peers per plan", crate::plan::validate::MAX_NODES),
+                format!(
+                    "at most {} peers per plan",
+                    crate::plan::validate::MAX_NODES
+                ),
             ));
         }
-        for (field, v) in [("max_topics_per_peer", l.max_topics_per_peer), ("max_peers_per_topic", l.max_peers_per_topic)] {
+        for (field, v) in [
+            ("max_topics_per_peer", l.max_topics_per_peer),
+            ("max_peers_per_topic", l.max_peers_per_topic),
+        ] {
             if v == 0 {
                 problems.push((limits.clone().key(field), "must be at least 1".into()));
             }
@@ -68,7 +91,10 @@ pub fn check(plan: &Plan, problems: &mut Vec<(FieldPath, String)>) {
         if c.initial_peers_per_topic > l.max_peers_per_topic {
             problems.push((
                 at.clone().key("initial_peers_per_topic"),
-                format!("must not exceed limits.max_peers_per_topic ({})", l.max_peers_per_topic),
+                format!(
+                    "must not exceed limits.max_peers_per_topic ({})",
+                    l.max_peers_per_topic
+                ),
             ));
         }
         if let Some(g) = &c.new_peers_group
@@ -78,7 +104,11 @@ pub fn check(plan: &Plan, problems: &mut Vec<(FieldPath, String)>) {
                 at.clone().key("new_peers_group"),
                 format!(
                     "no group `{g}`; groups are: {}",
-                    plan.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
+                    plan.groups
+                        .iter()
+                        .map(|g| g.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -120,8 +150,13 @@ mod tests {
     #[test]
     fn good_and_bad_churn_phases() {
         assert_eq!(problems("  - churn:\n      duration: 1m\n"), "");
-        let e = problems("  - churn:\n      duration: 1m\n      new_peers_group: nope\n      limits:\n        min_peers: 40\n");
-        assert!(e.contains("new_peers_group") && e.contains("no group `nope`"), "{e}");
+        let e = problems(
+            "  - churn:\n      duration: 1m\n      new_peers_group: nope\n      limits:\n        min_peers: 40\n",
+        );
+        assert!(
+            e.contains("new_peers_group") && e.contains("no group `nope`"),
+            "{e}"
+        );
         assert!(e.contains("min_peers"), "{e}");
         let e = problems("  - churn:\n      duration: 10m\n");
         assert!(e.contains("timeout"), "{e}");

@@ -45,7 +45,10 @@ mod tests {
         let mut b = Barriers::default();
         assert!(b.signal("x", 0, 3).is_none());
         assert!(b.signal("x", 1, 3).is_none());
-        assert!(b.signal("x", 1, 3).is_none(), "a repeated signal does not count twice");
+        assert!(
+            b.signal("x", 1, 3).is_none(),
+            "a repeated signal does not count twice"
+        );
         let (nodes, count) = b.signal("x", 2, 3).unwrap();
         assert_eq!((nodes, count), (vec![0, 1, 2], 3));
         assert_eq!(b.signal("x", 7, 3).unwrap(), (vec![7], 3));

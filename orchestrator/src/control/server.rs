@@ -19,10 +19,22 @@ pub type ConnId = u64;
 
 #[derive(Debug)]
 pub enum ControlEvent {
-    Opened { conn: ConnId, sender: mpsc::UnboundedSender<OrchMsg> },
-    Message { conn: ConnId, msg: NodeMsg },
-    Malformed { conn: ConnId, error: String, excerpt: String },
-    Closed { conn: ConnId },
+    Opened {
+        conn: ConnId,
+        sender: mpsc::UnboundedSender<OrchMsg>,
+    },
+    Message {
+        conn: ConnId,
+        msg: NodeMsg,
+    },
+    Malformed {
+        conn: ConnId,
+        error: String,
+        excerpt: String,
+    },
+    Closed {
+        conn: ConnId,
+    },
 }
 
 /// Where nodes reach the control server.
@@ -97,13 +109,20 @@ impl Drop for ControlServer {
     }
 }
 
-fn spawn_conn<R, W>(conn: ConnId, reader: R, mut writer: W, events: mpsc::UnboundedSender<ControlEvent>)
-where
+fn spawn_conn<R, W>(
+    conn: ConnId,
+    reader: R,
+    mut writer: W,
+    events: mpsc::UnboundedSender<ControlEvent>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let (tx, mut rx) = mpsc::unbounded_channel::<OrchMsg>();
-    if events.send(ControlEvent::Opened { conn, sender: tx }).is_err() {
+    if events
+        .send(ControlEvent::Opened { conn, sender: tx })
+        .is_err()
+    {
         return;
     }
     // Writer: its own task, so a slow node never blocks reading from it.
@@ -133,7 +152,8 @@ where
                 Err(e) => ControlEvent::Malformed {
                     conn,
                     error: e.to_string(),
-                    excerpt: String::from_utf8_lossy(&trimmed[..trimmed.len().min(200)]).into_owned(),
+                    excerpt: String::from_utf8_lossy(&trimmed[..trimmed.len().min(200)])
+                        .into_owned(),
                 },
             };
             if events.send(event).is_err() {
@@ -144,7 +164,10 @@ where
     });
 }
 
-async fn read_line_limited<R: AsyncBufReadExt + Unpin>(r: &mut R, out: &mut Vec<u8>) -> std::io::Result<usize> {
+async fn read_line_limited<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    out: &mut Vec<u8>,
+) -> std::io::Result<usize> {
     loop {
         let buf = r.fill_buf().await?;
         if buf.is_empty() {
@@ -160,7 +183,10 @@ async fn read_line_limited<R: AsyncBufReadExt + Unpin>(r: &mut R, out: &mut Vec<
             return Ok(out.len());
         }
         if out.len() > MAX_LINE {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "control line too long"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "control line too long",
+            ));
         }
     }
 }

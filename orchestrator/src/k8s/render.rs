@@ -123,6 +123,8 @@ pub enum RenderError {
         group: String,
         implementation: &'static str,
     },
+    #[error("plan `{plan}` cannot run on Kubernetes: {}", problems.join("; "))]
+    Invalid { plan: String, problems: Vec<String> },
     #[error(
         "{what} `{value}` is not a valid Kubernetes name: use 1-63 lower-case letters, digits and `-`, starting and ending with a letter or digit"
     )]
@@ -212,6 +214,28 @@ pub fn check_plan(plan: &Plan) -> Result<(), RenderError> {
             });
         }
         check_resources(&format!("group `{}`", g.id), &g.resources)?;
+    }
+    if plan.telemetry.traces.is_on() && plan.telemetry.otlp_endpoint.is_none() {
+        return Err(RenderError::Other(format!(
+            "plan `{}` turns traces on with the embedded collector, which listens on the coordinator's \
+             loopback where pods cannot reach it; on Kubernetes set `telemetry.otlp_endpoint` to a \
+             collector the pods can reach, or turn traces off",
+            plan.name
+        )));
+    }
+    // Whatever else the plan's checks refuse for `runner: k8s` (e.g. churn, which starts and
+    // stops node processes itself).
+    let mut as_k8s = plan.clone();
+    as_k8s.runner = RunnerKind::K8s;
+    let problems = crate::plan::validate::validate(&as_k8s);
+    if !problems.is_empty() {
+        return Err(RenderError::Invalid {
+            plan: plan.name.clone(),
+            problems: problems
+                .iter()
+                .map(|(field, msg)| format!("field `{field}`: {msg}"))
+                .collect(),
+        });
     }
     Ok(())
 }

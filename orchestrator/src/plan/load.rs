@@ -20,7 +20,10 @@ pub struct LoadedPlan {
 }
 
 /// Loads and validates `path` with parameter overrides (`name`, value).
-pub fn load(path: &Path, overrides: &BTreeMap<String, serde_json::Value>) -> Result<LoadedPlan, PlanError> {
+pub fn load(
+    path: &Path,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> Result<LoadedPlan, PlanError> {
     let raw = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
         path: path.to_path_buf(),
         source,
@@ -40,7 +43,8 @@ pub fn load_text(
     let params = effective_params(raw, overrides).map_err(invalid)?;
     let text = substitute(raw, &params).map_err(invalid)?;
     let tree = SourceTree::parse(&text);
-    let mut plan: Plan = serde_saphyr::from_str(&text).map_err(|e| invalid(vec![parse_issue(&e, &tree)]))?;
+    let mut plan: Plan =
+        serde_saphyr::from_str(&text).map_err(|e| invalid(vec![parse_issue(&e, &tree)]))?;
     plan.params = params;
     let issues: Vec<Issue> = validate::validate(&plan)
         .into_iter()
@@ -69,8 +73,8 @@ pub fn parse_override(arg: &str) -> Result<(String, serde_json::Value), String> 
     let (name, value) = arg
         .split_once('=')
         .ok_or_else(|| format!("`--set {arg}`: write `--set name=value`"))?;
-    let value: serde_json::Value =
-        serde_saphyr::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+    let value: serde_json::Value = serde_saphyr::from_str(value)
+        .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
     Ok((name.trim().to_string(), value))
 }
 
@@ -108,11 +112,18 @@ fn effective_params(
             }),
         }
     }
-    if issues.is_empty() { Ok(params) } else { Err(issues) }
+    if issues.is_empty() {
+        Ok(params)
+    } else {
+        Err(issues)
+    }
 }
 
 /// Replaces `${name}` with the parameter's value, line by line so positions stay right.
-fn substitute(raw: &str, params: &BTreeMap<String, serde_json::Value>) -> Result<String, Vec<Issue>> {
+fn substitute(
+    raw: &str,
+    params: &BTreeMap<String, serde_json::Value>,
+) -> Result<String, Vec<Issue>> {
     let declared = || {
         if params.is_empty() {
             "none".to_string()
@@ -170,11 +181,18 @@ fn substitute_with(
         }
         out.push_str(rest);
     }
-    if unknown.is_empty() { Ok(out) } else { Err(unknown) }
+    if unknown.is_empty() {
+        Ok(out)
+    } else {
+        Err(unknown)
+    }
 }
 
 fn parse_issue(e: &serde_saphyr::Error, tree: &SourceTree) -> Issue {
-    let mut loc = e.location().filter(|l| l.line() > 0).map(|l| (l.line() as u32, l.column() as u32));
+    let mut loc = e
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| (l.line() as u32, l.column() as u32));
     let mut field = loc.map(|(l, c)| tree.path_at(l, c)).unwrap_or_default();
     let message = e.without_snippet().to_string();
     if message.contains("missing field") {

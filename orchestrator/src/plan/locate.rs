@@ -28,6 +28,26 @@ impl FieldPath {
     }
 }
 
+impl FieldPath {
+    /// Reads the displayed form back: `network.links[2].from`.
+    pub fn parse(text: &str) -> FieldPath {
+        let mut path = FieldPath::default();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+            if !key.is_empty() {
+                path = path.key(key);
+            }
+            for idx in rest.split('[').filter(|r| !r.is_empty()) {
+                match idx.trim_end_matches(']').parse() {
+                    Ok(i) => path = path.index(i),
+                    Err(_) => path = path.key(idx.trim_end_matches(']')),
+                }
+            }
+        }
+        path
+    }
+}
+
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, seg) in self.0.iter().enumerate() {
@@ -96,7 +116,13 @@ impl SourceTree {
             let children: Vec<(Seg, &Spanned<Node>, (u32, u32))> = match &node.value {
                 Node::Map(entries) => entries
                     .iter()
-                    .map(|(k, v)| (Seg::Key(k.value.clone()), v, pos_of(&k.referenced).unwrap_or((0, 0))))
+                    .map(|(k, v)| {
+                        (
+                            Seg::Key(k.value.clone()),
+                            v,
+                            pos_of(&k.referenced).unwrap_or((0, 0)),
+                        )
+                    })
                     .collect(),
                 Node::Seq(items) => items
                     .iter()
@@ -105,7 +131,7 @@ impl SourceTree {
                     .collect(),
                 Node::Scalar => return,
             };
-            if let Some((seg, child, _)) = children.into_iter().filter(|(_, _, p)| *p <= at).last() {
+            if let Some((seg, child, _)) = children.into_iter().rfind(|(_, _, p)| *p <= at) {
                 path.0.push(seg);
                 walk(child, at, path);
             }
@@ -221,9 +247,14 @@ mod tests {
         let t = SourceTree::parse(DOC);
         let p = FieldPath::default().key("groups").index(1).key("count");
         assert_eq!(t.locate(&p), Some((6, 12)));
-        let p = FieldPath::default().key("workload").index(0).key("publish").key("count");
+        let p = FieldPath::default()
+            .key("workload")
+            .index(0)
+            .key("publish")
+            .key("count");
         assert_eq!(t.locate(&p).map(|l| l.0), Some(9));
         assert_eq!(p.to_string(), "workload[0].publish.count");
+        assert_eq!(FieldPath::parse("workload[0].publish.count"), p);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use super::locate::FieldPath;
 use std::collections::{BTreeSet, HashSet};
 use testbed_contract::payload::HEADER_LEN;
-use testbed_contract::plan::{GossipsubParams, Phase, Plan, TopologyKind, Variant};
+use testbed_contract::plan::{GossipsubParams, Group, Phase, Plan, RunnerKind, TopologyKind, Variant};
 use testbed_contract::selector::NodeSelector;
 
 /// Most nodes one plan may launch; beyond this a typo (an extra zero) is likelier than intent.
@@ -18,10 +18,18 @@ pub fn validate(plan: &Plan) -> Problems {
     if plan.version != testbed_contract::PLAN_SCHEMA_VERSION {
         p.push((
             root().key("version"),
-            format!("schema version {} is not supported; this orchestrator reads version 1", plan.version),
+            format!(
+                "schema version {} is not supported; this orchestrator reads version 1",
+                plan.version
+            ),
         ));
     }
-    if plan.name.is_empty() || !plan.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if plan.name.is_empty()
+        || !plan
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         p.push((
             root().key("name"),
             format!("`{}` is not a usable name: use letters, digits, `-`, `_` or `.` (it names the results folder)", plan.name),
@@ -35,16 +43,34 @@ pub fn validate(plan: &Plan) -> Problems {
     check_workload(plan, &mut p);
     check_matrix(plan, &mut p);
     crate::churn::validate::check(plan, &mut p);
+    check_network(plan, &mut p);
     if let Err((field, why)) = crate::telemetry::check(&plan.telemetry) {
         p.push((root().key("telemetry").key(field), why));
     }
     p
 }
 
+fn check_network(plan: &Plan, p: &mut Problems) {
+    let Some(network) = &plan.network else { return };
+    let groups: Vec<&str> = plan.groups.iter().map(|g| g.id.as_str()).collect();
+    for issue in network.validate(&groups, plan.timeout) {
+        p.push((FieldPath::parse(&issue.path), issue.message));
+    }
+    if plan.runner == RunnerKind::Local {
+        p.push((
+            FieldPath::default().key("network"),
+            "network emulation needs `runner: netns` (one network namespace per node); the `local` runner does not shape links".into(),
+        ));
+    }
+}
+
 fn check_groups(plan: &Plan, p: &mut Problems) {
     let groups = FieldPath::default().key("groups");
     if plan.groups.is_empty() {
-        p.push((groups.clone(), "a plan needs at least one group of nodes".into()));
+        p.push((
+            groups.clone(),
+            "a plan needs at least one group of nodes".into(),
+        ));
     }
     let mut seen = HashSet::new();
     for (i, g) in plan.groups.iter().enumerate() {
@@ -56,7 +82,10 @@ fn check_groups(plan: &Plan, p: &mut Problems) {
             ));
         }
         if !seen.insert(g.id.as_str()) {
-            p.push((at.clone().key("id"), format!("group id `{}` is used twice", g.id)));
+            p.push((
+                at.clone().key("id"),
+                format!("group id `{}` is used twice", g.id),
+            ));
         }
         if g.count == 0 {
             p.push((at.clone().key("count"), "must be at least 1".into()));
@@ -67,7 +96,10 @@ fn check_groups(plan: &Plan, p: &mut Problems) {
     }
     let total: u64 = plan.groups.iter().map(|g| g.count as u64).sum();
     if total > MAX_NODES as u64 {
-        p.push((groups, format!("{total} nodes in all; at most {MAX_NODES} per plan")));
+        p.push((
+            groups,
+            format!("{total} nodes in all; at most {MAX_NODES} per plan"),
+        ));
     }
 }
 
@@ -100,10 +132,14 @@ fn check_gossipsub(g: &GossipsubParams, at: FieldPath, p: &mut Problems) {
         p.push((at.clone().key("heartbeat"), "must be longer than 0s".into()));
     }
     if !(0.0..=1.0).contains(&g.gossip_factor) {
-        p.push((at.clone().key("gossip_factor"), "must be between 0 and 1".into()));
+        p.push((
+            at.clone().key("gossip_factor"),
+            "must be between 0 and 1".into(),
+        ));
     }
-    if (g.max_transmit_size as usize) < HEADER_LEN + 64 {
-        p.push((at.key("max_transmit_size"), format!("must be at least {} bytes", HEADER_LEN + 64)));
+    let least = HEADER_LEN as u32 + 8192 + 512;
+    if g.max_transmit_size < least {
+        p.push((at.key("max_transmit_size"), format!("must be at least {least} bytes (a message header plus gossipsub's 8.25 KiB read headroom)")));
     }
 }
 
@@ -111,13 +147,18 @@ fn check_topology(plan: &Plan, p: &mut Problems) {
     let at = FieldPath::default().key("topology");
     let n = plan.node_count();
     match plan.topology.kind {
-        TopologyKind::Random if plan.topology.degree == 0 => {
-            p.push((at.key("degree"), "must be at least 1 (each node dials `degree` peers)".into()))
-        }
-        TopologyKind::Bootstrap if plan.topology.bootstrap_nodes == 0 || plan.topology.bootstrap_nodes > n.max(1) => p.push((
-            at.key("bootstrap_nodes"),
-            format!("must be between 1 and the number of nodes ({n})"),
+        TopologyKind::Random if plan.topology.degree == 0 => p.push((
+            at.key("degree"),
+            "must be at least 1 (each node dials `degree` peers)".into(),
         )),
+        TopologyKind::Bootstrap
+            if plan.topology.bootstrap_nodes == 0 || plan.topology.bootstrap_nodes > n.max(1) =>
+        {
+            p.push((
+                at.key("bootstrap_nodes"),
+                format!("must be between 1 and the number of nodes ({n})"),
+            ))
+        }
         _ => {}
     }
 }
@@ -125,19 +166,32 @@ fn check_topology(plan: &Plan, p: &mut Problems) {
 fn check_workload(plan: &Plan, p: &mut Problems) {
     let workload = FieldPath::default().key("workload");
     if plan.workload.is_empty() {
-        p.push((workload.clone(), "the workload is empty: add at least one phase".into()));
+        p.push((
+            workload.clone(),
+            "the workload is empty: add at least one phase".into(),
+        ));
     }
     let n = plan.node_count();
     let group_ids: BTreeSet<&str> = plan.groups.iter().map(|g| g.id.as_str()).collect();
     let mut subscribed: BTreeSet<&str> = BTreeSet::new();
-    let max_size = plan.groups.iter().map(|g| g.gossipsub.max_transmit_size).min().unwrap_or(u32::MAX);
+    // The largest message every group's router accepts on this topic (see `max_message_size`).
+    let max_size = |topic: &str| {
+        plan.groups
+            .iter()
+            .map(|g| max_message_size(g, topic))
+            .min()
+            .unwrap_or(u32::MAX)
+    };
     for (i, phase) in plan.workload.iter().enumerate() {
         let at = workload.clone().index(i).key(phase.kind());
         let mut check_sel = |sel: &NodeSelector, groups: &[String], at: &FieldPath| {
             if let Some(max) = sel.max_named().filter(|m| *m >= n) {
                 p.push((
                     at.clone().key("nodes"),
-                    format!("names node {max}, but the plan has {n} nodes (indices 0..{})", n.saturating_sub(1)),
+                    format!(
+                        "names node {max}, but the plan has {n} nodes (indices 0..{})",
+                        n.saturating_sub(1)
+                    ),
                 ));
             }
             for (gi, g) in groups.iter().enumerate() {
@@ -156,7 +210,10 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
             Phase::Subscribe(s) | Phase::Unsubscribe(s) => {
                 check_sel(&s.nodes, &s.groups, &at);
                 if s.topics.is_empty() || s.topics.iter().any(|t| t.is_empty()) {
-                    p.push((at.clone().key("topics"), "name at least one topic, none empty".into()));
+                    p.push((
+                        at.clone().key("topics"),
+                        "name at least one topic, none empty".into(),
+                    ));
                 }
                 if matches!(phase, Phase::Subscribe(_)) {
                     subscribed.extend(s.topics.iter().map(String::as_str));
@@ -167,16 +224,22 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
                 if pb.count == 0 {
                     p.push((at.clone().key("count"), "must be at least 1".into()));
                 }
+                let max_size = max_size(&pb.topic);
                 if (pb.size as usize) < HEADER_LEN || pb.size > max_size {
                     p.push((
                         at.clone().key("size"),
-                        format!("must be between {HEADER_LEN} (the message header) and {max_size} bytes (max_transmit_size)"),
+                        format!(
+                            "must be between {HEADER_LEN} (the message header) and {max_size} bytes (what every group's router accepts on this topic: floodsub frames are capped at 2048 bytes, gossipsub needs 8.25 KiB of headroom below max_transmit_size)"
+                        ),
                     ));
                 }
                 if let Some(rate) = pb.rate
                     && !(rate > 0.0 && rate.is_finite())
                 {
-                    p.push((at.clone().key("rate"), "must be a positive number of messages per second".into()));
+                    p.push((
+                        at.clone().key("rate"),
+                        "must be a positive number of messages per second".into(),
+                    ));
                 }
                 if !subscribed.contains(pb.topic.as_str()) {
                     p.push((
@@ -188,9 +251,10 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
                     ));
                 }
             }
-            Phase::Wait(d) if d.is_zero() => {
-                p.push((workload.clone().index(i).key("wait"), "must be longer than 0s".into()))
-            }
+            Phase::Wait(d) if d.is_zero() => p.push((
+                workload.clone().index(i).key("wait"),
+                "must be longer than 0s".into(),
+            )),
             Phase::Settle(s) if s.timeout.is_zero() => {
                 p.push((at.clone().key("timeout"), "must be longer than 0s".into()))
             }
@@ -206,7 +270,10 @@ fn check_matrix(plan: &Plan, p: &mut Problems) {
         p.push((at.clone().key("iterations"), "must be at least 1".into()));
     }
     if m.params.is_empty() {
-        p.push((at.clone().key("params"), "list at least one parameter to sweep".into()));
+        p.push((
+            at.clone().key("params"),
+            "list at least one parameter to sweep".into(),
+        ));
     }
     for (name, values) in &m.params {
         if !plan.params.contains_key(name) {
@@ -216,7 +283,10 @@ fn check_matrix(plan: &Plan, p: &mut Problems) {
             ));
         }
         if values.is_empty() {
-            p.push((at.clone().key("params").key(name), "give at least one value".into()));
+            p.push((
+                at.clone().key("params").key(name),
+                "give at least one value".into(),
+            ));
         }
     }
     for (field, named) in [("compare", &m.compare), ("x", &m.x)] {
@@ -233,7 +303,25 @@ fn check_matrix(plan: &Plan, p: &mut Problems) {
     if let (Some(c), Some(x)) = (&m.compare, &m.x)
         && c == x
     {
-        p.push((at.key("x"), "the x axis and `compare` must be different parameters".into()));
+        p.push((
+            at.key("x"),
+            "the x axis and `compare` must be different parameters".into(),
+        ));
+    }
+}
+
+/// Largest payload a group's router carries on `topic`. rust-libp2p floodsub caps a whole
+/// frame at 2048 bytes; gossipsub 0.50 checks `max_transmit_size` against its read buffer,
+/// which may already hold up to 8 KiB of the next message, so a message closer than that to
+/// the limit can kill the stream (measured: messages are lost).
+pub fn max_message_size(g: &Group, topic: &str) -> u32 {
+    let topic = topic.len() as u32;
+    match g.variant {
+        Variant::Floodsub => 1950u32.saturating_sub(topic),
+        Variant::Gossipsub => g
+            .gossipsub
+            .max_transmit_size
+            .saturating_sub(8192 + 256 + topic),
     }
 }
 
@@ -242,5 +330,6 @@ pub fn is_dns_label(s: &str) -> bool {
         && s.len() <= 40
         && s.starts_with(|c: char| c.is_ascii_lowercase())
         && !s.ends_with('-')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

@@ -70,23 +70,43 @@ pub fn render(r: &RunRecord) -> String {
             let _ = writeln!(o, "| delivery latency | n/a (no deliveries) | 0 |");
         }
     }
-    let _ = writeln!(o, "| messages published | {} | {} publishers |", s.messages_published, count_publishers(r));
+    let _ = writeln!(
+        o,
+        "| messages published | {} | {} publishers |",
+        s.messages_published,
+        count_publishers(r)
+    );
     if let Some(rate) = s.publish_rate_per_s {
-        let _ = writeln!(o, "| publish rate | {rate:.1} msg/s | first to last publish |");
+        let _ = writeln!(
+            o,
+            "| publish rate | {rate:.1} msg/s | first to last publish |"
+        );
     }
     if let Some(rate) = s.delivery_rate_per_s {
-        let _ = writeln!(o, "| delivery rate | {rate:.1} deliveries/s | first publish to settled |");
+        let _ = writeln!(
+            o,
+            "| delivery rate | {rate:.1} deliveries/s | first publish to settled |"
+        );
     }
-    let _ = writeln!(o, "| duplicate deliveries (application) | {} | |", s.duplicates);
+    let _ = writeln!(
+        o,
+        "| duplicate deliveries (application) | {} | |",
+        s.duplicates
+    );
     if let Some(d) = s.router_duplicates {
         let _ = writeln!(
             o,
             "| duplicates filtered by the router | {d} ({} per delivery) | |",
-            s.router_duplicates_per_delivery.map_or("n/a".into(), |v| format!("{v:.2}"))
+            s.router_duplicates_per_delivery
+                .map_or("n/a".into(), |v| format!("{v:.2}"))
         );
     }
     if s.unexpected_deliveries > 0 {
-        let _ = writeln!(o, "| deliveries to non-subscribers | {} | |", s.unexpected_deliveries);
+        let _ = writeln!(
+            o,
+            "| deliveries to non-subscribers | {} | |",
+            s.unexpected_deliveries
+        );
     }
     let p = &s.peak_rss_bytes;
     let _ = writeln!(
@@ -96,7 +116,12 @@ pub fn render(r: &RunRecord) -> String {
         mib(p.max),
         p.count
     );
-    let _ = writeln!(o, "| peak RSS, fleet total (sum of per-node peaks) | {} | {} nodes |", mib(p.total), p.count);
+    let _ = writeln!(
+        o,
+        "| peak RSS, fleet total (sum of per-node peaks) | {} | {} nodes |",
+        mib(p.total),
+        p.count
+    );
     let c = &s.cpu_s;
     let _ = writeln!(
         o,
@@ -117,7 +142,12 @@ pub fn render(r: &RunRecord) -> String {
         );
     }
     if let (Some(i), Some(out)) = (s.bytes_in, s.bytes_out) {
-        let _ = writeln!(o, "| transport bytes in / out | {} / {} | |", mib(i as f64), mib(out as f64));
+        let _ = writeln!(
+            o,
+            "| transport bytes in / out | {} / {} | |",
+            mib(i as f64),
+            mib(out as f64)
+        );
     }
     let _ = writeln!(
         o,
@@ -126,11 +156,18 @@ pub fn render(r: &RunRecord) -> String {
         mib(s.orchestrator_peak_rss_bytes as f64)
     );
     if s.nodes_failed > 0 {
-        let _ = writeln!(o, "| failed nodes | **{}** of {} | |", s.nodes_failed, s.nodes);
+        let _ = writeln!(
+            o,
+            "| failed nodes | **{}** of {} | |",
+            s.nodes_failed, s.nodes
+        );
     }
 
     if !r.assertions.is_empty() {
-        let _ = writeln!(o, "\n## Assertions\n\n| assertion | actual | result |\n|---|---|---|");
+        let _ = writeln!(
+            o,
+            "\n## Assertions\n\n| assertion | actual | result |\n|---|---|---|"
+        );
         for a in &r.assertions {
             let _ = writeln!(
                 o,
@@ -147,7 +184,10 @@ pub fn render(r: &RunRecord) -> String {
         o.push_str(&churn);
     }
 
-    let _ = writeln!(o, "\n## Phases\n\n| phase | started | duration | result | note |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "\n## Phases\n\n| phase | started | duration | result | note |\n|---|---|---|---|---|"
+    );
     for p in &r.phases {
         let _ = writeln!(
             o,
@@ -166,9 +206,9 @@ pub fn render(r: &RunRecord) -> String {
             "\n## By group (origin → receiver)\n\n| origin → receiver | delivered / expected | p50 | p99 | samples |\n|---|---|---|---|---|"
         );
         for g in &r.group_pairs {
-            let (p50, p99, n) = g
-                .latency
-                .map_or(("n/a".into(), "n/a".into(), 0), |l| (ms(l.p50_ms), ms(l.p99_ms), l.count));
+            let (p50, p99, n) = g.latency.map_or(("n/a".into(), "n/a".into(), 0), |l| {
+                (ms(l.p50_ms), ms(l.p99_ms), l.count)
+            });
             let _ = writeln!(
                 o,
                 "| {} → {} | {} / {} | {p50} | {p99} | {n} |",
@@ -180,9 +220,16 @@ pub fn render(r: &RunRecord) -> String {
     // Only when more than one implementation ran (the figures are stored only then).
     o.push_str(&crate::by_implementation::render_markdown(r));
 
-    let failed: Vec<_> = r.nodes.iter().filter(|n| n.status != NodeStatus::Ok).collect();
+    let failed: Vec<_> = r
+        .nodes
+        .iter()
+        .filter(|n| n.status != NodeStatus::Ok)
+        .collect();
     if !failed.is_empty() {
-        let _ = writeln!(o, "\n## Nodes that did not finish normally\n\n| node | group | status | last state | why | log |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "\n## Nodes that did not finish normally\n\n| node | group | status | last state | why | log |\n|---|---|---|---|---|---|"
+        );
         for n in failed.iter().take(100) {
             let _ = writeln!(
                 o,

@@ -13,8 +13,10 @@ use std::path::Path;
 
 pub fn write_all(dir: &Path, record: &RunRecord) -> Result<()> {
     let md = markdown::render(record);
-    std::fs::write(dir.join("report.md"), md).with_context(|| format!("writing {}/report.md", dir.display()))?;
-    std::fs::write(dir.join("report.html"), run_html::render(record)?).with_context(|| format!("writing {}/report.html", dir.display()))?;
+    std::fs::write(dir.join("report.md"), md)
+        .with_context(|| format!("writing {}/report.md", dir.display()))?;
+    std::fs::write(dir.join("report.html"), run_html::render(record)?)
+        .with_context(|| format!("writing {}/report.html", dir.display()))?;
     Ok(())
 }
 
@@ -25,5 +27,11 @@ pub fn mib(bytes: f64) -> String {
 
 /// Milliseconds with a precision that suits the magnitude.
 pub fn ms(v: f64) -> String {
-    if v < 10.0 { format!("{v:.3} ms") } else if v < 1000.0 { format!("{v:.1} ms") } else { format!("{:.2} s", v / 1e3) }
+    if v < 10.0 {
+        format!("{v:.3} ms")
+    } else if v < 1000.0 {
+        format!("{v:.1} ms")
+    } else {
+        format!("{:.2} s", v / 1e3)
+    }
 }

@@ -39,7 +39,12 @@ pub struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
-    pub fn new(plan: &'a Plan, fleet: &'a mut Fleet, progress: &'a Progress, started: Instant) -> Self {
+    pub fn new(
+        plan: &'a Plan,
+        fleet: &'a mut Fleet,
+        progress: &'a Progress,
+        started: Instant,
+    ) -> Self {
         Driver {
             plan,
             fleet,
@@ -81,8 +86,16 @@ impl<'a> Driver<'a> {
         if !ok {
             for i in 0..n {
                 if self.fleet.nodes[i].peer_id.is_none() {
-                    let what = if self.fleet.nodes[i].hello { "report its listen address" } else { "connect to the control channel" };
-                    self.fleet.fault(i as u32, crate::record::NodeStatus::Hung, format!("node {i} did not {what} in time"));
+                    let what = if self.fleet.nodes[i].hello {
+                        "report its listen address"
+                    } else {
+                        "connect to the control channel"
+                    };
+                    self.fleet.fault(
+                        i as u32,
+                        crate::record::NodeStatus::Hung,
+                        format!("node {i} did not {what} in time"),
+                    );
                 }
             }
             return Err(Stop::Fault);
@@ -107,7 +120,9 @@ impl<'a> Driver<'a> {
         }
         self.progress.stage("connecting", ids.len() as u64);
         let until = Instant::now() + Duration::from_secs(30) + Duration::from_millis(20 * n as u64);
-        let r = self.await_acks_with_progress(&ids, until, "its dials").await;
+        let r = self
+            .await_acks_with_progress(&ids, until, "its dials")
+            .await;
         self.record_phase(usize::MAX, "connect", start, r.is_ok(), None);
         self.log.setup_done = Some(Instant::now());
         r
@@ -117,7 +132,12 @@ impl<'a> Driver<'a> {
         peer_addr_in(self.fleet, index)
     }
 
-    async fn await_acks_with_progress(&mut self, ids: &[u64], until: Instant, what: &str) -> Result<(), Stop> {
+    async fn await_acks_with_progress(
+        &mut self,
+        ids: &[u64],
+        until: Instant,
+        what: &str,
+    ) -> Result<(), Stop> {
         let progress = self.progress;
         let ids_owned = ids.to_vec();
         // Progress counts acks as they arrive; the wait itself marks hung nodes at `until`.
@@ -136,7 +156,11 @@ impl<'a> Driver<'a> {
     }
 
     pub async fn run_phases(&mut self) -> Result<(), Stop> {
-        let first_publish = self.plan.workload.iter().position(|p| matches!(p, Phase::Publish(_)));
+        let first_publish = self
+            .plan
+            .workload
+            .iter()
+            .position(|p| matches!(p, Phase::Publish(_)));
         for (i, phase) in self.plan.workload.iter().enumerate() {
             let start = Instant::now();
             self.fleet.activity = format!("workload phase {i} ({})", phase.kind());
@@ -162,7 +186,14 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    fn record_phase(&mut self, index: usize, kind: &str, start: Instant, ok: bool, note: Option<String>) {
+    fn record_phase(
+        &mut self,
+        index: usize,
+        kind: &str,
+        start: Instant,
+        ok: bool,
+        note: Option<String>,
+    ) {
         let rec = PhaseRecord {
             index,
             kind: kind.to_string(),
@@ -194,17 +225,22 @@ impl<'a> Driver<'a> {
                     mesh_timeout_ms: s.mesh_timeout.as_millis() as u64,
                 }
             } else {
-                Command::Unsubscribe { topics: s.topics.clone() }
+                Command::Unsubscribe {
+                    topics: s.topics.clone(),
+                }
             };
             if let Some(id) = self.fleet.command(i, cmd) {
                 ids.push((i, id));
             }
         }
-        self.progress
-            .stage(if join { "subscribing" } else { "unsubscribing" }, ids.len() as u64);
+        self.progress.stage(
+            if join { "subscribing" } else { "unsubscribing" },
+            ids.len() as u64,
+        );
         let until = Instant::now() + s.mesh_timeout + Duration::from_secs(10);
         let just_ids: Vec<u64> = ids.iter().map(|x| x.1).collect();
-        self.await_acks_with_progress(&just_ids, until, "its subscription").await?;
+        self.await_acks_with_progress(&just_ids, until, "its subscription")
+            .await?;
         for (i, id) in ids {
             for t in &s.topics {
                 let set = self.subscribers.entry(t.clone()).or_default();
@@ -215,7 +251,11 @@ impl<'a> Driver<'a> {
                 }
             }
             if join
-                && let Some(ms) = self.fleet.ack(id).and_then(|a| a.info.get("mesh_ms")).and_then(|v| v.as_f64())
+                && let Some(ms) = self
+                    .fleet
+                    .ack(id)
+                    .and_then(|a| a.info.get("mesh_ms"))
+                    .and_then(|v| v.as_f64())
             {
                 let slot = &mut self.fleet.nodes[i as usize];
                 slot.mesh_ms = Some(slot.mesh_ms.map_or(ms, |m: f64| m.max(ms)));
@@ -246,8 +286,10 @@ impl<'a> Driver<'a> {
         self.progress.stage("publishing", ids.len() as u64);
         // Publishing at a rate takes count/rate; allow that plus slack for a loaded machine.
         let nominal = p.rate.map_or(0.0, |r| p.count as f64 / r);
-        let until = Instant::now() + Duration::from_secs_f64(nominal * 2.0 + 30.0 + p.count as f64 * 0.01);
-        self.await_acks_with_progress(&ids, until, "publishing").await
+        let until =
+            Instant::now() + Duration::from_secs_f64(nominal * 2.0 + 30.0 + p.count as f64 * 0.01);
+        self.await_acks_with_progress(&ids, until, "publishing")
+            .await
     }
 
     /// Runs the churn phase (crate::churn); its record goes to `log.churn` also when it
@@ -265,15 +307,20 @@ impl<'a> Driver<'a> {
             progress: self.progress,
             subscribers: self.subscribers.clone(),
         };
-        let (log, r) = crate::churn::executor::run(cx, &setup.prepared.config, &setup.prepared.schedule).await;
+        let (log, r) =
+            crate::churn::executor::run(cx, &setup.prepared.config, &setup.prepared.schedule).await;
         self.settle_note = Some(crate::churn::phase_note(&log));
         self.log.churn = Some(log);
         r
     }
 
     async fn wait(&mut self, d: Duration) -> Result<(), Stop> {
-        self.progress.stage(&format!("waiting {}", humantime::format_duration(d)), 0);
-        self.fleet.wait_until(Instant::now() + d, |_| false).await.map(|_| ())
+        self.progress
+            .stage(&format!("waiting {}", humantime::format_duration(d)), 0);
+        self.fleet
+            .wait_until(Instant::now() + d, |_| false)
+            .await
+            .map(|_| ())
     }
 
     /// Polls fresh snapshots until the deliveries counted reach the expected estimate.
@@ -283,7 +330,10 @@ impl<'a> Driver<'a> {
         self.progress.stage("settling (deliveries)", expected);
         loop {
             let live: Vec<u32> = self.fleet.alive().map(|s| s.index).collect();
-            let ids: Vec<u64> = live.iter().filter_map(|&i| self.fleet.command(i, Command::Report)).collect();
+            let ids: Vec<u64> = live
+                .iter()
+                .filter_map(|&i| self.fleet.command(i, Command::Report))
+                .collect();
             let round_end = (Instant::now() + Duration::from_secs(5)).min(until);
             let answered = self
                 .fleet
@@ -310,7 +360,10 @@ impl<'a> Driver<'a> {
             }
             let _ = self
                 .fleet
-                .wait_until((Instant::now() + Duration::from_millis(100)).min(until), |_| false)
+                .wait_until(
+                    (Instant::now() + Duration::from_millis(100)).min(until),
+                    |_| false,
+                )
                 .await?;
         }
     }

@@ -66,6 +66,11 @@ impl NodeSlot {
         }
     }
 
+    /// The control channel is open (it closes after the node's last line was read).
+    pub fn channel_open(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Still taking part: connected, not failed, not removed, not exited.
     pub fn alive(&self) -> bool {
         self.fault.is_none() && !self.removed && self.exit.is_none() && self.tx.is_some()
@@ -232,8 +237,16 @@ impl Fleet {
     }
 
     /// Waits for acks of `ids`; nodes that have not answered by `until` are marked hung.
-    pub async fn await_acks(&mut self, ids: &[u64], until: Instant, what: &str) -> Result<(), Stop> {
-        let done = |f: &Fleet| ids.iter().all(|id| f.acks.contains_key(id) || f.owner_gone(*id));
+    pub async fn await_acks(
+        &mut self,
+        ids: &[u64],
+        until: Instant,
+        what: &str,
+    ) -> Result<(), Stop> {
+        let done = |f: &Fleet| {
+            ids.iter()
+                .all(|id| f.acks.contains_key(id) || f.owner_gone(*id))
+        };
         match self.wait_until(until, done).await {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -264,7 +277,11 @@ impl Fleet {
             .filter(|&i| self.nodes[i as usize].alive())
             .collect();
         for i in missing {
-            self.fault(i, NodeStatus::Hung, format!("node {i} did not finish {what} in time"));
+            self.fault(
+                i,
+                NodeStatus::Hung,
+                format!("node {i} did not finish {what} in time"),
+            );
         }
     }
 
@@ -283,7 +300,9 @@ impl Fleet {
 
     fn on_exit_inner(&mut self, exit: NodeExit) {
         let finishing = self.finishing;
-        let Some(slot) = self.nodes.get_mut(exit.index as usize) else { return };
+        let Some(slot) = self.nodes.get_mut(exit.index as usize) else {
+            return;
+        };
         slot.exit = Some(exit);
         let expected = slot.removed || slot.result.is_some() || finishing;
         if let Some((_, reason)) = slot.fault.as_mut() {
@@ -308,7 +327,11 @@ impl Fleet {
                     self.publish_live(i);
                 }
             }
-            ControlEvent::Malformed { conn, error, excerpt } => match self.conns.get(&conn).copied() {
+            ControlEvent::Malformed {
+                conn,
+                error,
+                excerpt,
+            } => match self.conns.get(&conn).copied() {
                 Some(i) => self.fault(
                     i,
                     NodeStatus::Failed,
@@ -345,12 +368,20 @@ impl Fleet {
             NodeMsg::Hello { .. } => {
                 self.fault(i, NodeStatus::Failed, format!("node {i} sent hello twice"));
             }
-            NodeMsg::Listening { peer_id, listen_addrs, metrics_addr } => {
+            NodeMsg::Listening {
+                peer_id,
+                listen_addrs,
+                metrics_addr,
+            } => {
                 slot.peer_id = Some(peer_id);
                 slot.listen_addrs = listen_addrs;
                 slot.metrics_addr = metrics_addr;
             }
-            NodeMsg::State { state, at_ns, detail } => {
+            NodeMsg::State {
+                state,
+                at_ns,
+                detail,
+            } => {
                 slot.state = state;
                 slot.timeline.push(StateChange {
                     state,
@@ -362,52 +393,103 @@ impl Fleet {
                     self.fault(i, NodeStatus::Failed, format!("node {i} failed: {d}"));
                 }
             }
-            NodeMsg::Ack { id, ok, error, info } => {
+            NodeMsg::Ack {
+                id,
+                ok,
+                error,
+                info,
+            } => {
                 // While finishing, commands cut short by finish/abort are expected to fail.
                 if !ok && !self.finishing && !self.tolerated.contains(&id) {
                     let e = error.clone().unwrap_or_else(|| "no reason given".into());
-                    self.fault(i, NodeStatus::Failed, format!("node {i}: command {id} failed: {e}"));
+                    self.fault(
+                        i,
+                        NodeStatus::Failed,
+                        format!("node {i}: command {id} failed: {e}"),
+                    );
                 }
-                self.acks.insert(id, AckInfo { index: i, ok, error, info });
+                self.acks.insert(
+                    id,
+                    AckInfo {
+                        index: i,
+                        ok,
+                        error,
+                        info,
+                    },
+                );
             }
             NodeMsg::Snapshot(s) => slot.last_snapshot = Some(s),
             NodeMsg::Signal { barrier, target } => {
                 if let Some((nodes, count)) = self.barriers.signal(&barrier, i, target) {
                     for n in nodes {
-                        self.send(n, OrchMsg::Released { barrier: barrier.clone(), count });
+                        self.send(
+                            n,
+                            OrchMsg::Released {
+                                barrier: barrier.clone(),
+                                count,
+                            },
+                        );
                     }
                 }
             }
             NodeMsg::Result(r) => {
                 if r.index != i {
-                    self.fault(i, NodeStatus::Failed, format!("node {i} sent a result for node {}", r.index));
+                    self.fault(
+                        i,
+                        NodeStatus::Failed,
+                        format!("node {i} sent a result for node {}", r.index),
+                    );
                     return;
                 }
-                let err = (r.exit == ExitReason::Error).then(|| r.error.clone().unwrap_or_default());
+                let err =
+                    (r.exit == ExitReason::Error).then(|| r.error.clone().unwrap_or_default());
                 slot.result = Some(*r);
                 if let Some(e) = err {
-                    self.fault(i, NodeStatus::Failed, format!("node {i} ended with an error: {e}"));
+                    self.fault(
+                        i,
+                        NodeStatus::Failed,
+                        format!("node {i} ended with an error: {e}"),
+                    );
                 }
             }
         }
     }
 
     fn on_first_message(&mut self, conn: ConnId, msg: NodeMsg) {
-        let Some(tx) = self.unclaimed.remove(&conn) else { return };
-        let NodeMsg::Hello { protocol, index, pid, implementation, impl_version } = msg else {
-            self.anomalies.push(format!("a connection spoke before hello: {msg:?}"));
-            let _ = tx.send(OrchMsg::Abort { reason: "the first message must be hello".into() });
+        let Some(tx) = self.unclaimed.remove(&conn) else {
+            return;
+        };
+        let NodeMsg::Hello {
+            protocol,
+            index,
+            pid,
+            implementation,
+            impl_version,
+        } = msg
+        else {
+            self.anomalies
+                .push(format!("a connection spoke before hello: {msg:?}"));
+            let _ = tx.send(OrchMsg::Abort {
+                reason: "the first message must be hello".into(),
+            });
             return;
         };
         let n = self.nodes.len() as u32;
         let Some(slot) = self.nodes.get_mut(index as usize) else {
-            self.anomalies.push(format!("a node claimed index {index}, but the fleet has {n} nodes"));
-            let _ = tx.send(OrchMsg::Abort { reason: format!("no node {index} in this run") });
+            self.anomalies.push(format!(
+                "a node claimed index {index}, but the fleet has {n} nodes"
+            ));
+            let _ = tx.send(OrchMsg::Abort {
+                reason: format!("no node {index} in this run"),
+            });
             return;
         };
         if slot.hello {
-            self.anomalies.push(format!("a second process claimed node index {index}"));
-            let _ = tx.send(OrchMsg::Abort { reason: format!("node {index} is already connected") });
+            self.anomalies
+                .push(format!("a second process claimed node index {index}"));
+            let _ = tx.send(OrchMsg::Abort {
+                reason: format!("node {index} is already connected"),
+            });
             return;
         }
         slot.hello = true;
@@ -418,7 +500,9 @@ impl Fleet {
         self.conns.insert(conn, index);
         if protocol != PROTOCOL_VERSION {
             let _ = tx.send(OrchMsg::Abort {
-                reason: format!("control protocol v{protocol} is not supported; speak v{PROTOCOL_VERSION}"),
+                reason: format!(
+                    "control protocol v{protocol} is not supported; speak v{PROTOCOL_VERSION}"
+                ),
             });
             self.fault(
                 index,
@@ -428,6 +512,9 @@ impl Fleet {
             return;
         }
         let config = Box::new(slot.config.clone());
-        let _ = tx.send(OrchMsg::Welcome { protocol: PROTOCOL_VERSION, config });
+        let _ = tx.send(OrchMsg::Welcome {
+            protocol: PROTOCOL_VERSION,
+            config,
+        });
     }
 }

@@ -22,15 +22,17 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use testbed_contract::env;
-use testbed_contract::results::ExitReason;
 use testbed_contract::plan::RunnerKind;
 use testbed_contract::protocol::{Command, NodeConfig, OrchMsg};
+use testbed_contract::results::ExitReason;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 /// The seed of node `index`, derived from the plan's seed.
 pub fn node_seed(plan_seed: u64, index: u32) -> u64 {
-    plan_seed.wrapping_mul(6364136223846793005).wrapping_add(index as u64)
+    plan_seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(index as u64)
 }
 
 /// How to run, beyond the plan itself.
@@ -56,10 +58,14 @@ pub struct RunOutput {
 }
 
 /// Makes the runner a plan asks for.
-pub fn make_runner(kind: RunnerKind, exits: mpsc::UnboundedSender<crate::runner::NodeExit>) -> Result<Box<dyn Runner>> {
+pub fn make_runner(
+    kind: RunnerKind,
+    plan: &testbed_contract::plan::Plan,
+    exits: mpsc::UnboundedSender<crate::runner::NodeExit>,
+) -> Result<Box<dyn Runner>> {
     match kind {
         RunnerKind::Local => Ok(Box::new(crate::runner::local::LocalRunner::new(exits))),
-        RunnerKind::Netns => anyhow::bail!("the `netns` runner is not available in this build"),
+        RunnerKind::Netns => Ok(Box::new(crate::runner::netns::NetnsRunner::new(plan, exits)?)),
         RunnerKind::K8s => anyhow::bail!(
             "runner `k8s` runs from `orchestrator k8s run PLAN`; `orchestrator run` runs fleets on this machine"
         ),
@@ -69,52 +75,63 @@ pub fn make_runner(kind: RunnerKind, exits: mpsc::UnboundedSender<crate::runner:
 /// The runner of a run: `--runner` when given, else the plan's `runner:`.
 pub fn select_runner(
     choice: Option<RunnerChoice>,
-    plan: RunnerKind,
+    plan: &testbed_contract::plan::Plan,
     exits: mpsc::UnboundedSender<crate::runner::NodeExit>,
 ) -> Result<Box<dyn Runner>> {
     match choice.map(RunnerChoice::kind) {
         Some(None) => Ok(Box::new(crate::runner::external::ExternalRunner::new())),
-        Some(Some(kind)) => make_runner(kind, exits),
-        None => make_runner(plan, exits),
+        Some(Some(kind)) => make_runner(kind, plan, exits),
+        None => make_runner(plan.runner, plan, exits),
     }
 }
 
-pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::Receiver<bool>) -> Result<RunOutput> {
+pub async fn run_plan(
+    loaded: &LoadedPlan,
+    opts: &RunOptions,
+    interrupt: watch::Receiver<bool>,
+) -> Result<RunOutput> {
     let plan = &loaded.plan;
     let started_at = chrono::Utc::now();
     let run_id = opts
         .run_id
         .clone()
         .unwrap_or_else(|| started_at.format("%Y%m%d-%H%M%S-%3f").to_string());
-    let dir = RunDir::create(&opts.results_root, &plan.name, &run_id)?;
-    dir.write_plan(&loaded.text, plan)?;
-
-    // Resolve every node program before starting anything: a missing Go binary is an error
-    // with a fix, not a crash of node 37.
+    // Resolve every node program and make the runner before writing anything: a missing Go
+    // binary or missing privileges is an error with a fix, not a crash of node 37.
     let mut programs = BTreeMap::new();
     for g in &plan.groups {
         let key = (g.implementation, g.impl_version.clone());
-        if !programs.contains_key(&key) {
-            let p = opts.programs.resolve(g.implementation, g.impl_version.as_deref())?;
-            programs.insert(key, p);
+        if let std::collections::btree_map::Entry::Vacant(slot) = programs.entry(key) {
+            slot.insert(
+                opts.programs
+                    .resolve(g.implementation, g.impl_version.as_deref())?,
+            );
         }
     }
+    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+    let mut runner = select_runner(opts.runner, plan, exit_tx)?;
+    let dir = RunDir::create(&opts.results_root, &plan.name, &run_id)?;
+    dir.write_plan(&loaded.text, plan)?;
 
     // Telemetry first: each node's welcome names the trace collector.
     let telemetry = crate::telemetry::RunTelemetry::start(plan, &run_id, opts.quiet).await?;
 
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let control_bind = opts.control_listen.as_deref().unwrap_or("127.0.0.1:0");
-    let server = ControlServer::start(control_bind, Some(&dir.path.join("control.sock")), control_tx)
-        .await
-        .context("starting the control server")?;
-    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
-    let mut runner = select_runner(opts.runner, plan.runner, exit_tx)?;
+    let server = ControlServer::start(
+        control_bind,
+        Some(&dir.path.join("control.sock")),
+        control_tx,
+    )
+    .await
+    .context("starting the control server")?;
 
     // A churn phase's schedule is computed up front: nodes must know every origin's group,
     // including the peers it will add.
     let churn = crate::churn::prepare(plan);
-    let origin_groups = churn.as_ref().map_or_else(|| plan.group_of_index(), |c| c.origin_groups(plan));
+    let origin_groups = churn
+        .as_ref()
+        .map_or_else(|| plan.group_of_index(), |c| c.origin_groups(plan));
     let mut slots = Vec::new();
     let mut index = 0u32;
     for g in &plan.groups {
@@ -144,7 +161,11 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     // Launch.
     let control_addr = match runner.control_transport() {
         ControlTransport::Tcp => server.endpoints.tcp.clone(),
-        ControlTransport::Unix => server.endpoints.unix.clone().context("no unix control socket")?,
+        ControlTransport::Unix => server
+            .endpoints
+            .unix
+            .clone()
+            .context("no unix control socket")?,
     };
     let mut launch_error = None;
     // The first launch of each group, for the nodes a churn phase adds later.
@@ -169,7 +190,10 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
                 log_path: dir.node_log(i),
             };
             if churn.is_some() && !templates.contains_key(&g.id) {
-                templates.insert(g.id.clone(), (launch.clone(), fleet.nodes[i as usize].config.clone()));
+                templates.insert(
+                    g.id.clone(),
+                    (launch.clone(), fleet.nodes[i as usize].config.clone()),
+                );
             }
             match runner.launch(launch).await {
                 Ok(pid) => fleet.nodes[i as usize].pid = pid,
@@ -183,19 +207,28 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
         }
     }
 
+    // Time zero of timed network events: the whole fleet has been launched.
+    runner.workload_started();
     let mut driver = Driver::new(plan, &mut fleet, &progress, t0);
     if let Some(prepared) = churn {
-        let launcher = crate::churn::launcher::Launcher::new(runner.as_mut(), templates, dir.path.clone(), plan.seed);
+        let launcher = crate::churn::launcher::Launcher::new(
+            runner.as_mut(),
+            templates,
+            dir.path.clone(),
+            plan.seed,
+        );
         driver = driver.with_churn(crate::churn::Setup { launcher, prepared });
     }
     let drive_result = match &launch_error {
         Some(_) => Err(Stop::Fault),
-        None => async {
-            driver.handshake().await?;
-            driver.connect().await?;
-            driver.run_phases().await
+        None => {
+            async {
+                driver.handshake().await?;
+                driver.connect().await?;
+                driver.run_phases().await
+            }
+            .await
         }
-        .await,
     };
     let log = std::mem::take(&mut driver.log);
     drop(driver);
@@ -219,16 +252,24 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
             };
             progress.stage("aborting: collecting partial results", live.len() as u64);
             for &i in &live {
-                fleet.send(i, OrchMsg::Abort { reason: reason.into() });
+                fleet.send(
+                    i,
+                    OrchMsg::Abort {
+                        reason: reason.into(),
+                    },
+                );
             }
         }
     }
-    let collect_until = Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * live.len() as u64);
+    let collect_until =
+        Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * live.len() as u64);
     let _ = fleet
         .wait_until(collect_until, |f| {
             live.iter().all(|&i| {
                 let s = &f.nodes[i as usize];
-                s.result.is_some() || s.exit.is_some() || s.fault.is_some()
+                // An exit alone is not the end: the result may still be on its way through the
+                // control channel, which closes after the last line was read.
+                s.result.is_some() || s.fault.is_some() || (s.exit.is_some() && !s.channel_open())
             })
         })
         .await;
@@ -240,12 +281,19 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     if drive_result.is_ok() {
         fleet.finishing = false;
         for i in missing {
-            fleet.fault(i, NodeStatus::Hung, format!("node {i} did not send its final result"));
+            fleet.fault(
+                i,
+                NodeStatus::Hung,
+                format!("node {i} did not send its final result"),
+            );
         }
     }
     runner.shutdown(Duration::from_secs(3)).await;
+    let runner_report = runner.report();
     // Drain exit events now that every process is reaped.
-    let _ = fleet.wait_until(Instant::now() + Duration::from_millis(50), |_| false).await;
+    let _ = fleet
+        .wait_until(Instant::now() + Duration::from_millis(50), |_| false)
+        .await;
     drop(server);
     progress.finish();
 
@@ -254,10 +302,16 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
         (Some(e), _) => (Status::Error, vec![e.clone()]),
         (None, Ok(())) if fleet.has_faults() => (Status::NodeFailed, vec![]),
         (None, Ok(())) => (Status::Passed, vec![]),
-        (None, Err(Stop::Interrupted)) => (Status::Interrupted, vec!["interrupted by signal".into()]),
+        (None, Err(Stop::Interrupted)) => {
+            (Status::Interrupted, vec!["interrupted by signal".into()])
+        }
         (None, Err(Stop::Timeout)) => (
             Status::Timeout,
-            vec![format!("the plan's timeout ({}) was reached during {}", humantime::format_duration(plan.timeout), fleet.activity)],
+            vec![format!(
+                "the plan's timeout ({}) was reached during {}",
+                humantime::format_duration(plan.timeout),
+                fleet.activity
+            )],
         ),
         (None, Err(Stop::Fault)) => (Status::NodeFailed, vec![]),
     };
@@ -268,7 +322,11 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     }
     reasons.extend(fleet.anomalies.iter().cloned());
     // Protocol problems nobody can be blamed for still fail the run.
-    let status = if status == Status::Passed && !fleet.anomalies.is_empty() { Status::NodeFailed } else { status };
+    let status = if status == Status::Passed && !fleet.anomalies.is_empty() {
+        Status::NodeFailed
+    } else {
+        status
+    };
 
     let versions = Versions {
         testbed: env!("CARGO_PKG_VERSION").to_string(),
@@ -302,7 +360,7 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
         phases: log.phases.clone(),
         group_pairs: vec![],
         nodes,
-        extra: BTreeMap::new(),
+        extra: runner_report.into_iter().collect(),
     };
     aggregate::fill(&mut record, plan, &log, t0);
     crate::by_implementation::fill(&mut record, plan);
@@ -325,14 +383,23 @@ pub async fn run_plan(loaded: &LoadedPlan, opts: &RunOptions, interrupt: watch::
     telemetry.finish(&dir.path, &mut record).await?;
     dir.write_record(&record)?;
     report::write_all(&dir.path, &record)?;
-    Ok(RunOutput { dir: dir.path, record })
+    Ok(RunOutput {
+        dir: dir.path,
+        record,
+    })
 }
 
 fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
     let (status, failure) = match s.fault {
         Some((st, why)) => (st, Some(why)),
         None if s.removed => (NodeStatus::Removed, None),
-        None if s.result.as_ref().is_some_and(|r| r.exit == ExitReason::Finished) => (NodeStatus::Ok, None),
+        None if s
+            .result
+            .as_ref()
+            .is_some_and(|r| r.exit == ExitReason::Finished) =>
+        {
+            (NodeStatus::Ok, None)
+        }
         None => (NodeStatus::Aborted, None),
     };
     NodeRecord {

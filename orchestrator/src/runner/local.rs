@@ -44,16 +44,18 @@ pub fn node_command(node: &NodeLaunch) -> Result<Command, RunnerError> {
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2))
         .kill_on_drop(true);
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             // Die with the thread that spawned us (a tokio worker, which lives as long as the
             // orchestrator's runtime): no orphans even after `kill -9` of the orchestrator.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::getppid() == 1 {
-                // The parent died before prctl took effect.
+            if libc::getppid() != parent {
+                // The parent died before prctl took effect (compared with the pid, not with 1:
+                // the orchestrator may itself be PID 1 in a container).
                 libc::_exit(1);
             }
             libc::setpgid(0, 0);
@@ -85,7 +87,11 @@ pub fn spawn_watched(
             Err(_) => (None, None),
         };
         let _ = reaped_tx.send(true);
-        let _ = exits.send(NodeExit { index, code, signal });
+        let _ = exits.send(NodeExit {
+            index,
+            code,
+            signal,
+        });
     });
     Ok((pid, reaped_rx))
 }
@@ -102,9 +108,15 @@ pub fn send_signal(pid: u32, mode: StopMode) {
 }
 
 /// SIGTERM to all, wait up to `grace`, SIGKILL the rest, wait until every one is reaped.
-pub async fn shutdown_all(running: &mut HashMap<u32, (u32, watch::Receiver<bool>)>, grace: Duration) {
+pub async fn shutdown_all(
+    running: &mut HashMap<u32, (u32, watch::Receiver<bool>)>,
+    grace: Duration,
+) {
     let alive = |r: &HashMap<u32, (u32, watch::Receiver<bool>)>| {
-        r.values().filter(|(_, rx)| !*rx.borrow()).map(|(pid, _)| *pid).collect::<Vec<_>>()
+        r.values()
+            .filter(|(_, rx)| !*rx.borrow())
+            .map(|(pid, _)| *pid)
+            .collect::<Vec<_>>()
     };
     for pid in alive(running) {
         send_signal(pid, StopMode::Graceful);
@@ -136,7 +148,10 @@ impl Runner for LocalRunner {
     }
 
     async fn stop(&mut self, index: u32, mode: StopMode) -> Result<(), RunnerError> {
-        let (pid, reaped) = self.running.get(&index).ok_or(RunnerError::NotRunning(index))?;
+        let (pid, reaped) = self
+            .running
+            .get(&index)
+            .ok_or(RunnerError::NotRunning(index))?;
         if !*reaped.borrow() {
             send_signal(*pid, mode);
         }

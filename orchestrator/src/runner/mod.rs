@@ -4,6 +4,7 @@
 
 pub mod external;
 pub mod local;
+pub mod netns;
 pub mod program;
 
 use async_trait::async_trait;
@@ -110,6 +111,12 @@ pub trait Runner: Send {
     async fn stop(&mut self, index: u32, mode: StopMode) -> Result<(), RunnerError>;
     /// Ends every node still running (SIGTERM, then SIGKILL after `grace`) and reaps them all.
     async fn shutdown(&mut self, grace: Duration);
+    /// The workload starts now: time zero of timed events (network partitions, …).
+    fn workload_started(&mut self) {}
+    /// A named section for run.json once the run is over (e.g. the shaper's counters).
+    fn report(&mut self) -> Option<(String, serde_json::Value)> {
+        None
+    }
 }
 
 /// The channel on which a runner reports node exits.

@@ -50,7 +50,11 @@ impl Programs {
     }
 
     /// The program for `implementation` (and version), checked to exist.
-    pub fn resolve(&self, implementation: Implementation, version: Option<&str>) -> Result<NodeProgram, ProgramError> {
+    pub fn resolve(
+        &self,
+        implementation: Implementation,
+        version: Option<&str>,
+    ) -> Result<NodeProgram, ProgramError> {
         let program = match implementation {
             Implementation::Rust => NodeProgram {
                 path: self.rust_node.clone(),
@@ -68,7 +72,14 @@ impl Programs {
             }
             Implementation::Js => NodeProgram {
                 path: PathBuf::from("node"),
-                args: vec![self.interop_dir.join("js").join("src").join("main.js").display().to_string()],
+                args: vec![
+                    self.interop_dir
+                        .join("js")
+                        .join("src")
+                        .join("main.js")
+                        .display()
+                        .to_string(),
+                ],
             },
         };
         let must_exist: &Path = match implementation {
@@ -119,7 +130,10 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// A version string as it appears in a file name (`github.com/x/y@v1.2.3` → `github.com_x_y_v1.2.3`):
@@ -128,7 +142,13 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 pub fn sanitize(version: &str) -> String {
     version
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -140,12 +160,28 @@ mod tests {
     fn versions_name_binaries_as_the_go_build_script_does() {
         // interop/go/build.sh: sed 's/[^A-Za-z0-9._-]/_/g'
         assert_eq!(sanitize("v0.14.2"), "v0.14.2");
-        assert_eq!(sanitize("example.com/you/fork@v1.2.3"), "example.com_you_fork_v1.2.3");
-        assert_eq!(sanitize("/home/me/go-libp2p_pubsub"), "_home_me_go-libp2p_pubsub");
+        assert_eq!(
+            sanitize("example.com/you/fork@v1.2.3"),
+            "example.com_you_fork_v1.2.3"
+        );
+        assert_eq!(
+            sanitize("/home/me/go-libp2p_pubsub"),
+            "_home_me_go-libp2p_pubsub"
+        );
         assert_eq!(sanitize("a b+c"), "a_b_c");
-        let p = Programs { rust_node: "x".into(), interop_dir: "/nonexistent".into() };
-        let e = p.resolve(Implementation::Go, Some("v0.14.2")).unwrap_err().0;
-        assert!(e.contains("/nonexistent/go/bin/pubsub-node-go-v0.14.2") && e.contains("interop/go/build.sh v0.14.2"), "{e}");
+        let p = Programs {
+            rust_node: "x".into(),
+            interop_dir: "/nonexistent".into(),
+        };
+        let e = p
+            .resolve(Implementation::Go, Some("v0.14.2"))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("/nonexistent/go/bin/pubsub-node-go-v0.14.2")
+                && e.contains("interop/go/build.sh v0.14.2"),
+            "{e}"
+        );
         let e = p.resolve(Implementation::Js, None).unwrap_err().0;
         assert!(e.contains("interop/build.sh js"), "{e}");
     }

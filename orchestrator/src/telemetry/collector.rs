@@ -78,15 +78,24 @@ fn handle(store: &Mutex<Store>, req: Request) -> Response {
     if req.path != "/v1/traces" {
         return Response::text(
             404,
-            format!("this is the pubsub-testbed OTLP collector: POST traces to /v1/traces, not {}", req.path),
+            format!(
+                "this is the pubsub-testbed OTLP collector: POST traces to /v1/traces, not {}",
+                req.path
+            ),
         );
     }
     if req.method != "POST" {
         return Response::text(405, "POST OTLP traces to /v1/traces");
     }
-    if let Some(enc) = req.header("content-encoding").filter(|e| !e.eq_ignore_ascii_case("identity")) {
+    if let Some(enc) = req
+        .header("content-encoding")
+        .filter(|e| !e.eq_ignore_ascii_case("identity"))
+    {
         store.lock().expect("collector store").rejected += 1;
-        return Response::text(415, format!("Content-Encoding {enc} is not supported: send uncompressed OTLP"));
+        return Response::text(
+            415,
+            format!("Content-Encoding {enc} is not supported: send uncompressed OTLP"),
+        );
     }
     let json = req
         .header("content-type")
@@ -127,11 +136,13 @@ pub fn write_files(dir: &Path, resource_spans: Vec<ResourceSpans>) -> Result<jae
     let data = TracesData { resource_spans };
     let otlp = std::fs::File::create(dir.join(TRACES_OTLP))
         .with_context(|| format!("creating {}", dir.join(TRACES_OTLP).display()))?;
-    serde_json::to_writer(std::io::BufWriter::new(otlp), &data).context("writing OTLP/JSON traces")?;
+    serde_json::to_writer(std::io::BufWriter::new(otlp), &data)
+        .context("writing OTLP/JSON traces")?;
     let (file, facts) = jaeger::convert(&data.resource_spans);
     let out = std::fs::File::create(dir.join(TRACES_JAEGER))
         .with_context(|| format!("creating {}", dir.join(TRACES_JAEGER).display()))?;
-    serde_json::to_writer(std::io::BufWriter::new(out), &file).context("writing Jaeger JSON traces")?;
+    serde_json::to_writer(std::io::BufWriter::new(out), &file)
+        .context("writing Jaeger JSON traces")?;
     Ok(facts)
 }
 
@@ -167,16 +178,30 @@ mod tests {
         let c = Collector::start("127.0.0.1:0").await.unwrap();
         let addr = c.endpoint().trim_start_matches("http://").to_owned();
         let pb = export(2).encode_to_vec();
-        let (st, _) = request(&addr, "POST", "/v1/traces", "application/x-protobuf", &pb).await.unwrap();
+        let (st, _) = request(&addr, "POST", "/v1/traces", "application/x-protobuf", &pb)
+            .await
+            .unwrap();
         assert_eq!(st, 200);
         let js = serde_json::to_vec(&export(3)).unwrap();
         // OTLP/JSON ids are hex strings.
         assert!(String::from_utf8_lossy(&js).contains("\"traceId\":\"01010101"));
-        let (st, body) = request(&addr, "POST", "/v1/traces", "application/json", &js).await.unwrap();
+        let (st, body) = request(&addr, "POST", "/v1/traces", "application/json", &js)
+            .await
+            .unwrap();
         assert_eq!((st, body.as_slice()), (200, b"{}".as_slice()));
-        let (st, _) = request(&addr, "POST", "/v1/traces", "application/x-protobuf", b"\xff\xff").await.unwrap();
+        let (st, _) = request(
+            &addr,
+            "POST",
+            "/v1/traces",
+            "application/x-protobuf",
+            b"\xff\xff",
+        )
+        .await
+        .unwrap();
         assert_eq!(st, 400);
-        let (st, _) = request(&addr, "POST", "/v1/metrics", "application/x-protobuf", &pb).await.unwrap();
+        let (st, _) = request(&addr, "POST", "/v1/metrics", "application/x-protobuf", &pb)
+            .await
+            .unwrap();
         assert_eq!(st, 404);
         let (rs, stats) = c.finish();
         assert_eq!(stats.spans, 5);

@@ -20,18 +20,54 @@ fn m(name: &str) -> String {
 
 fn panels() -> Vec<Panel> {
     vec![
-        Panel { title: "Nodes by lifecycle state", kind: "timeseries", unit: "short", targets: vec![(format!("sum by (state) ({})", m("nodes")), "{{state}}")], stacked: true },
-        Panel { title: "Failed nodes", kind: "stat", unit: "short", targets: vec![(m("nodes_failed"), "failed")], stacked: false },
-        Panel { title: "Connections", kind: "timeseries", unit: "short", targets: vec![(m("connections"), "connections")], stacked: false },
-        Panel { title: "Subscribers per topic", kind: "timeseries", unit: "short", targets: vec![(m("topic_subscribers"), "{{topic}}"), (m("topic_mesh_peers"), "mesh peers {{topic}}")], stacked: false },
+        Panel {
+            title: "Nodes by lifecycle state",
+            kind: "timeseries",
+            unit: "short",
+            targets: vec![(format!("sum by (state) ({})", m("nodes")), "{{state}}")],
+            stacked: true,
+        },
+        Panel {
+            title: "Failed nodes",
+            kind: "stat",
+            unit: "short",
+            targets: vec![(m("nodes_failed"), "failed")],
+            stacked: false,
+        },
+        Panel {
+            title: "Connections",
+            kind: "timeseries",
+            unit: "short",
+            targets: vec![(m("connections"), "connections")],
+            stacked: false,
+        },
+        Panel {
+            title: "Subscribers per topic",
+            kind: "timeseries",
+            unit: "short",
+            targets: vec![
+                (m("topic_subscribers"), "{{topic}}"),
+                (m("topic_mesh_peers"), "mesh peers {{topic}}"),
+            ],
+            stacked: false,
+        },
         Panel {
             title: "Messages per second",
             kind: "timeseries",
             unit: "ops",
             targets: vec![
-                (format!("rate({}[$__rate_interval])", m("messages_published_total")), "published"),
-                (format!("rate({}[$__rate_interval])", m("messages_delivered_total")), "delivered"),
-                (format!("rate({}[$__rate_interval])", m("messages_duplicate_total")), "duplicates"),
+                (
+                    format!("rate({}[$__rate_interval])", m("messages_published_total")),
+                    "published",
+                ),
+                (
+                    format!("rate({}[$__rate_interval])", m("messages_delivered_total")),
+                    "delivered",
+                ),
+                (
+                    format!("rate({}[$__rate_interval])", m("messages_duplicate_total")),
+                    "duplicates",
+                ),
             ],
             stacked: false,
         },
@@ -52,14 +88,47 @@ fn panels() -> Vec<Panel> {
             kind: "timeseries",
             unit: "s",
             targets: vec![
-                (format!("histogram_quantile(0.5, sum by (le) ({}))", m("delivery_latency_seconds_bucket")), "p50"),
-                (format!("histogram_quantile(0.99, sum by (le) ({}))", m("delivery_latency_seconds_bucket")), "p99"),
+                (
+                    format!(
+                        "histogram_quantile(0.5, sum by (le) ({}))",
+                        m("delivery_latency_seconds_bucket")
+                    ),
+                    "p50",
+                ),
+                (
+                    format!(
+                        "histogram_quantile(0.99, sum by (le) ({}))",
+                        m("delivery_latency_seconds_bucket")
+                    ),
+                    "p99",
+                ),
             ],
             stacked: false,
         },
-        Panel { title: "RSS per node", kind: "timeseries", unit: "bytes", targets: vec![(m("node_rss_bytes"), "{{node}}")], stacked: false },
-        Panel { title: "CPU per node", kind: "timeseries", unit: "percentunit", targets: vec![(format!("rate({}[$__rate_interval])", m("node_cpu_seconds_total")), "{{node}}")], stacked: false },
-        Panel { title: "Peers per node", kind: "timeseries", unit: "short", targets: vec![(m("node_connected_peers"), "{{node}}")], stacked: false },
+        Panel {
+            title: "RSS per node",
+            kind: "timeseries",
+            unit: "bytes",
+            targets: vec![(m("node_rss_bytes"), "{{node}}")],
+            stacked: false,
+        },
+        Panel {
+            title: "CPU per node",
+            kind: "timeseries",
+            unit: "percentunit",
+            targets: vec![(
+                format!("rate({}[$__rate_interval])", m("node_cpu_seconds_total")),
+                "{{node}}",
+            )],
+            stacked: false,
+        },
+        Panel {
+            title: "Peers per node",
+            kind: "timeseries",
+            unit: "short",
+            targets: vec![(m("node_connected_peers"), "{{node}}")],
+            stacked: false,
+        },
     ]
 }
 

@@ -106,6 +106,10 @@ pub struct SlowDelivery {
     pub latency_us: u64,
 }
 
+/// One trace being assembled: its spans (with their process index) and its processes in
+/// order of appearance.
+type TraceParts = (Vec<(usize, JaegerSpan)>, Vec<usize>);
+
 /// Converts spans to the Jaeger file and collects facts.
 pub fn convert(resource_spans: &[ResourceSpans]) -> (JaegerFile, Facts) {
     struct Proc {
@@ -114,22 +118,33 @@ pub fn convert(resource_spans: &[ResourceSpans]) -> (JaegerFile, Facts) {
     let mut procs: Vec<Proc> = Vec::new();
     let mut proc_of_key: HashMap<String, usize> = HashMap::new();
     // trace id → (spans, process indices in order)
-    let mut traces: BTreeMap<String, (Vec<(usize, JaegerSpan)>, Vec<usize>)> = BTreeMap::new();
+    let mut traces: BTreeMap<String, TraceParts> = BTreeMap::new();
     let mut facts = Facts::default();
 
     for rs in resource_spans {
-        let attrs = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+        let attrs = rs
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or(&[]);
         let service = attrs
             .iter()
             .find(|kv| kv.key == "service.name")
             .and_then(|kv| kv.value.as_ref())
-            .map(|v| value_string(v))
+            .map(value_string)
             .unwrap_or_else(|| "unknown_service".into());
-        let tags: Vec<JaegerTag> = attrs.iter().filter(|kv| kv.key != "service.name").map(tag).collect();
+        let tags: Vec<JaegerTag> = attrs
+            .iter()
+            .filter(|kv| kv.key != "service.name")
+            .map(tag)
+            .collect();
         let key = serde_json::to_string(&(&service, &tags)).unwrap_or_default();
         let pi = *proc_of_key.entry(key).or_insert_with(|| {
             procs.push(Proc {
-                process: JaegerProcess { service_name: service.clone(), tags },
+                process: JaegerProcess {
+                    service_name: service.clone(),
+                    tags,
+                },
             });
             procs.len() - 1
         });
@@ -138,9 +153,15 @@ pub fn convert(resource_spans: &[ResourceSpans]) -> (JaegerFile, Facts) {
             for s in &ss.spans {
                 let js = jaeger_span(s, scope);
                 facts.spans += 1;
-                *facts.by_operation.entry(js.operation_name.clone()).or_default() += 1;
+                *facts
+                    .by_operation
+                    .entry(js.operation_name.clone())
+                    .or_default() += 1;
                 if js.operation_name == "deliver"
-                    && facts.slowest_delivery.as_ref().is_none_or(|d| js.duration > d.latency_us)
+                    && facts
+                        .slowest_delivery
+                        .as_ref()
+                        .is_none_or(|d| js.duration > d.latency_us)
                 {
                     facts.slowest_delivery = Some(SlowDelivery {
                         trace_id: js.trace_id.clone(),
@@ -160,7 +181,8 @@ pub fn convert(resource_spans: &[ResourceSpans]) -> (JaegerFile, Facts) {
     let mut data: Vec<JaegerTrace> = traces
         .into_iter()
         .map(|(trace_id, (spans, order))| {
-            let pid = |pi: usize| format!("p{}", order.iter().position(|&p| p == pi).unwrap_or(0) + 1);
+            let pid =
+                |pi: usize| format!("p{}", order.iter().position(|&p| p == pi).unwrap_or(0) + 1);
             let processes = order
                 .iter()
                 .map(|&pi| (pid(pi), procs[pi].process.clone()))
@@ -173,16 +195,30 @@ pub fn convert(resource_spans: &[ResourceSpans]) -> (JaegerFile, Facts) {
                 })
                 .collect();
             spans.sort_by_key(|s| (s.start_time, s.references.len()));
-            JaegerTrace { trace_id, spans, processes, warnings: None }
+            JaegerTrace {
+                trace_id,
+                spans,
+                processes,
+                warnings: None,
+            }
         })
         .collect();
     data.sort_by_key(|t| t.spans.first().map_or(0, |s| s.start_time));
     facts.traces = data.len() as u64;
-    let file = JaegerFile { total: data.len(), data, limit: 0, offset: 0, errors: None };
+    let file = JaegerFile {
+        total: data.len(),
+        data,
+        limit: 0,
+        offset: 0,
+        errors: None,
+    };
     (file, facts)
 }
 
-fn jaeger_span(s: &Span, scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>) -> JaegerSpan {
+fn jaeger_span(
+    s: &Span,
+    scope: Option<&opentelemetry_proto::tonic::common::v1::InstrumentationScope>,
+) -> JaegerSpan {
     let trace_id = hex(&s.trace_id);
     let mut tags: Vec<JaegerTag> = s.attributes.iter().map(tag).collect();
     let kind = match span::SpanKind::try_from(s.kind).unwrap_or(span::SpanKind::Unspecified) {
@@ -202,14 +238,22 @@ fn jaeger_span(s: &Span, scope: Option<&opentelemetry_proto::tonic::common::v1::
     if let Some(st) = &s.status
         && st.code == status::StatusCode::Error as i32
     {
-        tags.push(JaegerTag { key: "error".into(), kind: "bool".into(), value: true.into() });
+        tags.push(JaegerTag {
+            key: "error".into(),
+            kind: "bool".into(),
+            value: true.into(),
+        });
         tags.push(str_tag("otel.status_code", "ERROR"));
         if !st.message.is_empty() {
             tags.push(str_tag("otel.status_description", &st.message));
         }
     }
     let references = if s.parent_span_id.iter().any(|&b| b != 0) {
-        vec![JaegerRef { ref_type: "CHILD_OF".into(), trace_id: trace_id.clone(), span_id: hex(&s.parent_span_id) }]
+        vec![JaegerRef {
+            ref_type: "CHILD_OF".into(),
+            trace_id: trace_id.clone(),
+            span_id: hex(&s.parent_span_id),
+        }]
     } else {
         Vec::new()
     };
@@ -219,7 +263,10 @@ fn jaeger_span(s: &Span, scope: Option<&opentelemetry_proto::tonic::common::v1::
         .map(|e| {
             let mut fields = vec![str_tag("event", &e.name)];
             fields.extend(e.attributes.iter().map(tag));
-            JaegerLog { timestamp: e.time_unix_nano / 1_000, fields }
+            JaegerLog {
+                timestamp: e.time_unix_nano / 1_000,
+                fields,
+            }
         })
         .collect();
     JaegerSpan {
@@ -238,20 +285,32 @@ fn jaeger_span(s: &Span, scope: Option<&opentelemetry_proto::tonic::common::v1::
 }
 
 fn str_tag(key: &str, v: &str) -> JaegerTag {
-    JaegerTag { key: key.into(), kind: "string".into(), value: v.into() }
+    JaegerTag {
+        key: key.into(),
+        kind: "string".into(),
+        value: v.into(),
+    }
 }
 
 fn tag(kv: &KeyValue) -> JaegerTag {
     use any_value::Value;
-    let (kind, value): (&str, serde_json::Value) = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => ("string", s.clone().into()),
-        Some(Value::BoolValue(b)) => ("bool", (*b).into()),
-        Some(Value::IntValue(i)) => ("int64", (*i).into()),
-        Some(Value::DoubleValue(d)) => ("float64", (*d).into()),
-        Some(_) => ("string", value_string(kv.value.as_ref().expect("some")).into()),
-        None => ("string", "".into()),
-    };
-    JaegerTag { key: kv.key.clone(), kind: kind.into(), value }
+    let (kind, value): (&str, serde_json::Value) =
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Value::StringValue(s)) => ("string", s.clone().into()),
+            Some(Value::BoolValue(b)) => ("bool", (*b).into()),
+            Some(Value::IntValue(i)) => ("int64", (*i).into()),
+            Some(Value::DoubleValue(d)) => ("float64", (*d).into()),
+            Some(_) => (
+                "string",
+                value_string(kv.value.as_ref().expect("some")).into(),
+            ),
+            None => ("string", "".into()),
+        };
+    JaegerTag {
+        key: kv.key.clone(),
+        kind: kind.into(),
+        value,
+    }
 }
 
 fn value_string(v: &AnyValue) -> String {
@@ -270,7 +329,13 @@ fn value_string(v: &AnyValue) -> String {
             let items: Vec<String> = l
                 .values
                 .iter()
-                .map(|kv| format!("{}={}", kv.key, kv.value.as_ref().map(value_string).unwrap_or_default()))
+                .map(|kv| {
+                    format!(
+                        "{}={}",
+                        kv.key,
+                        kv.value.as_ref().map(value_string).unwrap_or_default()
+                    )
+                })
                 .collect();
             format!("{{{}}}", items.join(","))
         }
@@ -288,14 +353,23 @@ mod tests {
     fn kv(k: &str, v: &str) -> KeyValue {
         KeyValue {
             key: k.into(),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue(v.into())) }),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
         }
     }
 
     fn rs(service: &str, spans: Vec<Span>) -> ResourceSpans {
         ResourceSpans {
-            resource: Some(Resource { attributes: vec![kv("service.name", service), kv("testbed.node.group", "g")], ..Default::default() }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service), kv("testbed.node.group", "g")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             ..Default::default()
         }
     }
@@ -342,7 +416,10 @@ mod tests {
             assert_eq!(d.start_time, 5_000);
         }
         let slow = facts.slowest_delivery.unwrap();
-        assert_eq!((slow.service.as_str(), slow.latency_us), ("node-0002", 4_000));
+        assert_eq!(
+            (slow.service.as_str(), slow.latency_us),
+            ("node-0002", 4_000)
+        );
         assert_eq!(facts.by_operation["deliver"], 2);
         let v = serde_json::to_value(&file).unwrap();
         assert!(v["data"][0]["spans"][0]["traceID"].is_string());

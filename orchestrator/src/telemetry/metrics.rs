@@ -26,7 +26,8 @@ pub const METRICS_FILE: &str = "metrics.prom";
 
 /// Upper bounds (seconds) of the delivery latency histogram's buckets.
 pub const LATENCY_BUCKETS_S: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 
 const STATES: [NodeState; 9] = [
@@ -66,7 +67,7 @@ struct View {
     nodes: Vec<NodeView>,
     finished: Option<Final>,
     /// Gauges other features publish (e.g. churn): name → (help, labels → value).
-    extra: BTreeMap<String, (String, BTreeMap<Vec<(String, String)>, f64>)>,
+    extra: BTreeMap<String, (String, BTreeMap<Labels, f64>)>,
 }
 
 /// What a scrape sees. Cheap to update: one node's slot at a time.
@@ -121,7 +122,9 @@ impl LiveMetrics {
     /// snapshot once there is one).
     pub fn on_slot(&self, slot: &NodeSlot) {
         let mut v = self.view.lock().expect("metrics view");
-        let Some(n) = v.nodes.get_mut(slot.index as usize) else { return };
+        let Some(n) = v.nodes.get_mut(slot.index as usize) else {
+            return;
+        };
         n.state = slot.state;
         n.failed = slot.fault.is_some();
         if n.metrics_addr.is_none() {
@@ -143,8 +146,14 @@ impl LiveMetrics {
     /// Shown as `pubsub_testbed_<name>`.
     pub fn set_gauge(&self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         let mut v = self.view.lock().expect("metrics view");
-        let e = v.extra.entry(name.to_owned()).or_insert_with(|| (help.to_owned(), BTreeMap::new()));
-        let key = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let e = v
+            .extra
+            .entry(name.to_owned())
+            .or_insert_with(|| (help.to_owned(), BTreeMap::new()));
+        let key = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         e.1.insert(key, value);
     }
 
@@ -175,20 +184,34 @@ impl LiveMetrics {
                 let us = it.value_iterated_to();
                 let n = it.count_at_value();
                 let s = us as f64 / 1e6;
-                let b = LATENCY_BUCKETS_S.iter().position(|&ub| s <= ub).unwrap_or(LATENCY_BUCKETS_S.len());
+                let b = LATENCY_BUCKETS_S
+                    .iter()
+                    .position(|&ub| s <= ub)
+                    .unwrap_or(LATENCY_BUCKETS_S.len());
                 counts[b] += n;
                 f.sum_s += s * n as f64;
                 f.count += n;
             }
         }
-        f.buckets = LATENCY_BUCKETS_S.iter().copied().chain([f64::MAX]).zip(counts).collect();
+        f.buckets = LATENCY_BUCKETS_S
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .zip(counts)
+            .collect();
         // The final snapshots of every node (results), so counters match run.json.
         let mut v = self.view.lock().expect("metrics view");
         for n in &record.nodes {
             if let Some(nv) = v.nodes.get_mut(n.index as usize) {
                 nv.state = n.last_state;
-                nv.failed = n.status != crate::record::NodeStatus::Ok && n.status != crate::record::NodeStatus::Removed;
-                if let Some(s) = n.result.as_ref().and_then(|r| r.last_snapshot.as_ref()).or(n.last_snapshot.as_ref()) {
+                nv.failed = n.status != crate::record::NodeStatus::Ok
+                    && n.status != crate::record::NodeStatus::Removed;
+                if let Some(s) = n
+                    .result
+                    .as_ref()
+                    .and_then(|r| r.last_snapshot.as_ref())
+                    .or(n.last_snapshot.as_ref())
+                {
                     nv.snapshot = Some(s.clone());
                 }
             }
@@ -208,12 +231,44 @@ impl LiveMetrics {
     }
 }
 
+/// The same exposition in Prometheus' classic text format (0.0.4), for scrapers that do not
+/// ask for OpenMetrics and for `promtool check metrics`: a counter's HELP and TYPE name the
+/// `_total` series, and the `# UNIT`/`# EOF` lines go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
 #[derive(Debug)]
 struct FleetCollector(Arc<LiveMetrics>);
 
 type Labels = Vec<(String, String)>;
 
-fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, series: &[(Labels, f64)]) -> std::fmt::Result {
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, f64)],
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
     if let [(labels, v)] = series
         && labels.is_empty()
@@ -226,7 +281,12 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, series: &[(Labels,
     Ok(())
 }
 
-fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, series: &[(Labels, f64)]) -> std::fmt::Result {
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Labels, f64)],
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     if let [(labels, v)] = series
         && labels.is_empty()
@@ -240,7 +300,10 @@ fn counter(enc: &mut DescriptorEncoder, name: &str, help: &str, series: &[(Label
 }
 
 fn l(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 impl Collector for FleetCollector {
@@ -250,12 +313,32 @@ impl Collector for FleetCollector {
 
         let by_state: Vec<(Labels, f64)> = STATES
             .iter()
-            .map(|s| (l(&[("state", s.as_str())]), v.nodes.iter().filter(|n| n.state == *s).count() as f64))
+            .map(|s| {
+                (
+                    l(&[("state", s.as_str())]),
+                    v.nodes.iter().filter(|n| n.state == *s).count() as f64,
+                )
+            })
             .collect();
-        gauge(&mut enc, "nodes", "Nodes by lifecycle state (the latest state each node reported).", &by_state)?;
-        gauge(&mut enc, "nodes_failed", "Nodes that crashed, hung or failed.", &[(vec![], v.nodes.iter().filter(|n| n.failed).count() as f64)])?;
+        gauge(
+            &mut enc,
+            "nodes",
+            "Nodes by lifecycle state (the latest state each node reported).",
+            &by_state,
+        )?;
+        gauge(
+            &mut enc,
+            "nodes_failed",
+            "Nodes that crashed, hung or failed.",
+            &[(vec![], v.nodes.iter().filter(|n| n.failed).count() as f64)],
+        )?;
         let peers: u64 = snaps().map(|s| u64::from(s.connected_peers)).sum();
-        gauge(&mut enc, "connections", "Connections between fleet nodes (connected peers summed over nodes, halved).", &[(vec![], peers as f64 / 2.0)])?;
+        gauge(
+            &mut enc,
+            "connections",
+            "Connections between fleet nodes (connected peers summed over nodes, halved).",
+            &[(vec![], peers as f64 / 2.0)],
+        )?;
 
         let mut subs: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for s in snaps() {
@@ -265,35 +348,107 @@ impl Collector for FleetCollector {
                 e.1 += u64::from(p.mesh);
             }
         }
-        let sub_series: Vec<(Labels, f64)> = subs.iter().map(|(t, (n, _))| (l(&[("topic", t)]), *n as f64)).collect();
-        gauge(&mut enc, "topic_subscribers", "Nodes subscribed to each topic.", &sub_series)?;
-        let mesh_series: Vec<(Labels, f64)> = subs.iter().map(|(t, (_, m))| (l(&[("topic", t)]), *m as f64)).collect();
-        gauge(&mut enc, "topic_mesh_peers", "Mesh peers per topic, summed over nodes.", &mesh_series)?;
+        let sub_series: Vec<(Labels, f64)> = subs
+            .iter()
+            .map(|(t, (n, _))| (l(&[("topic", t)]), *n as f64))
+            .collect();
+        gauge(
+            &mut enc,
+            "topic_subscribers",
+            "Nodes subscribed to each topic.",
+            &sub_series,
+        )?;
+        let mesh_series: Vec<(Labels, f64)> = subs
+            .iter()
+            .map(|(t, (_, m))| (l(&[("topic", t)]), *m as f64))
+            .collect();
+        gauge(
+            &mut enc,
+            "topic_mesh_peers",
+            "Mesh peers per topic, summed over nodes.",
+            &mesh_series,
+        )?;
 
         let published: u64 = snaps().map(|s| s.published).sum();
         let delivered: u64 = snaps().map(|s| s.received).sum();
         let duplicates: u64 = snaps().map(|s| s.duplicates).sum();
-        counter(&mut enc, "messages_published", "Messages published by the fleet.", &[(vec![], published as f64)])?;
-        counter(&mut enc, "messages_delivered", "Distinct messages delivered to nodes (first deliveries).", &[(vec![], delivered as f64)])?;
-        counter(&mut enc, "messages_duplicate", "Deliveries of a message a node had already seen.", &[(vec![], duplicates as f64)])?;
+        counter(
+            &mut enc,
+            "messages_published",
+            "Messages published by the fleet.",
+            &[(vec![], published as f64)],
+        )?;
+        counter(
+            &mut enc,
+            "messages_delivered",
+            "Distinct messages delivered to nodes (first deliveries).",
+            &[(vec![], delivered as f64)],
+        )?;
+        counter(
+            &mut enc,
+            "messages_duplicate",
+            "Deliveries of a message a node had already seen.",
+            &[(vec![], duplicates as f64)],
+        )?;
 
-        gauge(&mut enc, "run_finished", "1 once the run is over and the final figures below are in.", &[(vec![], f64::from(u8::from(v.finished.is_some())))])?;
+        gauge(
+            &mut enc,
+            "run_finished",
+            "1 once the run is over and the final figures below are in.",
+            &[(vec![], f64::from(u8::from(v.finished.is_some())))],
+        )?;
         if let Some(f) = &v.finished {
-            gauge(&mut enc, "messages_expected", "Deliveries expected: (message, subscribed receiver) pairs, as in run.json.", &[(vec![], f.expected as f64)])?;
-            gauge(&mut enc, "messages_missing", "Expected deliveries that did not happen.", &[(vec![], f.expected.saturating_sub(f.delivered) as f64)])?;
-            let mut m = enc.encode_descriptor("delivery_latency_seconds", "Delivery latency (receive - publish), merged from every node's final histogram.", None, MetricType::Histogram)?;
-            m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(f.sum_s, f.count, &f.buckets, None)?;
+            gauge(
+                &mut enc,
+                "messages_expected",
+                "Deliveries expected: (message, subscribed receiver) pairs, as in run.json.",
+                &[(vec![], f.expected as f64)],
+            )?;
+            gauge(
+                &mut enc,
+                "messages_missing",
+                "Expected deliveries that did not happen.",
+                &[(vec![], f.expected.saturating_sub(f.delivered) as f64)],
+            )?;
+            let mut m = enc.encode_descriptor(
+                "delivery_latency_seconds",
+                "Delivery latency (receive - publish), merged from every node's final histogram.",
+                None,
+                MetricType::Histogram,
+            )?;
+            m.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                f.sum_s, f.count, &f.buckets, None,
+            )?;
         }
 
         let per_node = |get: &dyn Fn(&Snapshot) -> f64| -> Vec<(Labels, f64)> {
             v.nodes
                 .iter()
-                .filter_map(|n| n.snapshot.as_ref().map(|s| (l(&[("node", &n.name), ("group", &n.group)]), get(s))))
+                .filter_map(|n| {
+                    n.snapshot
+                        .as_ref()
+                        .map(|s| (l(&[("node", &n.name), ("group", &n.group)]), get(s)))
+                })
                 .collect()
         };
-        gauge(&mut enc, "node_rss_bytes", "Resident memory of each node process.", &per_node(&|s| s.rss_bytes as f64))?;
-        counter(&mut enc, "node_cpu_seconds", "CPU time (user + system) of each node process.", &per_node(&|s| s.cpu_ns as f64 / 1e9))?;
-        gauge(&mut enc, "node_connected_peers", "Peers each node is connected to.", &per_node(&|s| f64::from(s.connected_peers)))?;
+        gauge(
+            &mut enc,
+            "node_rss_bytes",
+            "Resident memory of each node process.",
+            &per_node(&|s| s.rss_bytes as f64),
+        )?;
+        counter(
+            &mut enc,
+            "node_cpu_seconds",
+            "CPU time (user + system) of each node process.",
+            &per_node(&|s| s.cpu_ns as f64 / 1e9),
+        )?;
+        gauge(
+            &mut enc,
+            "node_connected_peers",
+            "Peers each node is connected to.",
+            &per_node(&|s| f64::from(s.connected_peers)),
+        )?;
 
         for (name, (help, series)) in &v.extra {
             let s: Vec<(Labels, f64)> = series.iter().map(|(k, v)| (k.clone(), *v)).collect();
@@ -358,18 +513,52 @@ mod tests {
             connected_peers: 1,
             rss_bytes: 7_000_000,
             cpu_ns: 2_000_000_000,
-            topics: [("t".to_string(), testbed_contract::results::TopicPeers { mesh: 1, subscribed: 1 })].into(),
+            topics: [(
+                "t".to_string(),
+                testbed_contract::results::TopicPeers {
+                    mesh: 1,
+                    subscribed: 1,
+                },
+            )]
+            .into(),
         });
         m.on_slot(&slots[0]);
         m.set_gauge("churn_live_peers", "Live peers (churn).", &[], 2.0);
         let text = m.encode();
-        assert!(text.contains("pubsub_testbed_nodes{state=\"running\"} 1"), "{text}");
-        assert!(text.contains("pubsub_testbed_messages_published_total 10"), "{text}");
-        assert!(text.contains("pubsub_testbed_node_rss_bytes{node=\"node-0000\",group=\"g\"} 7000000"), "{text}");
-        assert!(text.contains("pubsub_testbed_node_cpu_seconds_total{node=\"node-0000\",group=\"g\"} 2"), "{text}");
-        assert!(text.contains("pubsub_testbed_topic_subscribers{topic=\"t\"} 1"), "{text}");
+        assert!(
+            text.contains("pubsub_testbed_nodes{state=\"running\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pubsub_testbed_messages_published_total 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pubsub_testbed_node_rss_bytes{node=\"node-0000\",group=\"g\"} 7000000"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "pubsub_testbed_node_cpu_seconds_total{node=\"node-0000\",group=\"g\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("pubsub_testbed_topic_subscribers{topic=\"t\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("pubsub_testbed_churn_live_peers 2"), "{text}");
         assert!(text.contains("pubsub_testbed_run_finished 0"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
+        let classic = to_prometheus_text(&text);
+        assert!(
+            classic.contains("# TYPE pubsub_testbed_messages_published_total counter\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# HELP pubsub_testbed_messages_published_total Messages"),
+            "{classic}"
+        );
+        assert!(!classic.contains("# EOF"));
     }
 }

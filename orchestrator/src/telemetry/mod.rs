@@ -53,7 +53,10 @@ pub struct TelemetryArgs {
 impl TelemetryArgs {
     pub fn overrides(&self) -> Overrides {
         Overrides {
-            traces: self.traces.as_deref().map(|t| if t == "on" { Traces::On } else { Traces::Off }),
+            traces: self
+                .traces
+                .as_deref()
+                .map(|t| if t == "on" { Traces::On } else { Traces::Off }),
             sample_ratio: self.sample_ratio,
             otlp_endpoint: self.otlp_endpoint.clone(),
             metrics_listen: self.metrics_listen.clone(),
@@ -101,18 +104,30 @@ impl Overrides {
 /// The checks of the `telemetry:` section: (field, problem).
 pub fn check(t: &Telemetry) -> Result<(), (&'static str, String)> {
     if !(0.0..=1.0).contains(&t.sample_ratio) {
-        return Err(("sample_ratio", format!("{} is not a fraction: use 0..=1 (0.01 traces 1 message in 100)", t.sample_ratio)));
+        return Err((
+            "sample_ratio",
+            format!(
+                "{} is not a fraction: use 0..=1 (0.01 traces 1 message in 100)",
+                t.sample_ratio
+            ),
+        ));
     }
     if let Some(e) = &t.otlp_endpoint
         && !(e.starts_with("http://") || e.starts_with("https://"))
     {
-        return Err(("otlp_endpoint", format!("`{e}` is not an OTLP/HTTP URL: use e.g. http://collector:4318")));
+        return Err((
+            "otlp_endpoint",
+            format!("`{e}` is not an OTLP/HTTP URL: use e.g. http://collector:4318"),
+        ));
     }
     if let Some(m) = &t.metrics_listen
         && m != "off"
         && m.parse::<std::net::SocketAddr>().is_err()
     {
-        return Err(("metrics_listen", format!("`{m}` is not HOST:PORT (e.g. 127.0.0.1:9464) or `off`")));
+        return Err((
+            "metrics_listen",
+            format!("`{m}` is not HOST:PORT (e.g. 127.0.0.1:9464) or `off`"),
+        ));
     }
     Ok(())
 }
@@ -175,7 +190,7 @@ pub struct NodeTrace {
 pub struct MetricsSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// The final exposition, beside run.json.
+    /// The final exposition (Prometheus text format 0.0.4), beside run.json.
     pub file: String,
     /// Nodes' own libp2p metrics endpoints (`telemetry.node_metrics`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -197,18 +212,42 @@ impl RunTelemetry {
                     e
                 }
             };
-            Some(TracingConfig { otlp_endpoint: endpoint, sample_ratio: settings.sample_ratio, service_name: String::new() })
+            Some(TracingConfig {
+                otlp_endpoint: endpoint,
+                sample_ratio: settings.sample_ratio,
+                service_name: String::new(),
+            })
         } else {
             None
         };
         let live = Arc::new(LiveMetrics::default());
-        let listen = settings.metrics_listen.clone().unwrap_or_else(|| DEFAULT_METRICS_LISTEN.into());
+        let listen = settings
+            .metrics_listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.into());
         let (server, metrics_url) = if listen == "off" {
             (None, None)
         } else {
             let l = live.clone();
             let handler: Handler = Arc::new(move |req| match req.path.as_str() {
-                "/metrics" => Response::new(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", l.encode()),
+                // OpenMetrics for scrapers that ask for it (Prometheus does), else the classic
+                // text format.
+                "/metrics"
+                    if req
+                        .header("accept")
+                        .is_some_and(|a| a.contains("application/openmetrics-text")) =>
+                {
+                    Response::new(
+                        200,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        l.encode(),
+                    )
+                }
+                "/metrics" => Response::new(
+                    200,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    metrics::to_prometheus_text(&l.encode()),
+                ),
                 "/sd" => Response::new(200, "application/json", l.node_targets_json()),
                 _ => Response::new(
                     200,
@@ -216,9 +255,11 @@ impl RunTelemetry {
                     "<html><body><h1>pubsub-testbed</h1><p><a href=\"/metrics\">/metrics</a> (Prometheus) · <a href=\"/sd\">/sd</a> (http_sd targets of the nodes' own metrics)</p></body></html>",
                 ),
             });
-            let s = Server::start(&listen, handler)
-                .await
-                .with_context(|| format!("serving /metrics on {listen} (telemetry.metrics_listen / --metrics-listen)"))?;
+            let s = Server::start(&listen, handler).await.with_context(|| {
+                format!(
+                    "serving /metrics on {listen} (telemetry.metrics_listen / --metrics-listen)"
+                )
+            })?;
             let url = format!("http://{}/metrics", s.addr);
             (Some(s), Some(url))
         };
@@ -229,17 +270,32 @@ impl RunTelemetry {
             if let Some(t) = &tracing {
                 eprintln!(
                     "traces: {} (sample ratio {})",
-                    if collector.is_some() { format!("embedded collector at {}", t.otlp_endpoint) } else { format!("exporting to {}", t.otlp_endpoint) },
+                    if collector.is_some() {
+                        format!("embedded collector at {}", t.otlp_endpoint)
+                    } else {
+                        format!("exporting to {}", t.otlp_endpoint)
+                    },
                     t.sample_ratio
                 );
             }
         }
-        Ok(RunTelemetry { run_id: run_id.to_owned(), settings, collector, tracing, live, server, metrics_url })
+        Ok(RunTelemetry {
+            run_id: run_id.to_owned(),
+            settings,
+            collector,
+            tracing,
+            live,
+            server,
+            metrics_url,
+        })
     }
 
     /// The `tracing` part of node `index`'s welcome.
     pub fn tracing_for(&self, index: u32) -> Option<TracingConfig> {
-        self.tracing.as_ref().map(|t| TracingConfig { service_name: node_service_name(index), ..t.clone() })
+        self.tracing.as_ref().map(|t| TracingConfig {
+            service_name: node_service_name(index),
+            ..t.clone()
+        })
     }
 
     pub fn node_metrics(&self) -> bool {
@@ -251,7 +307,12 @@ impl RunTelemetry {
     pub async fn finish(mut self, dir: &Path, record: &mut RunRecord) -> Result<()> {
         if let Some(t) = &self.tracing {
             let mut section = TracesSection {
-                collector: if self.collector.is_some() { "embedded" } else { "external" }.into(),
+                collector: if self.collector.is_some() {
+                    "embedded"
+                } else {
+                    "external"
+                }
+                .into(),
                 endpoint: t.otlp_endpoint.clone(),
                 sample_ratio: t.sample_ratio,
                 files: vec![],
@@ -263,7 +324,10 @@ impl RunTelemetry {
             if let Some(c) = self.collector.take() {
                 let (spans, stats) = c.finish();
                 let facts = collector::write_files(dir, spans)?;
-                section.files = vec![collector::TRACES_JAEGER.into(), collector::TRACES_OTLP.into()];
+                section.files = vec![
+                    collector::TRACES_JAEGER.into(),
+                    collector::TRACES_OTLP.into(),
+                ];
                 section.received = Some(stats);
                 section.facts = Some(facts);
             }
@@ -279,10 +343,12 @@ impl RunTelemetry {
                     trace_id: hex(&lifecycle_trace_id(&self.run_id, n.index)),
                 })
                 .collect();
-            record.extra.insert("traces".into(), serde_json::to_value(&section)?);
+            record
+                .extra
+                .insert("traces".into(), serde_json::to_value(&section)?);
         }
         self.live.set_final(record);
-        let exposition = self.live.encode();
+        let exposition = metrics::to_prometheus_text(&self.live.encode());
         std::fs::write(dir.join(metrics::METRICS_FILE), &exposition)
             .with_context(|| format!("writing {}", dir.join(metrics::METRICS_FILE).display()))?;
         let section = MetricsSection {
@@ -290,7 +356,9 @@ impl RunTelemetry {
             file: metrics::METRICS_FILE.into(),
             node_endpoints: self.live.node_endpoints(),
         };
-        record.extra.insert("metrics".into(), serde_json::to_value(&section)?);
+        record
+            .extra
+            .insert("metrics".into(), serde_json::to_value(&section)?);
         if self.server.is_some() && !self.settings.metrics_linger.is_zero() {
             tokio::time::sleep(self.settings.metrics_linger).await;
         }
@@ -305,7 +373,13 @@ fn slowest_delivery(record: &RunRecord, facts: Option<&jaeger::Facts>) -> Option
     let from_results = record
         .nodes
         .iter()
-        .filter_map(|n| n.result.as_ref()?.slowest_traced_delivery.as_ref().map(|d| (n.index, d)))
+        .filter_map(|n| {
+            n.result
+                .as_ref()?
+                .slowest_traced_delivery
+                .as_ref()
+                .map(|d| (n.index, d))
+        })
         .max_by_key(|(_, d)| d.latency_us)
         .map(|(i, d)| SlowestDelivery {
             trace_id: d.trace_id.clone(),
