@@ -232,6 +232,8 @@ impl Netsim {
             spin_ns: config.spin.as_nanos() as Nanos,
             spin_budget_ns: (SPIN_WINDOW_NS as f64 * config.spin_budget.clamp(0.0, 1.0)) as Nanos,
             spin_window: (0, 0),
+            started: 0,
+            cpu0: 0,
         };
         let thread = std::thread::Builder::new()
             .name("netsim-shaper".into())
@@ -429,6 +431,9 @@ struct Loop {
     spin_budget_ns: Nanos,
     /// (start of the current window, spin time spent in it).
     spin_window: (Nanos, Nanos),
+    /// When the loop started, and the thread's CPU time then.
+    started: Nanos,
+    cpu0: Nanos,
 }
 
 const SPIN_WINDOW_NS: Nanos = 100_000_000;
@@ -443,8 +448,8 @@ impl Loop {
                 "shaper runs without real-time priority ({e}); delays may grow under load"
             );
         }
-        let started = sys::now_ns();
-        let cpu0 = sys::thread_cpu_ns();
+        self.started = sys::now_ns();
+        self.cpu0 = sys::thread_cpu_ns();
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         'run: loop {
             let n = self.epoll.wait(&mut events)?;
@@ -475,15 +480,16 @@ impl Loop {
             self.release();
             self.arm()?;
         }
-        self.stats.cpu_ns = sys::thread_cpu_ns() - cpu0;
-        self.stats.wall_ns = sys::now_ns() - started;
         let stats = self.snapshot();
         close_all(self.nodes.drain(..).flatten().collect());
         Ok(stats)
     }
 
+    /// The counters so far (called on the shaper thread, so its CPU time is the thread's).
     fn snapshot(&self) -> NetsimStats {
         let mut s = self.stats;
+        s.cpu_ns = sys::thread_cpu_ns() - self.cpu0;
+        s.wall_ns = sys::now_ns() - self.started;
         s.core = self.core.stats();
         s.lateness = self.lateness.summary();
         s.in_flight = self.core.in_flight() as u64;
@@ -522,14 +528,14 @@ impl Loop {
                 if let Some(tun) = self.nodes.get_mut(index as usize).and_then(Option::take) {
                     let _ = self.epoll.remove(tun.as_raw_fd());
                     self.core.remove_node(index);
+                    // Closing waits for an RCU grace period (milliseconds): not on this thread.
+                    std::thread::spawn(move || drop(tun));
                 }
             }
             Cmd::Apply(a) => self.core.apply(&a),
             Cmd::StartEvents => self.core.start_events(now),
             Cmd::Stats(reply) => {
-                let mut s = self.snapshot();
-                s.wall_ns = 0;
-                let _ = reply.send(s);
+                let _ = reply.send(self.snapshot());
             }
             Cmd::Stop => return false,
         }

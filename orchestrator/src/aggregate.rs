@@ -3,7 +3,7 @@
 //! subscribed; latency percentiles come from the merged HDR histograms (exact across the
 //! fleet to the histogram's 3 significant digits).
 
-use crate::record::{
+use crate::record::{DeliveryBucket, 
     AssertionOutcome, Dist, GroupPair, Latency, NodeRecord, NodeStatus, RunRecord, Summary,
 };
 use crate::run::driver::DriveLog;
@@ -22,6 +22,10 @@ pub fn fill(record: &mut RunRecord, plan: &Plan, log: &DriveLog, t0: Instant) {
     // Under churn, a delivery is expected only over a whole delivery window.
     if let Some(churn) = &log.churn {
         crate::churn::accounting::apply(record, churn, &group_names);
+    }
+    if let Ok(start) = chrono::DateTime::parse_from_rfc3339(&record.started_at) {
+        let start_ns = start.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+        record.summary.delivery_over_time = delivery_over_time(&record.nodes, start_ns);
     }
     let s = &mut record.summary;
     s.launch_to_ready_ms = log
@@ -186,6 +190,40 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
         }
     }
     (s, pairs)
+}
+
+/// Expected and delivered pairs by publish time, in seconds since the run started, so a
+/// partition or a churn burst shows as a dip. At most 60 buckets of whole seconds.
+pub fn delivery_over_time(nodes: &[NodeRecord], start_ns: u64) -> Vec<DeliveryBucket> {
+    let results: Vec<(&NodeRecord, &NodeResult)> = nodes.iter().filter_map(|n| Some((n, n.result.as_ref()?))).collect();
+    let times = results.iter().flat_map(|(_, r)| r.published.iter().map(|p| p.at_ns));
+    let (Some(first), Some(last)) = (times.clone().min(), times.max()) else { return Vec::new() };
+    let span_s = (last.saturating_sub(first) as f64 / 1e9).ceil().max(1.0);
+    let width = (span_s / 60.0).ceil().max(1.0);
+    let origin = start_ns.min(first);
+    let bucket_of = |at: u64| ((at.saturating_sub(origin) as f64 / 1e9) / width).floor() as usize;
+    let mut buckets: Vec<(u64, u64)> = vec![(0, 0); bucket_of(last) + 1];
+    for (rn, r) in &results {
+        let seen = SeenIndex::new(&r.seen);
+        for (on, o) in &results {
+            if on.index == rn.index {
+                continue;
+            }
+            for p in &o.published {
+                if subscribed_at(&r.subscriptions, &p.topic, p.at_ns) {
+                    let b = &mut buckets[bucket_of(p.at_ns)];
+                    b.0 += 1;
+                    b.1 += u64::from(seen.contains(on.index, p.seq));
+                }
+            }
+        }
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (e, _))| *e > 0)
+        .map(|(i, (expected, delivered))| DeliveryBucket { from_s: i as f64 * width, to_s: (i + 1) as f64 * width, expected, delivered })
+        .collect()
 }
 
 pub fn latency_of(h: &Histogram<u64>) -> Option<Latency> {

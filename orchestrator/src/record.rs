@@ -144,6 +144,17 @@ pub struct Summary {
     pub bytes_out: Option<u64>,
     pub orchestrator_cpu_s: f64,
     pub orchestrator_peak_rss_bytes: u64,
+    /// Expected and delivered by publish time (seconds since the run started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivery_over_time: Vec<DeliveryBucket>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeliveryBucket {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub expected: u64,
+    pub delivered: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -305,7 +305,7 @@ pub fn apply(record: &mut RunRecord, log: &ChurnLog, group_names: &[String]) {
         }
     }
     let t0 = log.started_ns;
-    let removed = log
+    let mut removed: Vec<RemovedNode> = log
         .removals
         .iter()
         .map(|(&index, r)| {
@@ -319,6 +319,7 @@ pub fn apply(record: &mut RunRecord, log: &ChurnLog, group_names: &[String]) {
             }
         })
         .collect();
+    removed.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     let section = ChurnSection {
         duration_s: log.config.duration.as_secs_f64(),
         heartbeat_ms: log.config.heartbeat.as_secs_f64() * 1e3,

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 /// Rows of the over-time table in report.md.
 const TABLE_ROWS: usize = 12;
+/// Removed peers named in the text; run.json has them all.
+const REMOVED_LISTED: usize = 50;
 /// Points per series in report.html's chart.
 const CHART_POINTS: usize = 120;
 
@@ -71,10 +73,40 @@ fn blocks(c: &ChurnSection, doc: &mut Doc) {
         )),
         Span::Link(c.events_file.clone(), c.events_file.clone()),
         Span::text(format!(
-            "); {} peers added, {} removed ({} with their own result, the others counted from the orchestrator's record).",
-            c.peers_added, c.peers_removed, kept
+            "); {} peers added, {} removed{}.",
+            c.peers_added,
+            c.peers_removed,
+            if kept < c.removed.len() {
+                format!(
+                    " ({kept} with their own result; the other {} are counted from the orchestrator's record)",
+                    c.removed.len() - kept
+                )
+            } else {
+                String::new()
+            }
         )),
     ]);
+    if !c.removed.is_empty() {
+        let shown: Vec<String> = c
+            .removed
+            .iter()
+            .take(REMOVED_LISTED)
+            .map(|n| {
+                let kept = match (n.has_result, n.has_snapshot) {
+                    (true, _) => "result",
+                    (false, true) => "last snapshot",
+                    (false, false) => "nothing",
+                };
+                format!("{} at {:.1} s ({}, kept: {kept})", n.index, n.at_s, n.mode)
+            })
+            .collect();
+        let more = c.removed.len().saturating_sub(REMOVED_LISTED);
+        doc.para(vec![Span::text(format!(
+            "Removed peers: {}{}.",
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more (run.json)") } else { String::new() }
+        ))]);
+    }
     doc.text(
         "A message counts at a receiver only when the receiver was subscribed to its topic for the whole \
          delivery window after the publish and took part until the window closed; every other delivery is \

@@ -220,10 +220,30 @@ pub fn render(r: &RunRecord) -> String {
     // Only when more than one implementation ran (the figures are stored only then).
     o.push_str(&crate::by_implementation::render_markdown(r));
 
+    network_section(&mut o, r);
+    if s.delivery_over_time.len() > 1 {
+        let _ = writeln!(
+            o,
+            "\n## Delivery over time\n\nBy publish time, seconds since the run started.\n\n| published | delivered / expected | ratio |\n|---|---|---|"
+        );
+        for b in &s.delivery_over_time {
+            let _ = writeln!(
+                o,
+                "| {:.0}–{:.0} s | {} / {} | {:.3} |",
+                b.from_s,
+                b.to_s,
+                b.delivered,
+                b.expected,
+                b.delivered as f64 / b.expected.max(1) as f64
+            );
+        }
+    }
+
     let failed: Vec<_> = r
         .nodes
         .iter()
-        .filter(|n| n.status != NodeStatus::Ok)
+        // Peers removed on purpose (churn) are listed in the churn section.
+        .filter(|n| !matches!(n.status, NodeStatus::Ok | NodeStatus::Removed))
         .collect();
     if !failed.is_empty() {
         let _ = writeln!(
@@ -260,4 +280,49 @@ fn count_publishers(r: &RunRecord) -> usize {
         .iter()
         .filter(|n| n.result.as_ref().is_some_and(|x| !x.published.is_empty()))
         .count()
+}
+
+/// The configured network next to what was measured per group pair.
+fn network_section(o: &mut String, r: &RunRecord) {
+    let Some(net) = r.extra.get("network") else { return };
+    let _ = writeln!(
+        o,
+        "\n## Network\n\nConfigured one-way profile per direction, and what deliveries measured (a delivery may take several hops).\n\n| from → to | latency | jitter | loss | bandwidth | delivered / expected | measured p50 | measured p99 |\n|---|---|---|---|---|---|---|---|"
+    );
+    let links = net.get("links").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+    for l in links {
+        let from = l["from"].as_str().unwrap_or("?");
+        let to = l["to"].as_str().unwrap_or("?");
+        let p = &l["profile"];
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let pair = r.group_pairs.iter().find(|g| g.origin_group == from && g.receiver_group == to);
+        let (dl, p50, p99) = pair.map_or(("n/a".to_string(), "n/a".to_string(), "n/a".to_string()), |g| {
+            (
+                format!("{} / {}", g.delivered, g.expected),
+                g.latency.map_or("n/a".into(), |l| ms(l.p50_ms)),
+                g.latency.map_or("n/a".into(), |l| ms(l.p99_ms)),
+            )
+        });
+        let _ = writeln!(
+            o,
+            "| {from} → {to} | {} | {} | {}% | {} | {dl} | {p50} | {p99} |",
+            text(&p["latency"]),
+            text(&p["jitter"]),
+            text(&p["loss"]),
+            text(&p["bandwidth"])
+        );
+    }
+    if let Some(events) = net["section"]["events"].as_array().filter(|e| !e.is_empty()) {
+        let zero = net["events_zero_ms"].as_f64().unwrap_or(0.0);
+        let _ = writeln!(o, "\nTimed events (their clock started {} after the first launch):\n", ms(zero));
+        for e in events {
+            let _ = writeln!(o, "- `{e}`");
+        }
+    }
+    if let Some(stats) = r.extra.get("shaper") {
+        let _ = writeln!(o, "\nShaper counters: `{stats}`");
+    }
 }

@@ -118,11 +118,10 @@ pub async fn run_plan(
 
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let control_bind = opts.control_listen.as_deref().unwrap_or("127.0.0.1:0");
-    let server = ControlServer::start(
-        control_bind,
-        Some(&dir.path.join("control.sock")),
-        control_tx,
-    )
+    // Unix socket paths are limited to 108 bytes, so the socket lives in the temp dir under a
+    // short name rather than in a possibly deep results folder (the server removes it).
+    let socket = std::env::temp_dir().join(format!("ptb-{}-{}.sock", std::process::id(), next_socket_id()));
+    let server = ControlServer::start(control_bind, Some(&socket), control_tx)
     .await
     .context("starting the control server")?;
 
@@ -209,6 +208,7 @@ pub async fn run_plan(
 
     // Time zero of timed network events: the whole fleet has been launched.
     runner.workload_started();
+    let events_zero_ms = t0.elapsed().as_secs_f64() * 1e3;
     let mut driver = Driver::new(plan, &mut fleet, &progress, t0);
     if let Some(prepared) = churn {
         let launcher = crate::churn::launcher::Launcher::new(
@@ -363,6 +363,9 @@ pub async fn run_plan(
         extra: runner_report.into_iter().collect(),
     };
     aggregate::fill(&mut record, plan, &log, t0);
+    if let Some(network) = &plan.network {
+        record.extra.insert("network".into(), network_section(plan, network, events_zero_ms));
+    }
     crate::by_implementation::fill(&mut record, plan);
     if let Some(c) = &log.churn {
         crate::churn::event_log::write_jsonl(&dir.path.join("events.jsonl"), &c.events)
@@ -420,4 +423,25 @@ fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
         last_snapshot: s.last_snapshot,
         result: s.result,
     }
+}
+
+/// The network as configured, beside the numbers: every group pair's resolved profile, the
+/// timed events, and when their clock started (ms after the first launch).
+fn network_section(plan: &testbed_contract::plan::Plan, network: &testbed_contract::plan::Network, events_zero_ms: f64) -> serde_json::Value {
+    let groups: Vec<&str> = plan.groups.iter().map(|g| g.id.as_str()).collect();
+    let links: Vec<serde_json::Value> = groups
+        .iter()
+        .flat_map(|f| groups.iter().map(move |t| (*f, *t)))
+        .map(|(f, t)| serde_json::json!({ "from": f, "to": t, "profile": network.link_params(f, t) }))
+        .collect();
+    serde_json::json!({
+        "section": network,
+        "links": links,
+        "events_zero_ms": events_zero_ms,
+    })
+}
+
+fn next_socket_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

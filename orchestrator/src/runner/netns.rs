@@ -96,7 +96,7 @@ impl Runner for NetnsRunner {
         self.nets.clear();
         if let Some(sim) = self.sim.take() {
             match sim.stop() {
-                Ok(stats) => self.stats = serde_json::to_value(&stats).ok(),
+                Ok(stats) => self.stats = serde_json::to_value(stats).ok(),
                 Err(e) => tracing::warn!("the network shaper did not stop cleanly: {e}"),
             }
         }

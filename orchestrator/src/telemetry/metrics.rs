@@ -122,9 +122,19 @@ impl LiveMetrics {
     /// snapshot once there is one).
     pub fn on_slot(&self, slot: &NodeSlot) {
         let mut v = self.view.lock().expect("metrics view");
-        let Some(n) = v.nodes.get_mut(slot.index as usize) else {
-            return;
-        };
+        // Nodes launched later (churn) join the view.
+        while v.nodes.len() <= slot.index as usize {
+            let i = v.nodes.len() as u32;
+            v.nodes.push(NodeView {
+                name: node_service_name(i),
+                group: slot.group.clone(),
+                state: NodeState::Starting,
+                failed: false,
+                snapshot: None,
+                metrics_addr: None,
+            });
+        }
+        let n = &mut v.nodes[slot.index as usize];
         n.state = slot.state;
         n.failed = slot.fault.is_some();
         if n.metrics_addr.is_none() {

@@ -290,12 +290,11 @@ impl RunTelemetry {
         })
     }
 
-    /// The `tracing` part of node `index`'s welcome.
-    pub fn tracing_for(&self, index: u32) -> Option<TracingConfig> {
-        self.tracing.as_ref().map(|t| TracingConfig {
-            service_name: node_service_name(index),
-            ..t.clone()
-        })
+    /// The `tracing` part of node `index`'s welcome. The service name is left to the node
+    /// (`node-0007` from its index), so a welcome cloned for a node launched later (churn)
+    /// stays right.
+    pub fn tracing_for(&self, _index: u32) -> Option<TracingConfig> {
+        self.tracing.clone()
     }
 
     pub fn node_metrics(&self) -> bool {
