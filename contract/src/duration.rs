@@ -38,7 +38,9 @@ pub mod human_opt {
 /// Parses `500ms`, `5s`, `1m 30s`. A bare number is refused: units are never guessed.
 pub fn parse(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration `{text}` ({e}); write a number with a unit, e.g. `500ms`, `5s`, `2m`")
+        format!(
+            "invalid duration `{text}` ({e}); write a number with a unit, e.g. `500ms`, `5s`, `2m`"
+        )
     })
 }
 

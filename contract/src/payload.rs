@@ -128,7 +128,11 @@ mod tests {
             publish_ns: 3,
             trace: None,
         };
-        let hex: String = h.encode(HEADER_LEN).iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = h
+            .encode(HEADER_LEN)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(
             hex,
             "50540100000000010000000000000002000000000000000300000000000000000000000000000000000000000000000000"

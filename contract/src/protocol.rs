@@ -75,11 +75,22 @@ pub enum NodeMsg {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OrchMsg {
-    Welcome { protocol: u32, config: Box<NodeConfig> },
-    Command { id: u64, cmd: Command },
-    Released { barrier: String, count: u32 },
+    Welcome {
+        protocol: u32,
+        config: Box<NodeConfig>,
+    },
+    Command {
+        id: u64,
+        cmd: Command,
+    },
+    Released {
+        barrier: String,
+        count: u32,
+    },
     /// Stop at once (the run is over or failed); send a result if possible, then exit.
-    Abort { reason: String },
+    Abort {
+        reason: String,
+    },
 }
 
 /// What the orchestrator asks a node to do. Each is acknowledged with `ack{id}`.
@@ -87,9 +98,13 @@ pub enum OrchMsg {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     /// Dial these peers; ack when every dial succeeded or failed (failures listed in error).
-    Connect { peers: Vec<PeerAddr> },
+    Connect {
+        peers: Vec<PeerAddr>,
+    },
     /// Close connections to these peers.
-    Disconnect { peers: Vec<PeerAddr> },
+    Disconnect {
+        peers: Vec<PeerAddr>,
+    },
     /// Subscribe; with `wait_mesh`, ack only when each topic has mesh peers (gossipsub:
     /// `min(mesh_n_low, subscribed peers)` and at least one; floodsub: a subscribed peer),
     /// or fail after `mesh_timeout_ms`. A topic no connected peer subscribes to does not wait.
@@ -98,7 +113,9 @@ pub enum Command {
         wait_mesh: bool,
         mesh_timeout_ms: u64,
     },
-    Unsubscribe { topics: Vec<String> },
+    Unsubscribe {
+        topics: Vec<String>,
+    },
     /// Publish `count` messages of `size` bytes (payload layout v1), at `rate` per second
     /// (absent: back to back). Before the first one, wait up to `peer_timeout_ms` until a
     /// peer subscribed to the topic is known. Ack when all are published.
@@ -275,7 +292,9 @@ mod tests {
         assert!(!(0..50).any(|s| sampled(3, s, 0.0)));
         assert_eq!((0..1000).filter(|&s| sampled(5, s, 0.25)).count(), 250);
         // 100 nodes publishing 10 messages each at 1 %: about 10 messages, not one per node.
-        let fleet = (0..100u32).flat_map(|i| (0..10).filter(move |&s| sampled(i, s, 0.01))).count();
+        let fleet = (0..100u32)
+            .flat_map(|i| (0..10).filter(move |&s| sampled(i, s, 0.01)))
+            .count();
         assert!((8..=12).contains(&fleet), "{fleet}");
     }
 

@@ -3,8 +3,9 @@
 //! subscribed; latency percentiles come from the merged HDR histograms (exact across the
 //! fleet to the histogram's 3 significant digits).
 
-use crate::record::{DeliveryBucket, 
-    AssertionOutcome, Dist, GroupPair, Latency, NodeRecord, NodeStatus, RunRecord, Summary,
+use crate::record::{
+    AssertionOutcome, DeliveryBucket, Dist, GroupPair, Latency, NodeRecord, NodeStatus, RunRecord,
+    Summary,
 };
 use crate::run::driver::DriveLog;
 use hdrhistogram::Histogram;
@@ -195,9 +196,16 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
 /// Expected and delivered pairs by publish time, in seconds since the run started, so a
 /// partition or a churn burst shows as a dip. At most 60 buckets of whole seconds.
 pub fn delivery_over_time(nodes: &[NodeRecord], start_ns: u64) -> Vec<DeliveryBucket> {
-    let results: Vec<(&NodeRecord, &NodeResult)> = nodes.iter().filter_map(|n| Some((n, n.result.as_ref()?))).collect();
-    let times = results.iter().flat_map(|(_, r)| r.published.iter().map(|p| p.at_ns));
-    let (Some(first), Some(last)) = (times.clone().min(), times.max()) else { return Vec::new() };
+    let results: Vec<(&NodeRecord, &NodeResult)> = nodes
+        .iter()
+        .filter_map(|n| Some((n, n.result.as_ref()?)))
+        .collect();
+    let times = results
+        .iter()
+        .flat_map(|(_, r)| r.published.iter().map(|p| p.at_ns));
+    let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
+        return Vec::new();
+    };
     let span_s = (last.saturating_sub(first) as f64 / 1e9).ceil().max(1.0);
     let width = (span_s / 60.0).ceil().max(1.0);
     let origin = start_ns.min(first);
@@ -222,7 +230,12 @@ pub fn delivery_over_time(nodes: &[NodeRecord], start_ns: u64) -> Vec<DeliveryBu
         .into_iter()
         .enumerate()
         .filter(|(_, (e, _))| *e > 0)
-        .map(|(i, (expected, delivered))| DeliveryBucket { from_s: i as f64 * width, to_s: (i + 1) as f64 * width, expected, delivered })
+        .map(|(i, (expected, delivered))| DeliveryBucket {
+            from_s: i as f64 * width,
+            to_s: (i + 1) as f64 * width,
+            expected,
+            delivered,
+        })
         .collect()
 }
 

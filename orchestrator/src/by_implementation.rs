@@ -284,14 +284,18 @@ pub fn compute(
 /// What the nodes of `label` run: the version their hello named, when it matches the label's
 /// version (labels `impl@version`); else the label's version.
 fn version_of(label: &str, imp: &str, versions: &BTreeMap<String, String>) -> Option<String> {
-    let said = versions.get(imp);
+    // The fleet records `<implementation> <hello.impl_version>`.
+    let said = versions.get(imp).map(|s| {
+        s.strip_prefix(imp)
+            .map_or(s.as_str(), str::trim_start)
+            .to_string()
+    });
     match label.split_once('@') {
         Some((_, v)) => Some(
             said.filter(|s| s.contains(v))
-                .cloned()
                 .unwrap_or_else(|| v.to_string()),
         ),
-        None => said.cloned(),
+        None => said,
     }
 }
 

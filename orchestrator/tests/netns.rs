@@ -34,7 +34,11 @@ workload:
 
 fn netns_inode(pid: u32) -> Option<u64> {
     let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
-    link.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+    link.to_str()?
+        .strip_prefix("net:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,15 +50,29 @@ async fn configured_latency_shows_in_measured_latency_and_nothing_is_left() {
     assert_eq!(r.runner, "netns");
     assert_eq!(r.summary.delivery_ratio, Some(1.0));
     let lat = r.summary.latency.expect("deliveries were measured");
-    assert!(lat.min_ms >= 25.0, "every delivery crossed at least one 25 ms link, min was {} ms", lat.min_ms);
+    assert!(
+        lat.min_ms >= 25.0,
+        "every delivery crossed at least one 25 ms link, min was {} ms",
+        lat.min_ms
+    );
     // Nodes listened on their namespace addresses, not loopback.
-    assert!(r.nodes.iter().all(|n| n.listen_addrs.iter().any(|a| a.starts_with("/ip4/10.77."))));
-    assert!(r.extra.contains_key("shaper"), "the shaper's counters are recorded");
+    assert!(
+        r.nodes
+            .iter()
+            .all(|n| n.listen_addrs.iter().any(|a| a.starts_with("/ip4/10.77.")))
+    );
+    assert!(
+        r.extra.contains_key("shaper"),
+        "the shaper's counters are recorded"
+    );
     // Every node's namespace died with its process.
     let live = netsim::live_netns_inodes();
     let ours: Vec<u32> = r.nodes.iter().filter_map(|n| n.pid).collect();
     for pid in ours {
-        assert!(netns_inode(pid).is_none(), "node pid {pid} is gone with its namespace");
+        assert!(
+            netns_inode(pid).is_none(),
+            "node pid {pid} is gone with its namespace"
+        );
     }
     let _ = live;
 }
@@ -65,10 +83,20 @@ async fn configured_latency_shows_in_measured_latency_and_nothing_is_left() {
 fn kill_9_of_the_orchestrator_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let plan = tmp.path().join("shaped.yaml");
-    std::fs::write(&plan, SHAPED.replace("count: 3\n      rate: 10", "count: 600\n      rate: 10")).unwrap();
+    std::fs::write(
+        &plan,
+        SHAPED.replace("count: 3\n      rate: 10", "count: 600\n      rate: 10"),
+    )
+    .unwrap();
     let run_id = format!("k9-{}", std::process::id());
     let mut child = Command::new(orchestrator_bin())
-        .args(["run", plan.to_str().unwrap(), "--run-id", &run_id, "--results"])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--run-id",
+            &run_id,
+            "--results",
+        ])
         .arg(tmp.path().join("results"))
         .arg("--node-bin")
         .arg(node_bin())
@@ -90,7 +118,9 @@ fn kill_9_of_the_orchestrator_leaves_nothing_behind() {
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            env.split(|b| *b == 0).any(|v| v == want.as_bytes()).then_some(pid)
+            env.split(|b| *b == 0)
+                .any(|v| v == want.as_bytes())
+                .then_some(pid)
         })
         .filter_map(|pid| Some((pid, netns_inode(pid)?)))
         .collect();
@@ -100,7 +130,11 @@ fn kill_9_of_the_orchestrator_leaves_nothing_behind() {
     // Wait (bounded) for the kernel to deliver the parent-death signals and reap.
     let gone = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
             .unwrap_or(true)
     };
     for _ in 0..100 {
@@ -121,14 +155,29 @@ fn kill_9_of_the_orchestrator_leaves_nothing_behind() {
 #[test]
 fn netns_plan_is_refused_without_privileges() {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let plan = tmp.path().join("shaped.yaml");
     std::fs::write(&plan, SHAPED).unwrap();
     let results = tmp.path().join("results");
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(orchestrator_bin())
-        .args(["run", plan.to_str().unwrap(), "--results", results.to_str().unwrap(), "--node-bin"])
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--node-bin",
+        ])
         .arg(node_bin())
         .output()
         .expect("setpriv (util-linux) runs");

@@ -85,7 +85,13 @@ pub struct Assertion {
 
 impl fmt::Display for Assertion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.metric.name(), self.op.symbol(), self.value)
+        write!(
+            f,
+            "{} {} {}",
+            self.metric.name(),
+            self.op.symbol(),
+            self.value
+        )
     }
 }
 
@@ -107,7 +113,9 @@ impl std::str::FromStr for Assertion {
         let op = [Op::Ge, Op::Le, Op::Gt, Op::Lt, Op::Eq]
             .into_iter()
             .find(|o| o.symbol() == op)
-            .ok_or_else(|| format!("unknown operator `{op}` in assertion; use >=, <=, >, < or =="))?;
+            .ok_or_else(|| {
+                format!("unknown operator `{op}` in assertion; use >=, <=, >, < or ==")
+            })?;
         let value: f64 = value
             .parse()
             .ok()
@@ -141,7 +149,12 @@ mod tests {
         assert!(a.op.holds(1.0, a.value));
         assert!(!a.op.holds(0.99, a.value));
         assert!("latency_p99_ms <= x".parse::<Assertion>().is_err());
-        assert!("speed >= 1".parse::<Assertion>().unwrap_err().contains("known:"));
+        assert!(
+            "speed >= 1"
+                .parse::<Assertion>()
+                .unwrap_err()
+                .contains("known:")
+        );
         assert!("delivery_ratio => 1".parse::<Assertion>().is_err());
     }
 }

@@ -6,6 +6,9 @@
 //!   netsim-probe pps                           # shaper packet rate on one core
 //!   netsim-probe bench [--out FILE]            # the whole accuracy table, as markdown
 //!
+//! `NETSIM_PROBE_SERIES=1 netsim-probe tcp …` also prints the bytes received per 100 ms (how
+//! BBR's PROBE_RTT dip every 10 s was found).
+//!
 //! Needs root and /dev/net/tun (it says so otherwise). Leaves nothing behind: the namespaces
 //! exist only as long as this process.
 

@@ -104,7 +104,11 @@ fn blocks(c: &ChurnSection, doc: &mut Doc) {
         doc.para(vec![Span::text(format!(
             "Removed peers: {}{}.",
             shown.join(", "),
-            if more > 0 { format!(" and {more} more (run.json)") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more (run.json)")
+            } else {
+                String::new()
+            }
         ))]);
     }
     doc.text(

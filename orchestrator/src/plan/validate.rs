@@ -4,7 +4,9 @@
 use super::locate::FieldPath;
 use std::collections::{BTreeSet, HashSet};
 use testbed_contract::payload::HEADER_LEN;
-use testbed_contract::plan::{GossipsubParams, Group, Phase, Plan, RunnerKind, TopologyKind, Variant};
+use testbed_contract::plan::{
+    GossipsubParams, Group, Phase, Plan, RunnerKind, TopologyKind, Variant,
+};
 use testbed_contract::selector::NodeSelector;
 
 /// Most nodes one plan may launch; beyond this a typo (an extra zero) is likelier than intent.

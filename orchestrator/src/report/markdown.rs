@@ -284,12 +284,18 @@ fn count_publishers(r: &RunRecord) -> usize {
 
 /// The configured network next to what was measured per group pair.
 fn network_section(o: &mut String, r: &RunRecord) {
-    let Some(net) = r.extra.get("network") else { return };
+    let Some(net) = r.extra.get("network") else {
+        return;
+    };
     let _ = writeln!(
         o,
         "\n## Network\n\nConfigured one-way profile per direction, and what deliveries measured (a delivery may take several hops).\n\n| from → to | latency | jitter | loss | bandwidth | delivered / expected | measured p50 | measured p99 |\n|---|---|---|---|---|---|---|---|"
     );
-    let links = net.get("links").and_then(|l| l.as_array()).cloned().unwrap_or_default();
+    let links = net
+        .get("links")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
     for l in links {
         let from = l["from"].as_str().unwrap_or("?");
         let to = l["to"].as_str().unwrap_or("?");
@@ -298,14 +304,20 @@ fn network_section(o: &mut String, r: &RunRecord) {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let pair = r.group_pairs.iter().find(|g| g.origin_group == from && g.receiver_group == to);
-        let (dl, p50, p99) = pair.map_or(("n/a".to_string(), "n/a".to_string(), "n/a".to_string()), |g| {
-            (
-                format!("{} / {}", g.delivered, g.expected),
-                g.latency.map_or("n/a".into(), |l| ms(l.p50_ms)),
-                g.latency.map_or("n/a".into(), |l| ms(l.p99_ms)),
-            )
-        });
+        let pair = r
+            .group_pairs
+            .iter()
+            .find(|g| g.origin_group == from && g.receiver_group == to);
+        let (dl, p50, p99) = pair.map_or(
+            ("n/a".to_string(), "n/a".to_string(), "n/a".to_string()),
+            |g| {
+                (
+                    format!("{} / {}", g.delivered, g.expected),
+                    g.latency.map_or("n/a".into(), |l| ms(l.p50_ms)),
+                    g.latency.map_or("n/a".into(), |l| ms(l.p99_ms)),
+                )
+            },
+        );
         let _ = writeln!(
             o,
             "| {from} → {to} | {} | {} | {}% | {} | {dl} | {p50} | {p99} |",
@@ -315,9 +327,16 @@ fn network_section(o: &mut String, r: &RunRecord) {
             text(&p["bandwidth"])
         );
     }
-    if let Some(events) = net["section"]["events"].as_array().filter(|e| !e.is_empty()) {
+    if let Some(events) = net["section"]["events"]
+        .as_array()
+        .filter(|e| !e.is_empty())
+    {
         let zero = net["events_zero_ms"].as_f64().unwrap_or(0.0);
-        let _ = writeln!(o, "\nTimed events (their clock started {} after the first launch):\n", ms(zero));
+        let _ = writeln!(
+            o,
+            "\nTimed events (their clock started {} after the first launch):\n",
+            ms(zero)
+        );
         for e in events {
             let _ = writeln!(o, "- `{e}`");
         }

@@ -286,8 +286,42 @@ impl<'a> Driver<'a> {
         self.progress.stage("publishing", ids.len() as u64);
         // Publishing at a rate takes count/rate; allow that plus slack for a loaded machine.
         let nominal = p.rate.map_or(0.0, |r| p.count as f64 / r);
-        let until =
+        let mut until =
             Instant::now() + Duration::from_secs_f64(nominal * 2.0 + 30.0 + p.count as f64 * 0.01);
+        // A node that is slow but still publishing (JS peers of a big mixed fleet on a few
+        // cores take minutes) is not hung: past the deadline, wait on while the snapshots of
+        // the publishers show more messages published than at the last look.
+        let published = |f: &Fleet| -> u64 {
+            targets
+                .iter()
+                .filter_map(|&i| f.nodes[i as usize].last_snapshot.as_ref())
+                .map(|s| s.published)
+                .sum()
+        };
+        let mut last = published(self.fleet);
+        loop {
+            let progress = self.progress;
+            let done = match self
+                .fleet
+                .wait_until(until, |f| {
+                    let n = ids.iter().filter(|id| f.ack(**id).is_some()).count();
+                    progress.set(n as u64);
+                    n == ids.len()
+                })
+                .await
+            {
+                Ok(done) => done,
+                // The plan's deadline: below, the unfinished publishers are named.
+                Err(Stop::Timeout) => break,
+                Err(e) => return Err(e),
+            };
+            let now = published(self.fleet);
+            if done || now <= last {
+                break;
+            }
+            last = now;
+            until = Instant::now() + Duration::from_secs(15);
+        }
         self.await_acks_with_progress(&ids, until, "publishing")
             .await
     }

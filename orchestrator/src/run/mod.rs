@@ -65,7 +65,9 @@ pub fn make_runner(
 ) -> Result<Box<dyn Runner>> {
     match kind {
         RunnerKind::Local => Ok(Box::new(crate::runner::local::LocalRunner::new(exits))),
-        RunnerKind::Netns => Ok(Box::new(crate::runner::netns::NetnsRunner::new(plan, exits)?)),
+        RunnerKind::Netns => Ok(Box::new(crate::runner::netns::NetnsRunner::new(
+            plan, exits,
+        )?)),
         RunnerKind::K8s => anyhow::bail!(
             "runner `k8s` runs from `orchestrator k8s run PLAN`; `orchestrator run` runs fleets on this machine"
         ),
@@ -120,10 +122,14 @@ pub async fn run_plan(
     let control_bind = opts.control_listen.as_deref().unwrap_or("127.0.0.1:0");
     // Unix socket paths are limited to 108 bytes, so the socket lives in the temp dir under a
     // short name rather than in a possibly deep results folder (the server removes it).
-    let socket = std::env::temp_dir().join(format!("ptb-{}-{}.sock", std::process::id(), next_socket_id()));
+    let socket = std::env::temp_dir().join(format!(
+        "ptb-{}-{}.sock",
+        std::process::id(),
+        next_socket_id()
+    ));
     let server = ControlServer::start(control_bind, Some(&socket), control_tx)
-    .await
-    .context("starting the control server")?;
+        .await
+        .context("starting the control server")?;
 
     // A churn phase's schedule is computed up front: nodes must know every origin's group,
     // including the peers it will add.
@@ -364,7 +370,10 @@ pub async fn run_plan(
     };
     aggregate::fill(&mut record, plan, &log, t0);
     if let Some(network) = &plan.network {
-        record.extra.insert("network".into(), network_section(plan, network, events_zero_ms));
+        record.extra.insert(
+            "network".into(),
+            network_section(plan, network, events_zero_ms),
+        );
     }
     crate::by_implementation::fill(&mut record, plan);
     if let Some(c) = &log.churn {
@@ -427,7 +436,11 @@ fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
 
 /// The network as configured, beside the numbers: every group pair's resolved profile, the
 /// timed events, and when their clock started (ms after the first launch).
-fn network_section(plan: &testbed_contract::plan::Plan, network: &testbed_contract::plan::Network, events_zero_ms: f64) -> serde_json::Value {
+fn network_section(
+    plan: &testbed_contract::plan::Plan,
+    network: &testbed_contract::plan::Network,
+    events_zero_ms: f64,
+) -> serde_json::Value {
     let groups: Vec<&str> = plan.groups.iter().map(|g| g.id.as_str()).collect();
     let links: Vec<serde_json::Value> = groups
         .iter()

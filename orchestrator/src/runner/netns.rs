@@ -24,11 +24,14 @@ impl NetnsRunner {
     /// Checks privileges and `/dev/net/tun` (the error says what is missing), then starts the
     /// shaper for the plan's network section.
     pub fn new(plan: &Plan, exits: ExitSender) -> Result<NetnsRunner, RunnerError> {
-        Netsim::preflight().map_err(|e| RunnerError::Unavailable(format!("the netns runner cannot run here: {e}")))?;
+        Netsim::preflight().map_err(|e| {
+            RunnerError::Unavailable(format!("the netns runner cannot run here: {e}"))
+        })?;
         let network = plan.network.clone().unwrap_or_default();
         let groups = plan.groups.iter().map(|g| g.id.clone()).collect();
-        let sim = Netsim::start(NetsimConfig::new(network, groups, plan.seed))
-            .map_err(|e| RunnerError::Unavailable(format!("cannot start the network shaper: {e}")))?;
+        let sim = Netsim::start(NetsimConfig::new(network, groups, plan.seed)).map_err(|e| {
+            RunnerError::Unavailable(format!("cannot start the network shaper: {e}"))
+        })?;
         Ok(NetnsRunner {
             exits,
             sim: Some(sim),
@@ -39,7 +42,9 @@ impl NetnsRunner {
     }
 
     fn sim(&self) -> Result<&Netsim, RunnerError> {
-        self.sim.as_ref().ok_or_else(|| RunnerError::Unavailable("the shaper has stopped".into()))
+        self.sim
+            .as_ref()
+            .ok_or_else(|| RunnerError::Unavailable("the shaper has stopped".into()))
     }
 }
 
@@ -61,10 +66,12 @@ impl Runner for NetnsRunner {
     }
 
     async fn launch(&mut self, node: NodeLaunch) -> Result<Option<u32>, RunnerError> {
-        let net = self
-            .sim()?
-            .add_node(node.index, &node.group)
-            .map_err(|e| RunnerError::Unavailable(format!("node {}: cannot create its namespace: {e}", node.index)))?;
+        let net = self.sim()?.add_node(node.index, &node.group).map_err(|e| {
+            RunnerError::Unavailable(format!(
+                "node {}: cannot create its namespace: {e}",
+                node.index
+            ))
+        })?;
         let mut cmd = node_command(&node)?;
         let hook = net.pre_exec_hook(true);
         // SAFETY: the hook only makes async-signal-safe system calls (setns, prctl, kill).
@@ -76,7 +83,10 @@ impl Runner for NetnsRunner {
     }
 
     async fn stop(&mut self, index: u32, mode: StopMode) -> Result<(), RunnerError> {
-        let (pid, reaped) = self.running.get(&index).ok_or(RunnerError::NotRunning(index))?;
+        let (pid, reaped) = self
+            .running
+            .get(&index)
+            .ok_or(RunnerError::NotRunning(index))?;
         if !*reaped.borrow() {
             send_signal(*pid, mode);
         }
