@@ -590,7 +590,7 @@ mod tests {
         assert_eq!(b.implementations[1].nodes, 2);
         assert_eq!(
             b.implementations[1].version.as_deref(),
-            Some("go go-libp2p-pubsub v0.19.0")
+            Some("go-libp2p-pubsub v0.19.0")
         );
         assert_eq!(b.implementations[1].cpu_s.median, 1.0);
     }

@@ -128,7 +128,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     (
         "finish",
-        "finish: states draining and done, ack ok, the result last, then close and exit 0 within 2 s (§12)",
+        "finish: states draining and done, ack ok, the result last, then close and exit 0 promptly (§12)",
     ),
     (
         "abort",
@@ -970,7 +970,7 @@ fn node_config(index: u32, nodes: u32) -> NodeConfig {
 
 const SNAPSHOT_MS: u64 = 300;
 const TOPIC: &str = "conformance";
-const COUNT: u32 = 20;
+const COUNT: u32 = 40;
 const RATE: f64 = 20.0;
 const SIZE: u32 = 300;
 /// Generous: a busy 2-core machine starting JS nodes takes seconds per step.
@@ -1098,6 +1098,30 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
             return Err(format!("{} did not listen", p.who));
         }
     }
+
+    // Snapshots come unasked every snapshot_interval_ms: two before any command is sent.
+    let mut unasked = Vec::new();
+    for p in [&mut a, &mut b] {
+        let is_snapshot = |l: &Line| matches!(l.msg, Ok(NodeMsg::Snapshot(_)));
+        let from = p
+            .lines
+            .iter()
+            .position(|l| l.kind() == "listening")
+            .unwrap_or(0);
+        let within = Duration::from_millis(SNAPSHOT_MS * 20);
+        let r = match p
+            .expect_since(from, within, "snapshot sent unasked", is_snapshot)
+            .await
+        {
+            Ok(i) => p
+                .expect_since(i + 1, within, "second snapshot sent unasked", is_snapshot)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        unasked.push(r.map_err(|e| format!("{e} (snapshot_interval_ms is {SNAPSHOT_MS})")));
+    }
+    let mut unasked = unasked.into_iter();
 
     // Malformed input, unknown ops, report.
     a.send_raw(b"this is not JSON\n");
@@ -1406,7 +1430,7 @@ async fn main_script(ctx: &Ctx, c: &mut Checks, said: &mut Option<String>) -> Re
     for p in [&mut a, &mut b] {
         let m = check_messages(p);
         c.node("messages.well-formed", &p.who.clone(), m);
-        let sn = check_snapshots(p);
+        let sn = check_snapshots(p, unasked.next().unwrap_or(Ok(())));
         c.node("snapshots.periodic", &p.who.clone(), sn);
         let st = check_states(p);
         c.node("states.forward", &p.who.clone(), st);
@@ -1931,10 +1955,11 @@ fn check_result_last(
                 probs.push(format!("messages after the result: {}", after.join(", ")));
             }
             if let Some((_, exited)) = p.exit
-                && exited.saturating_duration_since(at) > Duration::from_secs(3)
+                // The contract says 2 s; a loaded machine gets some slack.
+                && exited.saturating_duration_since(at) > Duration::from_secs(5)
             {
                 probs.push(format!(
-                    "exited {:.1} s after the result (at most 2 s)",
+                    "exited {:.1} s after the result (the contract: within 2 s)",
                     exited.saturating_duration_since(at).as_secs_f64()
                 ));
             }
@@ -1949,7 +1974,8 @@ fn check_result_last(
     }
 }
 
-fn check_snapshots(p: &mut Proc) -> Result<(), String> {
+/// `unasked`: whether two snapshots came unasked after the welcome (checked at the time).
+fn check_snapshots(p: &mut Proc, unasked: Result<(), String>) -> Result<(), String> {
     let welcome_at = p
         .lines
         .iter()
@@ -1976,55 +2002,35 @@ fn check_snapshots(p: &mut Proc) -> Result<(), String> {
             _ => None,
         })
         .collect();
-    let (Some(from), Some(to)) = (welcome_at, end_at) else {
+    if welcome_at.is_none() || end_at.is_none() {
         return Err("the session did not reach its end".into());
-    };
+    }
     let mut probs = Vec::new();
-    let interval = Duration::from_millis(SNAPSHOT_MS);
-    let span = to.saturating_duration_since(from);
-    let want = (span.as_millis() / interval.as_millis()) as usize / 2;
-    if snaps.len() < want.max(2) {
-        probs.push(format!(
-            "{} snapshots in {:.1} s at snapshot_interval_ms {SNAPSHOT_MS} (expected about {})",
-            snaps.len(),
-            span.as_secs_f64(),
-            span.as_millis() / interval.as_millis()
-        ));
+    if let Err(e) = unasked {
+        probs.push(e);
     }
-    let mut times: Vec<Instant> = snaps
-        .iter()
-        .map(|s| s.0)
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    times.insert(0, from);
-    let longest = times
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default();
-    if longest > interval * 4 + Duration::from_secs(1) {
-        probs.push(format!(
-            "no snapshot for {:.1} s at snapshot_interval_ms {SNAPSHOT_MS}",
-            longest.as_secs_f64()
-        ));
+    // In the order they were taken. Two may be taken concurrently (a periodic one and one for
+    // a report), and an implementation may read its counters a moment before the clock: only
+    // snapshots at least 100 ms apart must have counters that did not go backwards.
+    let mut snaps = snaps;
+    snaps.sort_by_key(|s| s.1.at_ns);
+    if snaps.iter().any(|s| s.1.rss_bytes == 0) {
+        probs.push("a snapshot with rss_bytes 0".into());
     }
-    let mut prev: Option<&testbed_contract::results::Snapshot> = None;
-    for (_, s) in &snaps {
-        if s.rss_bytes == 0 {
-            probs.push("a snapshot with rss_bytes 0".into());
-            break;
+    'outer: for (i, (_, s)) in snaps.iter().enumerate() {
+        for (_, q) in &snaps[..i] {
+            if q.at_ns + 100_000_000 <= s.at_ns
+                && (s.published < q.published || s.received < q.received || s.cpu_ns < q.cpu_ns)
+            {
+                probs.push(format!(
+                    "snapshot counters went backwards: at_ns {} published {} received {} cpu_ns {}, then at_ns {} published {} received {} cpu_ns {}",
+                    q.at_ns, q.published, q.received, q.cpu_ns, s.at_ns, s.published, s.received, s.cpu_ns
+                ));
+                break 'outer;
+            }
         }
-        if let Some(q) = prev
-            && (s.at_ns < q.at_ns
-                || s.published < q.published
-                || s.received < q.received
-                || s.cpu_ns < q.cpu_ns)
-        {
-            probs.push("snapshot counters went backwards".into());
-            break;
-        }
-        prev = Some(s);
     }
+    let prev = snaps.last().map(|s| &s.1);
     if let Some(last) = prev {
         if last.cpu_ns == 0 {
             probs.push("cpu_ns is 0".into());
