@@ -178,7 +178,8 @@ fn is_false(b: &bool) -> bool {
 /// `testbed.node.implementation`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TracingConfig {
-    /// OTLP/HTTP endpoint base, e.g. `http://127.0.0.1:4318` (`/v1/traces` is appended).
+    /// OTLP/HTTP endpoint base, e.g. `http://127.0.0.1:4318` (`/v1/traces` is appended), or
+    /// `unix:/path`: OTLP/HTTP over that Unix socket (nodes in network namespaces).
     pub otlp_endpoint: String,
     /// Fraction of published messages whose propagation is traced (0..=1): see [`sampled`].
     pub sample_ratio: f64,

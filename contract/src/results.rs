@@ -159,6 +159,22 @@ pub struct NodeResult {
     /// link to its trace. Optional for implementations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slowest_traced_delivery: Option<TracedDelivery>,
+    /// First deliveries per second of receive time, per origin group, so a report can show
+    /// when messages arrived (a partition's cut and heal), not only when they were published.
+    /// Optional for implementations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub received_over_time: Vec<ReceivedOverTime>,
+}
+
+/// First deliveries from one origin group, counted per whole second of wall-clock receive
+/// time: `counts[i]` deliveries were received in `[start_unix_s + i, start_unix_s + i + 1)`
+/// seconds since the Unix epoch. Seconds without deliveries inside the span count 0.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivedOverTime {
+    pub origin_group: u16,
+    pub start_unix_s: u64,
+    pub counts: Vec<u32>,
 }
 
 /// One traced delivery: which message, how slow, and the trace that holds it.

@@ -1,11 +1,17 @@
 //! `subscribe` with `wait_mesh`: acknowledged when every topic has the mesh peers it can get.
 //!
 //! A topic's condition is a mesh of at least `min(mesh_n_low, known subscribed peers)` peers,
-//! and at least one (floodsub: one subscribed peer, its "mesh" being all of them). Right after a subscribe, the peers' own SUBSCRIBE messages are still
-//! arriving, so "known subscribed peers" undercounts: a mesh below `mesh_n_low` is only
+//! and at least one (floodsub: one subscribed peer, its "mesh" being all of them). Right after
+//! a subscribe, the peers' own SUBSCRIBE messages are still arriving, so "known subscribed peers" undercounts: a mesh below `mesh_n_low` is only
 //! accepted once a grace period (about a heartbeat) has passed, and a topic no connected peer
 //! subscribes to stops waiting at the end of it. `mesh_ms` is the time from the subscribe
 //! until the condition last became true, so the grace does not inflate it.
+//!
+//! The condition is not always reachable: a peer whose own mesh is full (`mesh_n_high`) prunes
+//! our GRAFT and is then off limits for the prune backoff (a minute by default), so a node with
+//! few connections can stay one peer short for good. After the grace, a non-empty mesh that has
+//! not changed for [`STUCK_GRACES`] grace periods (several heartbeats in which gossipsub tried
+//! to graft) is therefore taken as the mesh this node gets; the ack's counts show it.
 
 use crate::pubsub::Pubsub;
 use std::collections::BTreeMap;
@@ -15,6 +21,9 @@ use tokio::time::Instant;
 /// Mesh changes happen inside the router (heartbeats, GRAFTs) without an event to wake the
 /// node, so a pending wait looks again this often.
 pub const POLL: Duration = Duration::from_millis(20);
+
+/// Grace periods an unchanged, non-empty mesh below the condition must last to be accepted.
+pub const STUCK_GRACES: u32 = 3;
 
 #[derive(Debug)]
 pub struct MeshWait {
@@ -27,6 +36,10 @@ pub struct MeshWait {
     full_mesh: u32,
     /// Since when every topic's condition has held without interruption.
     met_since: Option<Instant>,
+    /// An unchanged mesh this long (after the grace) is accepted as final.
+    stuck_after: Duration,
+    /// Per topic: the last mesh size seen and since when it has not changed.
+    last_change: BTreeMap<String, (u32, Instant)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -65,6 +78,8 @@ impl MeshWait {
             grace_until: now + grace,
             full_mesh,
             met_since: None,
+            stuck_after: grace * STUCK_GRACES,
+            last_change: BTreeMap::new(),
         }
     }
 
@@ -88,10 +103,16 @@ impl MeshWait {
         for t in &self.topics {
             let c = counts(t);
             let need = self.full_mesh.min(c.subscribed).max(1);
+            let changed = self.last_change.entry(t.clone()).or_insert((c.mesh, now));
+            if changed.0 != c.mesh {
+                *changed = (c.mesh, now);
+            }
+            let stuck =
+                !in_grace && c.mesh >= 1 && now.duration_since(changed.1) >= self.stuck_after;
             let met = if c.subscribed == 0 {
                 !in_grace
             } else {
-                c.mesh >= need
+                c.mesh >= need || stuck
             };
             if !met {
                 missing.push(format!(
@@ -175,6 +196,31 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_mesh_that_stays_one_peer_short_is_accepted_after_a_while() {
+        // Four subscribers known, one of them refuses to graft (its mesh is full): the mesh
+        // stays at 3. Growth restarts the clock; an unchanged mesh counts after 3 graces.
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = MeshWait::new(1, vec!["a".into()], t0, ms(60_000), ms(1000), 5);
+        let c = |mesh| counts((mesh, 4), (0, 0));
+        assert_eq!(w.evaluate(t0, c(1)), MeshStatus::Waiting);
+        assert_eq!(w.evaluate(t0 + ms(1000), c(2)), MeshStatus::Waiting);
+        assert_eq!(w.evaluate(t0 + ms(2000), c(3)), MeshStatus::Waiting);
+        assert_eq!(w.evaluate(t0 + ms(4900), c(3)), MeshStatus::Waiting);
+        match w.evaluate(t0 + ms(5000), c(3)) {
+            MeshStatus::Ready { mesh_ms, topics } => {
+                assert_eq!(mesh_ms, 5000);
+                assert_eq!(topics["a"].mesh, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An empty mesh is never accepted this way.
+        let mut w = MeshWait::new(1, vec!["a".into()], t0, ms(10_000), ms(1000), 5);
+        assert_eq!(w.evaluate(t0, c(0)), MeshStatus::Waiting);
+        assert_eq!(w.evaluate(t0 + ms(9000), c(0)), MeshStatus::Waiting);
     }
 
     #[test]

@@ -1,15 +1,55 @@
 //! What happens to each delivered message: decode the header, record latency per origin
-//! group, mark (origin, seq) seen, count duplicates and malformed payloads.
+//! group, count it in its receive second, mark (origin, seq) seen, count duplicates and
+//! malformed payloads.
 
 use crate::seen_set::SeenSet;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use testbed_contract::histogram::{self, new_latency_histogram};
 use testbed_contract::payload::{Header, PayloadError};
-use testbed_contract::results::{OriginLatency, SeenFrom};
+use testbed_contract::results::{OriginLatency, ReceivedOverTime, SeenFrom};
 
 /// Group of origins whose index the node does not know.
 pub const UNKNOWN_GROUP: u16 = u16::MAX;
+
+/// Most seconds of receive counts kept per origin group (a day, 338 KiB): a delivery further
+/// from the group's first one can only come from a stepped clock, and is left out of this
+/// view (it still counts everywhere else).
+const MAX_SECONDS: u64 = 86_400;
+
+/// First deliveries per whole second of wall-clock receive time, for one origin group.
+#[derive(Default)]
+struct PerSecond {
+    start_s: u64,
+    counts: Vec<u32>,
+}
+
+impl PerSecond {
+    fn record(&mut self, sec: u64) {
+        if self.counts.is_empty() {
+            self.start_s = sec;
+        }
+        if sec < self.start_s {
+            // The clock went back: keep the span contiguous by growing it at the front.
+            let shift = self.start_s - sec;
+            if shift + self.counts.len() as u64 > MAX_SECONDS {
+                return;
+            }
+            self.counts
+                .splice(0..0, std::iter::repeat_n(0, shift as usize));
+            self.start_s = sec;
+        }
+        let i = sec - self.start_s;
+        if i >= MAX_SECONDS {
+            return;
+        }
+        let i = i as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -35,6 +75,8 @@ pub struct Receiver {
     /// One histogram per origin group, created on first use: a histogram reserves ~190 KB of
     /// (lazily zeroed) counts, so groups nobody hears from should cost nothing.
     latency: BTreeMap<u16, Histogram<u64>>,
+    /// Receive-time counts per origin group: a `Vec<u32>` per group, one slot per second.
+    per_second: BTreeMap<u16, PerSecond>,
     seen: SeenSet,
     /// Distinct deliveries.
     pub received: u64,
@@ -51,6 +93,7 @@ impl Receiver {
             own,
             origin_groups,
             latency: BTreeMap::new(),
+            per_second: BTreeMap::new(),
             seen: SeenSet::default(),
             received: 0,
             duplicates: 0,
@@ -96,6 +139,10 @@ impl Receiver {
             .entry(group)
             .or_insert_with(new_latency_histogram)
             .saturating_record(latency_us);
+        self.per_second
+            .entry(group)
+            .or_default()
+            .record(now_ns / 1_000_000_000);
         Delivery::New {
             origin: h.origin,
             seq: h.seq,
@@ -105,6 +152,18 @@ impl Receiver {
 
     pub fn seen(&self) -> Vec<SeenFrom> {
         self.seen.to_seen_from()
+    }
+
+    /// Receive-time counts in the contract's shape, by origin group ascending.
+    pub fn received_over_time(&self) -> Vec<ReceivedOverTime> {
+        self.per_second
+            .iter()
+            .map(|(&origin_group, p)| ReceivedOverTime {
+                origin_group,
+                start_unix_s: p.start_s,
+                counts: p.counts.clone(),
+            })
+            .collect()
     }
 
     /// Latency histograms in the contract's encoding, by origin group ascending.
@@ -171,6 +230,43 @@ mod tests {
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].ranges, vec![[0, 0]]);
         assert_eq!(seen[1].ranges, vec![[0, 1]]);
+    }
+
+    #[test]
+    fn deliveries_are_counted_per_receive_second_and_origin_group() {
+        let mut r = Receiver::new(9, vec![0, 0, 1]);
+        let s = 1_700_000_000u64;
+        let at = |sec: u64, ms: u64| (s + sec) * 1_000_000_000 + ms * 1_000_000;
+        r.on_message(&msg(0, 0, 1), at(0, 10));
+        r.on_message(&msg(1, 0, 1), at(0, 999));
+        r.on_message(&msg(0, 1, 1), at(3, 0));
+        // A duplicate and an own message are not deliveries.
+        r.on_message(&msg(0, 1, 1), at(3, 5));
+        r.on_message(&msg(9, 0, 1), at(3, 5));
+        r.on_message(&msg(2, 0, 1), at(2, 500));
+        assert_eq!(
+            r.received_over_time(),
+            vec![
+                ReceivedOverTime {
+                    origin_group: 0,
+                    start_unix_s: s,
+                    counts: vec![2, 0, 0, 1],
+                },
+                ReceivedOverTime {
+                    origin_group: 1,
+                    start_unix_s: s + 2,
+                    counts: vec![1],
+                },
+            ]
+        );
+        // A clock stepped back grows the span at the front.
+        r.on_message(&msg(2, 1, 1), at(0, 0));
+        assert_eq!(r.received_over_time()[1].start_unix_s, s);
+        assert_eq!(r.received_over_time()[1].counts, vec![1, 0, 1]);
+        // One stepped a year ahead is left out of this view, not of the others.
+        r.on_message(&msg(2, 2, 1), at(365 * 86_400, 0));
+        assert_eq!(r.received_over_time()[1].counts, vec![1, 0, 1]);
+        assert_eq!(r.received, 6);
     }
 
     #[test]

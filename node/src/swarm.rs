@@ -142,15 +142,25 @@ pub fn gossipsub_config(p: &GossipsubParams) -> Result<gossipsub::Config, SwarmE
             ValidationMode::Anonymous => gossipsub::ValidationMode::Anonymous,
             ValidationMode::None => gossipsub::ValidationMode::None,
         });
-    if matches!(
-        p.validation,
-        ValidationMode::Anonymous | ValidationMode::None
-    ) {
-        // The default id (author + sequence number) is constant for unsigned messages, so
-        // every message after the first would be dropped as a duplicate.
-        b.message_id_fn(unsigned_message_id);
-    }
+    b.message_id_fn(message_id);
     b.build().map_err(|e| SwarmError::Params(e.to_string()))
+}
+
+/// The id every implementation of a mixed fleet computes alike, so gossip (IHAVE/IWANT) names
+/// the same message the same way everywhere. A message with an author and a sequence number
+/// gets go-libp2p-pubsub's and js-libp2p's default, author peer-id bytes ‖ 8-byte big-endian
+/// sequence number (rust-libp2p's own default is base58 text plus a decimal number, which Go
+/// and JS peers would never recognise); an unsigned one, whose author and number are absent,
+/// gets [`unsigned_message_id`].
+fn message_id(m: &gossipsub::Message) -> MessageId {
+    match (m.source, m.sequence_number) {
+        (Some(source), Some(seq)) => {
+            let mut id = source.to_bytes();
+            id.extend_from_slice(&seq.to_be_bytes());
+            MessageId::new(&id)
+        }
+        _ => unsigned_message_id(m),
+    }
 }
 
 /// Id of an unsigned message: its (origin, seq) from the payload header, which is unique per
@@ -271,6 +281,31 @@ mod tests {
             unsigned_message_id(&msg(1, 2, 3)),
             unsigned_message_id(&msg(1, 3, 3))
         );
+    }
+
+    #[test]
+    fn signed_ids_are_author_bytes_then_big_endian_seqno() {
+        // go-libp2p-pubsub: DefaultMsgIdFn = string(from) + string(seqno); js-libp2p's
+        // msgIdFnStrictSign is the same bytes.
+        let author = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let m = gossipsub::Message {
+            source: Some(author),
+            data: b"anything".to_vec(),
+            sequence_number: Some(0x0102_0304_0506_0708),
+            topic: gossipsub::TopicHash::from_raw("t"),
+        };
+        let mut want = author.to_bytes();
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(message_id(&m), MessageId::new(&want));
+        // Without author or number (anonymous mode) the payload names the message.
+        let unsigned = gossipsub::Message {
+            source: None,
+            sequence_number: None,
+            ..m
+        };
+        assert_eq!(message_id(&unsigned), unsigned_message_id(&unsigned));
     }
 
     #[tokio::test]

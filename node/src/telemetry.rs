@@ -84,7 +84,15 @@ impl Telemetry {
         peer_id: &str,
         timeline: &[StateChange],
     ) -> Result<Telemetry, String> {
-        let endpoint = traces_url(&tc.otlp_endpoint);
+        let base = match unix_socket(&tc.otlp_endpoint) {
+            Some(path) => {
+                let addr = forward_to_unix(path)
+                    .map_err(|e| format!("cannot forward OTLP to {path}: {e}"))?;
+                format!("http://{addr}")
+            }
+            None => tc.otlp_endpoint.clone(),
+        };
+        let endpoint = traces_url(&base);
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
@@ -347,6 +355,69 @@ pub fn traces_url(base: &str) -> String {
     }
 }
 
+/// The socket path of a `unix:/path` (or `unix:///path`) endpoint.
+fn unix_socket(endpoint: &str) -> Option<&str> {
+    let path = endpoint.strip_prefix("unix:")?;
+    Some(path.strip_prefix("//").unwrap_or(path)).filter(|p| !p.is_empty())
+}
+
+/// Listens on 127.0.0.1 (this node's own loopback, inside its network namespace) and forwards
+/// every connection to the Unix socket `path`: the OTLP exporter speaks HTTP over TCP only,
+/// while a socket file is reachable from any namespace. Runs on its own thread so that the
+/// exporter's flush never waits on the node's event loop. Returns `127.0.0.1:PORT`.
+fn forward_to_unix(path: &str) -> std::io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let path = std::path::PathBuf::from(path);
+    std::thread::Builder::new()
+        .name("otlp-forward".into())
+        .spawn(move || {
+            // Built here, not by the caller: a runtime must not be dropped in async code.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let rt = match rt {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no OTLP forwarding");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no OTLP forwarding");
+                        return;
+                    }
+                };
+                loop {
+                    let Ok((mut tcp, _)) = listener.accept().await else {
+                        // E.g. out of file descriptors: don't spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let path = path.clone();
+                    tokio::spawn(async move {
+                        match tokio::net::UnixStream::connect(&path).await {
+                            Ok(mut unix) => {
+                                let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                            }
+                            Err(e) => tracing::warn!(
+                                error = %e,
+                                socket = %path.display(),
+                                "cannot reach the trace collector"
+                            ),
+                        }
+                    });
+                }
+            })
+        })?;
+    Ok(addr)
+}
+
 fn system_time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
@@ -460,6 +531,40 @@ mod tests {
             traces_url("http://h:4318/v1/traces"),
             "http://h:4318/v1/traces"
         );
+    }
+
+    #[test]
+    fn unix_endpoints_name_a_socket_path() {
+        assert_eq!(unix_socket("unix:/tmp/o.sock"), Some("/tmp/o.sock"));
+        assert_eq!(unix_socket("unix:///tmp/o.sock"), Some("/tmp/o.sock"));
+        assert_eq!(unix_socket("unix:"), None);
+        assert_eq!(unix_socket("http://h:4318"), None);
+    }
+
+    /// Bytes written to the forwarder's TCP port reach the Unix socket and back.
+    #[tokio::test]
+    async fn the_forwarder_joins_tcp_to_the_unix_socket() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = std::env::temp_dir().join(format!("otlp-fwd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("o.sock");
+        let _ = std::fs::remove_file(&path);
+        let unix = tokio::net::UnixListener::bind(&path).unwrap();
+        let addr = forward_to_unix(path.to_str().unwrap()).unwrap();
+        assert!(addr.ip().is_loopback());
+        let echo = tokio::spawn(async move {
+            let (mut s, _) = unix.accept().await.unwrap();
+            let mut buf = [0u8; 5];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf).await.unwrap();
+        });
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        tcp.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello");
+        echo.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

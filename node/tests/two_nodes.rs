@@ -137,6 +137,21 @@ async fn scenario(variant: Variant) {
         assert_eq!(result.latency[0].origin_group, group, "{who}");
         let h = histogram::decode(&result.latency[0].hdr).unwrap();
         assert_eq!(h.len(), u64::from(MESSAGES), "{who}");
+        // Receive-time counts: every delivery once, in the origin's group, from the second of
+        // the other node's first publish on.
+        assert_eq!(result.received_over_time.len(), 1, "{who}");
+        let over_time = &result.received_over_time[0];
+        assert_eq!(over_time.origin_group, group, "{who}");
+        assert_eq!(
+            over_time.counts.iter().map(|&c| u64::from(c)).sum::<u64>(),
+            u64::from(MESSAGES),
+            "{who}"
+        );
+        let first_publish_ns = [&ra, &rb][other.index as usize].published[0].at_ns;
+        assert!(
+            over_time.start_unix_s >= first_publish_ns / 1_000_000_000,
+            "{who}"
+        );
         eprintln!(
             "{who}: one-hop latency p50 {} µs, max {} µs; peak RSS {} KiB, final RSS {} KiB, \
              cpu {} ms, bytes in/out {:?}/{:?}, router duplicates {:?}",

@@ -11,6 +11,9 @@
 //!                       - bad-histogram: the result's latency histograms are not HDR
 //!                       - malformed-state: right after `listening`, a `state` message with
 //!                         a state that does not exist
+//!                       - swallow-ack:<op>:<n>: the ack of the n-th command `<op>` (1-based,
+//!                         e.g. `swallow-ack:subscribe:2`) never reaches the orchestrator,
+//!                         so the node looks hung there while it still serves the channel
 //!   DOUBLE_FAULT_INDEX  only the node with this index misbehaves (default: every node)
 //!
 //!   cargo build --release -p orchestrator --example node-double
@@ -146,10 +149,38 @@ fn main() -> ExitCode {
     node.set_nonblocking(false).expect("blocking relay");
     let _ = node.set_nodelay(true);
 
-    // Orchestrator → node: verbatim.
-    let (mut up_r, mut node_w) = (upstream.split(), node.split());
+    // Orchestrator → node: verbatim, noting the ids of commands whose ack is to be dropped.
+    let swallowed = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let (up_r, mut node_w) = (upstream.split(), node.split());
+    let swallow = fault
+        .strip_prefix("swallow-ack:")
+        .and_then(|x| x.split_once(':'))
+        .map(|(op, n)| (op.to_string(), n.parse::<u32>().unwrap_or(1)));
+    let noted = swallowed.clone();
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut up_r, &mut node_w);
+        let mut seen = 0;
+        for line in BufReader::new(up_r).lines() {
+            let Ok(line) = line else { break };
+            if let Some((op, n)) = &swallow
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["type"] == "command"
+                && v["cmd"]["op"] == op.as_str()
+            {
+                seen += 1;
+                if seen == *n
+                    && let Some(id) = v["id"].as_u64()
+                {
+                    noted.lock().unwrap().insert(id);
+                }
+            }
+            if node_w
+                .write_all(line.as_bytes())
+                .and_then(|_| node_w.write_all(b"\n"))
+                .is_err()
+            {
+                break;
+            }
+        }
         node_w.shutdown_write();
     });
     // Node → orchestrator: with the fault.
@@ -158,6 +189,14 @@ fn main() -> ExitCode {
     let relay = std::thread::spawn(move || {
         for line in BufReader::new(node_r).lines() {
             let Ok(line) = line else { break };
+            if kind(&line) == "ack"
+                && serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v["id"].as_u64())
+                    .is_some_and(|id| swallowed.lock().unwrap().contains(&id))
+            {
+                continue;
+            }
             let mut out = vec![rewrite(&line, &fault, pid)];
             if fault == "malformed-state" && kind(&line) == "listening" {
                 out.push(r#"{"type":"state","state":"flying","at_ns":1}"#.to_string());

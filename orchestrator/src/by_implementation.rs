@@ -11,6 +11,7 @@
 
 use crate::aggregate::{dist, latency_of};
 use crate::record::{Dist, Latency, NodeRecord, RunRecord};
+use crate::report::doc::{Doc, Span, Table};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use testbed_contract::histogram;
@@ -307,91 +308,133 @@ fn contains(ranges: &[[u64; 2]], seq: u64) -> bool {
 
 /// The markdown section of report.md (empty when the record has no figures by implementation).
 pub fn render_markdown(record: &RunRecord) -> String {
-    use crate::report::{mib, ms};
-    use std::fmt::Write;
     let Some(b) = of_record(record) else {
         return String::new();
     };
-    let mut o = String::new();
-    let _ = writeln!(o, "\n## By implementation\n");
-    let _ = writeln!(
-        o,
-        "| implementation | nodes | version | peak RSS per node, median / max | final RSS median | CPU per node, median / max | published | received | duplicates (app / router) |\n|---|---|---|---|---|---|---|---|---|"
-    );
-    for f in &b.implementations {
-        let _ = writeln!(
-            o,
-            "| {} | {}{} | {} | {} / {} | {} | {:.3} s / {:.3} s | {} | {} | {} / {} |",
-            f.label,
-            f.nodes,
-            if f.nodes_failed > 0 {
-                format!(" (**{} failed**)", f.nodes_failed)
-            } else {
-                String::new()
-            },
-            f.version.as_deref().unwrap_or("n/a"),
-            mib(f.peak_rss_bytes.median),
-            mib(f.peak_rss_bytes.max),
-            mib(f.final_rss_bytes.median),
-            f.cpu_s.median,
-            f.cpu_s.max,
-            f.messages_published,
-            f.received,
-            f.duplicates,
-            f.router_duplicates.map_or("n/a".into(), |d| d.to_string()),
-        );
+    let mut doc = Doc::new("");
+    blocks(&b, &mut doc);
+    let md = crate::report::doc_md::render(&doc);
+    // Drop the empty title line the renderer starts with.
+    md.split_once('\n')
+        .map_or(md.clone(), |(_, rest)| rest.to_string())
+}
+
+/// Adds the section to report.html's document (nothing when one implementation ran).
+pub fn add_to(doc: &mut Doc, record: &RunRecord) {
+    if let Some(b) = of_record(record) {
+        blocks(&b, doc);
     }
+}
+
+/// The section as document blocks, shared by report.md and report.html.
+fn blocks(b: &ByImplementation, doc: &mut Doc) {
+    use crate::report::{mib, ms};
+    doc.h2("By implementation");
+    doc.table(Table {
+        head: [
+            "implementation",
+            "nodes",
+            "version",
+            "peak RSS per node, median / max",
+            "final RSS median",
+            "CPU per node, median / max",
+            "published",
+            "received",
+            "duplicates (app / router)",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: b
+            .implementations
+            .iter()
+            .map(|f| {
+                let nodes = Span::text(f.nodes.to_string());
+                vec![
+                    Span::text(f.label.clone()),
+                    if f.nodes_failed > 0 {
+                        Span::Strong(format!("{} ({} failed)", f.nodes, f.nodes_failed))
+                    } else {
+                        nodes
+                    },
+                    Span::text(f.version.as_deref().unwrap_or("n/a")),
+                    Span::text(format!(
+                        "{} / {}",
+                        mib(f.peak_rss_bytes.median),
+                        mib(f.peak_rss_bytes.max)
+                    )),
+                    Span::text(mib(f.final_rss_bytes.median)),
+                    Span::text(format!("{:.3} s / {:.3} s", f.cpu_s.median, f.cpu_s.max)),
+                    Span::text(f.messages_published.to_string()),
+                    Span::text(f.received.to_string()),
+                    Span::text(format!(
+                        "{} / {}",
+                        f.duplicates,
+                        f.router_duplicates.map_or("n/a".into(), |d| d.to_string())
+                    )),
+                ]
+            })
+            .collect(),
+    });
+
     let labels: Vec<&str> = b.implementations.iter().map(|f| f.label.as_str()).collect();
     let pair = |p: &str, r: &str| b.pairs.iter().find(|x| x.publisher == p && x.receiver == r);
-    let _ = writeln!(o, "\n### Delivery (publisher ↓ → receiver →)\n");
-    let _ = writeln!(o, "| publisher \\ receiver | {} |", labels.join(" | "));
-    let _ = writeln!(o, "|---|{}", "---|".repeat(labels.len()));
-    for p in &labels {
-        let cells: Vec<String> = labels
+    doc.h3("Delivery (publisher ↓, receiver →)");
+    let mut head = vec!["publisher / receiver".to_string()];
+    head.extend(labels.iter().map(|l| l.to_string()));
+    doc.table(Table {
+        head,
+        rows: labels
             .iter()
-            .map(|r| match pair(p, r) {
-                Some(x) if x.expected > 0 => format!(
-                    "{}{:.4}{} ({} / {})",
-                    if x.delivered < x.expected { "**" } else { "" },
-                    x.delivered as f64 / x.expected as f64,
-                    if x.delivered < x.expected { "**" } else { "" },
-                    x.delivered,
-                    x.expected
-                ),
-                _ => "–".into(),
+            .map(|p| {
+                let mut row = vec![Span::text(*p)];
+                row.extend(labels.iter().map(|r| match pair(p, r) {
+                    Some(x) if x.expected > 0 => {
+                        let ratio = format!("{:.4}", x.delivered as f64 / x.expected as f64);
+                        let counts = format!(" ({} / {})", x.delivered, x.expected);
+                        // A shortfall stands out; a Table cell holds one span.
+                        if x.delivered < x.expected {
+                            Span::Strong(format!("{ratio}{counts}"))
+                        } else {
+                            Span::text(format!("{ratio}{counts}"))
+                        }
+                    }
+                    _ => Span::text("–"),
+                }));
+                row
             })
-            .collect();
-        let _ = writeln!(o, "| {p} | {} |", cells.join(" | "));
-    }
-    let _ = writeln!(
-        o,
-        "\n### Latency (publisher → receiver)\n\n| publisher → receiver | p50 | p90 | p99 | max | samples |\n|---|---|---|---|---|---|"
-    );
-    for x in &b.pairs {
-        match &x.latency {
-            Some(l) => {
-                let _ = writeln!(
-                    o,
-                    "| {} → {} | {} | {} | {} | {} | {} |",
-                    x.publisher,
-                    x.receiver,
-                    ms(l.p50_ms),
-                    ms(l.p90_ms),
-                    ms(l.p99_ms),
-                    ms(l.max_ms),
-                    l.count
-                );
-            }
-            None => {
-                let _ = writeln!(
-                    o,
-                    "| {} → {} | n/a | n/a | n/a | n/a | 0 |",
-                    x.publisher, x.receiver
-                );
-            }
-        }
-    }
-    o
+            .collect(),
+    });
+
+    doc.h3("Latency (publisher → receiver)");
+    doc.table(Table {
+        head: [
+            "publisher → receiver",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+            "samples",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: b
+            .pairs
+            .iter()
+            .map(|x| {
+                let mut row = vec![Span::text(format!("{} → {}", x.publisher, x.receiver))];
+                match &x.latency {
+                    Some(l) => row.extend(
+                        [l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms]
+                            .map(|v| Span::text(ms(v)))
+                            .into_iter()
+                            .chain([Span::text(l.count.to_string())]),
+                    ),
+                    None => row.extend(["n/a", "n/a", "n/a", "n/a", "0"].map(Span::text)),
+                }
+                row
+            })
+            .collect(),
+    });
 }
 
 #[cfg(test)]
@@ -467,7 +510,9 @@ mod tests {
                 timeline: vec![],
                 last_snapshot: None,
                 slowest_traced_delivery: None,
+                received_over_time: vec![],
             }),
+            finish_info: None,
         }
     }
 

@@ -100,13 +100,27 @@ fn err<E: std::fmt::Debug>(title: &str) -> impl Fn(E) -> ChartError + '_ {
     }
 }
 
+/// A shaded span of a line chart's x axis, drawn behind the series with a label at its top
+/// left (e.g. a network partition over time).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+}
+
 /// Draws a line chart as an SVG document.
 pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
+    line_chart_with_bands(c, &[])
+}
+
+/// Draws a line chart with shaded x spans behind its series, as an SVG document.
+pub fn line_chart_with_bands(c: &LineChart, bands: &[Band]) -> Result<String, ChartError> {
     let mut svg = String::new();
     {
         let height = HEIGHT.max(130 + 22 * c.series.len() as u32);
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        draw_line_chart(&root, c).map_err(err(&c.title))?;
+        draw_line_chart(&root, c, bands).map_err(err(&c.title))?;
         root.present().map_err(err(&c.title))?;
     }
     Ok(svg)
@@ -114,7 +128,11 @@ pub fn line_chart(c: &LineChart) -> Result<String, ChartError> {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> DrawResult {
+fn draw_line_chart(
+    root: &DrawingArea<SVGBackend, Shift>,
+    c: &LineChart,
+    bands: &[Band],
+) -> DrawResult {
     root.fill(&WHITE)?;
     let (w, _) = root.dim_in_pixel();
     let (plot_area, legend_area) = root.split_horizontally(w - LEGEND_WIDTH);
@@ -155,6 +173,24 @@ fn draw_line_chart(root: &DrawingArea<SVGBackend, Shift>, c: &LineChart) -> Draw
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .draw()?;
+
+    // Bands under everything else, clipped to the plot.
+    for b in bands {
+        let (from, to) = (b.from.max(x0), b.to.min(x1));
+        if from >= to {
+            continue;
+        }
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(from, y0), (to, y1)],
+            RED.mix(0.10).filled(),
+        )))?;
+        let top = chart.backend_coord(&(from, y1));
+        root.draw(&Text::new(
+            b.label.clone(),
+            (top.0 + 4, top.1 + 4),
+            ("sans-serif", 12).into_font().color(&RGBColor(160, 40, 30)),
+        ))?;
+    }
 
     // x ticks where the data is, with the caller's labels.
     let grid = RGBColor(225, 225, 225);
@@ -470,6 +506,24 @@ mod tests {
         .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
         assert_eq!(svg.matches("series 1 &lt;&amp;&gt;").count(), 1);
+        let plain = LineChart {
+            title: "bands".into(),
+            x_label: "s".into(),
+            y_label: "n".into(),
+            x_ticks: vec![(0.0, "0".into()), (10.0, "10".into())],
+            y_from_zero: true,
+            series: vec![],
+            note: None,
+        };
+        let band = |from, to| Band {
+            from,
+            to,
+            label: "cut".into(),
+        };
+        let banded = line_chart_with_bands(&plain, &[band(2.0, 5.0), band(50.0, 60.0)]).unwrap();
+        // The band inside the axis is drawn and labelled; the one outside is not.
+        assert_eq!(banded.matches(">\ncut\n</text>").count(), 1, "{banded}");
+        assert!(banded.len() > line_chart(&plain).unwrap().len());
         let tl = timeline(&Timeline {
             title: "lifecycle".into(),
             x_label: "ms".into(),

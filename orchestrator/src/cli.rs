@@ -171,6 +171,11 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         } => {
             let mut loaded = plan::load(&path, &overrides(&set)?)?;
             telemetry.overrides().apply(&mut loaded.plan)?;
+            // The plan as run names the runner used: what a node is told (e.g. how it
+            // reaches the trace collector) depends on it.
+            if let Some(kind) = runner.and_then(crate::runner::RunnerChoice::kind) {
+                loaded.plan.runner = kind;
+            }
             let opts = RunOptions {
                 results_root: results,
                 programs: Programs::discover(node_bin, interop_dir),

@@ -147,6 +147,10 @@ pub struct Summary {
     /// Expected and delivered by publish time (seconds since the run started).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery_over_time: Vec<DeliveryBucket>,
+    /// First deliveries by receive time per group pair, with the network events on the same
+    /// axis; only with more than one group or timed network events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_over_time: Option<ReceivedOverTime>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
@@ -155,6 +159,75 @@ pub struct DeliveryBucket {
     pub to_s: f64,
     pub expected: u64,
     pub delivered: u64,
+}
+
+/// Deliveries by receive time: how many first deliveries each (origin group → receiver group)
+/// pair received in each bucket of seconds since `zero_unix_ns`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReceivedOverTime {
+    /// Time zero, ns since the Unix epoch: when the whole fleet had been launched (time zero
+    /// of the network events) or, when the runner did not record that, the first launch.
+    pub zero_unix_ns: u64,
+    /// `fleet_launched` or `first_launch`: which of the two `zero_unix_ns` is.
+    pub zero: String,
+    /// Width of a bucket in seconds: 1, more for runs too long for 600 buckets.
+    pub bucket_s: u64,
+    /// Per pair with at least one delivery: `counts[i]` deliveries received in
+    /// `[i·bucket_s, (i+1)·bucket_s)` seconds after time zero.
+    pub pairs: Vec<PairOverTime>,
+    /// Timed network events on the same axis, in time order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<AxisEvent>,
+    /// Spans during which a partition was in force.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cuts: Vec<Cut>,
+    /// Nodes that received messages but sent no receive-time counts (an implementation that
+    /// does not report them): their deliveries are missing from `pairs`.
+    #[serde(default)]
+    pub receivers_without_counts: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PairOverTime {
+    pub origin_group: String,
+    pub receiver_group: String,
+    pub counts: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AxisEvent {
+    /// Seconds after time zero.
+    pub at_s: f64,
+    /// `partition`, `heal` or `set_link`.
+    pub kind: String,
+    /// What it does, e.g. `partition cut: left | right`.
+    pub what: String,
+}
+
+/// A partition from the event that made it to the heal that undid it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Cut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The sets of groups cut from each other.
+    pub sides: Vec<Vec<String>>,
+    pub from_s: f64,
+    /// Absent: never healed during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_s: Option<f64>,
+}
+
+impl Cut {
+    /// Whether this cut separates the two groups.
+    pub fn separates(&self, a: &str, b: &str) -> bool {
+        let side = |g: &str| self.sides.iter().position(|s| s.iter().any(|x| x == g));
+        matches!((side(a), side(b)), (Some(x), Some(y)) if x != y)
+    }
+
+    /// Whether the cut was in force at some moment of `[from_s, to_s)`.
+    pub fn overlaps(&self, from_s: f64, to_s: f64) -> bool {
+        self.from_s < to_s && self.to_s.is_none_or(|end| end > from_s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,4 +298,8 @@ pub struct NodeRecord {
     pub last_snapshot: Option<Snapshot>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<NodeResult>,
+    /// The `finish` ack's `info`: counters the result has no field for (the contract's §5,
+    /// e.g. `malformed_payloads`, `clamped_latencies`, `router_failed_sends`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_info: Option<serde_json::Value>,
 }

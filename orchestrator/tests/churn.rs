@@ -156,38 +156,12 @@ async fn killed_peer_keeps_its_last_snapshot_and_is_removed_not_failed() {
     assert!(!md.contains("Why it did not pass"), "{md}");
 }
 
-/// Node processes of a run, by index, from the environment the runner gave them.
-fn run_processes(run_id: &str) -> BTreeMap<u32, u32> {
-    let want_run = format!("TESTBED_RUN_ID={run_id}");
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|s| s.trim_start().starts_with('Z'))
-        {
-            continue; // a zombie is gone, only not yet reaped
-        }
-        let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
-        if !vars.contains(&want_run.as_bytes()) {
-            continue;
-        }
-        let index = vars
-            .iter()
-            .find_map(|v| v.strip_prefix(b"TESTBED_NODE_INDEX="))
-            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
-        if let Some(i) = index {
-            out.insert(i, pid);
-        }
-    }
-    out
+/// Node processes of a run, by index.
+fn nodes_by_index(run_id: &str) -> BTreeMap<u32, u32> {
+    run_processes(run_id)
+        .into_iter()
+        .filter_map(|(pid, index)| Some((index?, pid)))
+        .collect()
 }
 
 /// While the run goes on, the first removed peer's process disappears.
@@ -230,7 +204,7 @@ fn removed_peer_process_is_really_gone() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut saw_victim = false;
     while !saw_victim && Instant::now() < deadline {
-        saw_victim = run_processes(&run_id).contains_key(&victim);
+        saw_victim = nodes_by_index(&run_id).contains_key(&victim);
         std::thread::sleep(Duration::from_millis(10));
     }
     // … until the live line counts a removal: `peers N (+added -removed)`.
@@ -250,7 +224,7 @@ fn removed_peer_process_is_really_gone() {
     // Its process goes away (SIGTERM, result, exit, reaped) while the others run on.
     let deadline = Instant::now() + Duration::from_secs(30);
     let (gone, others) = loop {
-        let procs = run_processes(&run_id);
+        let procs = nodes_by_index(&run_id);
         if !procs.contains_key(&victim) || Instant::now() > deadline {
             break (!procs.contains_key(&victim), procs.len());
         }
@@ -274,7 +248,7 @@ fn removed_peer_process_is_really_gone() {
         "a gracefully removed node sends its result"
     );
     assert!(
-        run_processes(&run_id).is_empty(),
+        nodes_by_index(&run_id).is_empty(),
         "no process outlives the run"
     );
 }

@@ -210,19 +210,19 @@ fn the_command_names_a_malformed_control_message_and_exits_1() {
     );
 }
 
-/// In a real run, node 2 sends a state that does not exist right after it listens: the run
-/// names node 2 and the malformed message, aborts the others (their results are kept), reaps
-/// every process and writes its reports.
-#[test]
-fn a_malformed_control_message_in_a_run_is_named_and_the_run_ends_cleanly() {
-    let tmp = tempfile::tempdir().unwrap();
-    let plan = tmp.path().join("malformed.yaml");
-    std::fs::write(
-        &plan,
-        "version: 1\nname: malformed\ntimeout: 2m\ngroups:\n  - id: peers\n    count: 4\nworkload:\n  - subscribe: {topics: [t]}\n  - publish: {topic: t, count: 5}\n  - settle: {}\n",
-    )
-    .unwrap();
-    let run_id = format!("malformed-{}", std::process::id());
+/// Runs `plan_text` (a plan named `name`) with node `index` behind the double breaking the
+/// contract with `fault`; returns the run's folder, its record and the run id. The run must end
+/// as a node failure (exit code 2).
+fn run_with_faulty_node(
+    tmp: &Path,
+    name: &str,
+    plan_text: &str,
+    fault: &str,
+    index: u32,
+) -> (PathBuf, RunRecord, String) {
+    let plan = tmp.join(format!("{name}.yaml"));
+    std::fs::write(&plan, plan_text).unwrap();
+    let run_id = format!("{name}-{}", std::process::id());
     let out = Command::new(orchestrator_bin())
         .args([
             "run",
@@ -232,12 +232,12 @@ fn a_malformed_control_message_in_a_run_is_named_and_the_run_ends_cleanly() {
             &run_id,
             "--results",
         ])
-        .arg(tmp.path().join("results"))
+        .arg(tmp.join("results"))
         .arg("--node-bin")
         .arg(double_bin())
         .env("DOUBLE_NODE_BIN", node_bin())
-        .env("DOUBLE_FAULT", "malformed-state")
-        .env("DOUBLE_FAULT_INDEX", "2")
+        .env("DOUBLE_FAULT", fault)
+        .env("DOUBLE_FAULT_INDEX", index.to_string())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -246,9 +246,24 @@ fn a_malformed_control_message_in_a_run_is_named_and_the_run_ends_cleanly() {
         Some(2),
         "exit code of a node failure; stderr: {stderr}"
     );
-
-    let dir = tmp.path().join("results/malformed").join(&run_id);
+    let dir = tmp.join("results").join(name).join(&run_id);
     let record: RunRecord = serde_json::from_str(&read(dir.join("run.json"))).unwrap();
+    (dir, record, run_id)
+}
+
+/// In a real run, node 2 sends a state that does not exist right after it listens: the run
+/// names node 2 and the malformed message, aborts the others (their results are kept), reaps
+/// every process and writes its reports.
+#[test]
+fn a_malformed_control_message_in_a_run_is_named_and_the_run_ends_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, record, run_id) = run_with_faulty_node(
+        tmp.path(),
+        "malformed",
+        "version: 1\nname: malformed\ntimeout: 2m\ngroups:\n  - id: peers\n    count: 4\nworkload:\n  - subscribe: {topics: [t]}\n  - publish: {topic: t, count: 5}\n  - settle: {}\n",
+        "malformed-state",
+        2,
+    );
     assert_eq!(record.outcome.status, Status::NodeFailed);
     let bad = &record.nodes[2];
     assert_eq!(bad.status, NodeStatus::Failed);
@@ -280,20 +295,40 @@ fn a_malformed_control_message_in_a_run_is_named_and_the_run_ends_cleanly() {
         "{md}"
     );
     // Every process (the doubles and the nodes behind them) is gone.
-    let want = format!("TESTBED_RUN_ID={run_id}");
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|s| s.trim_start().starts_with('Z'));
-        assert!(
-            zombie || !env.split(|b| *b == 0).any(|v| v == want.as_bytes()),
-            "pid {pid} outlived the run"
-        );
+    assert_run_gone(&run_id);
+}
+
+/// Node 1 never acknowledges its second `subscribe` (the double drops the ack) while it keeps
+/// serving the channel: the run names it hung, and the abort that ends the run reaches it too,
+/// so its partial result — the messages it received before — is kept and counted.
+#[test]
+fn a_hung_node_is_named_and_its_partial_result_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, record, _) = run_with_faulty_node(
+        tmp.path(),
+        "hung",
+        "version: 1\nname: hung\ntimeout: 2m\ngroups:\n  - id: peers\n    count: 3\nworkload:\n  - subscribe: {topics: [t]}\n  - publish: {topic: t, count: 4}\n  - settle: {}\n  - subscribe: {topics: [u], wait_mesh: false, mesh_timeout: 1s}\n",
+        "swallow-ack:subscribe:2",
+        1,
+    );
+    assert_eq!(record.outcome.status, Status::NodeFailed);
+    let hung = &record.nodes[1];
+    assert_eq!(hung.status, NodeStatus::Hung, "{:?}", hung.failure);
+    let why = hung.failure.as_deref().unwrap();
+    assert!(
+        why.contains("node 1") && why.contains("subscription"),
+        "{why}"
+    );
+    let result = hung
+        .result
+        .as_ref()
+        .expect("the hung node answered the abort with its result");
+    // 2 other publishers × 4 messages reached node 1 before it hung.
+    assert_eq!(result.received, 8, "{result:?}");
+    assert_eq!(record.summary.nodes_without_result, 0);
+    assert_eq!(record.summary.delivered, 3 * 2 * 4);
+    for n in record.nodes.iter().filter(|n| n.index != 1) {
+        assert_eq!(n.status, NodeStatus::Aborted, "node {}", n.index);
+        assert!(n.result.is_some(), "node {} kept its result", n.index);
     }
 }

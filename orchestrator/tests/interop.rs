@@ -55,26 +55,6 @@ fn require_interop_nodes(test: &str) -> bool {
     }
 }
 
-/// No process of the run (Rust binary, Go binary or `node …/main.js`) is left.
-fn assert_fleet_gone(run_id: &str) {
-    let want = format!("TESTBED_RUN_ID={run_id}");
-    let left: Vec<u32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            (!zombie && env.split(|b| *b == 0).any(|v| v == want.as_bytes())).then_some(pid)
-        })
-        .collect();
-    assert!(left.is_empty(), "node processes outlived the run: {left:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interop_plan_delivers_everything_between_every_implementation_pair() {
     if !require_interop_nodes("interop_plan_delivers_everything_between_every_implementation_pair")
@@ -95,7 +75,7 @@ async fn interop_plan_delivers_everything_between_every_implementation_pair() {
     let out = run_plan(&loaded, &opts, rx)
         .await
         .expect("the run completes");
-    assert_fleet_gone(opts.run_id.as_deref().unwrap());
+    assert_run_gone(opts.run_id.as_deref().unwrap());
 
     let r = &out.record;
     assert_eq!(r.outcome.status, Status::Passed, "{:?}", r.outcome.reasons);
@@ -160,6 +140,12 @@ async fn interop_plan_delivers_everything_between_every_implementation_pair() {
     assert!(
         md.contains("| js → rust |") && md.contains("| rust | 1.0000"),
         "{md}"
+    );
+    // report.html carries the same tables.
+    let html = read(out.dir.join("report.html"));
+    assert!(
+        html.contains("By implementation") && html.contains("js → rust"),
+        "report.html lacks the by-implementation section"
     );
     // Re-rendering from run.json alone gives the same report.
     let again = orchestrator::report::markdown::render(

@@ -77,6 +77,105 @@ async fn configured_latency_shows_in_measured_latency_and_nothing_is_left() {
     let _ = live;
 }
 
+/// Two groups publishing once a second, cut apart from 8 s to 14 s after the fleet was
+/// launched (the events' clock, which the receive-time view shares).
+const PARTITION: &str = "\
+version: 1
+name: partition
+runner: netns
+timeout: 3m
+groups:
+  - id: a
+    count: 3
+  - id: b
+    count: 3
+network:
+  default: { latency: 5ms }
+  events:
+    - { at: 8s, partition: { name: cut, groups: [[a], [b]] } }
+    - { at: 14s, heal: all }
+topology: { kind: full }
+workload:
+  - subscribe:
+      topics: [t]
+  - publish:
+      topic: t
+      count: 24
+      rate: 1
+  - settle: { timeout: 60s }
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_stops_cross_group_deliveries_until_the_heal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_text(PARTITION, &[], tmp.path()).await;
+    let r = &out.record;
+    assert_eq!(r.outcome.status, Status::Passed, "{:?}", r.outcome.reasons);
+    // TCP carries what the cut held back once it heals: in the end everything arrives.
+    assert_eq!(r.summary.delivery_ratio, Some(1.0));
+    let v = r
+        .summary
+        .received_over_time
+        .as_ref()
+        .expect("two groups: the receive-time view is recorded");
+    assert_eq!(v.zero, "fleet_launched");
+    assert_eq!(v.bucket_s, 1);
+    assert_eq!(v.cuts.len(), 1, "{:?}", v.cuts);
+    let cut = &v.cuts[0];
+    assert_eq!((cut.from_s, cut.to_s), (8.0, Some(14.0)));
+
+    // One bucket of slack at each edge: a node counts whole wall-clock seconds and the view
+    // places each second by its middle, so a delivery may sit up to half a second from its
+    // true time; and a message that crossed just before the cut is relayed inside the far
+    // side a moment later (still a cross-group delivery). Bucket j holds deliveries from
+    // about j − 0.5 to j + 1.5 s, so only buckets with [j − 1, j + 2] inside the cut must be
+    // empty across it: here 9 to 12.
+    let clean = (cut.from_s as usize + 1)..=(cut.to_s.unwrap() as usize - 2);
+    let in_window = |cross: bool| -> u64 {
+        v.pairs
+            .iter()
+            .filter(|p| (p.origin_group != p.receiver_group) == cross)
+            .flat_map(|p| p.counts.get(clean.clone()).unwrap_or_default())
+            .sum()
+    };
+    let zero = v.zero_unix_ns;
+    let published_in_window = r
+        .nodes
+        .iter()
+        .flat_map(|n| n.result.iter().flat_map(|x| &x.published))
+        .filter(|p| clean.contains(&((p.at_ns.saturating_sub(zero) / 1_000_000_000) as usize)))
+        .count();
+    assert!(
+        published_in_window > 0,
+        "the fleet was still setting up during the cut; nothing to check: {:?}",
+        r.phases
+    );
+    assert_eq!(
+        in_window(true),
+        0,
+        "no message crossed the cut in seconds {clean:?}: {:?}",
+        v.pairs
+    );
+    assert!(
+        in_window(false) > 0,
+        "messages inside each side kept arriving during the cut: {:?}",
+        v.pairs
+    );
+    let cross_after: u64 = v
+        .pairs
+        .iter()
+        .filter(|p| p.origin_group != p.receiver_group)
+        .flat_map(|p| p.counts.iter().skip(14))
+        .sum();
+    assert!(cross_after > 0, "after the heal messages crossed again");
+
+    let md = std::fs::read_to_string(out.dir.join("report.md")).unwrap();
+    assert!(md.contains("## Deliveries by receive time"), "{md}");
+    assert!(md.contains("partitioned: cut"), "{md}");
+    let html = std::fs::read_to_string(out.dir.join("report.html")).unwrap();
+    assert!(html.contains("Deliveries by receive time"));
+}
+
 /// `kill -9` of the orchestrator: the nodes die with it (parent-death signal) and their
 /// namespaces and TUN devices with them.
 #[test]
@@ -111,40 +210,22 @@ fn kill_9_of_the_orchestrator_leaves_nothing_behind() {
         }
     }
     // The fleet is publishing: note every node process and namespace of this run.
-    let want = format!("TESTBED_RUN_ID={run_id}");
-    let nodes: Vec<(u32, u64)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            env.split(|b| *b == 0)
-                .any(|v| v == want.as_bytes())
-                .then_some(pid)
-        })
-        .filter_map(|pid| Some((pid, netns_inode(pid)?)))
+    let nodes: Vec<(u32, u64)> = run_processes(&run_id)
+        .into_iter()
+        .filter_map(|(pid, _)| Some((pid, netns_inode(pid)?)))
         .collect();
     assert_eq!(nodes.len(), 6, "all six nodes run in namespaces");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // Wait (bounded) for the kernel to deliver the parent-death signals and reap.
-    let gone = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true)
-    };
     for _ in 0..100 {
-        if nodes.iter().all(|(pid, _)| gone(*pid)) {
+        if nodes.iter().all(|(pid, _)| exited(*pid)) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     for (pid, _) in &nodes {
-        assert!(gone(*pid), "node pid {pid} outlived the orchestrator");
+        assert!(exited(*pid), "node pid {pid} outlived the orchestrator");
     }
     let ours: BTreeSet<u64> = nodes.iter().map(|n| n.1).collect();
     let live = netsim::live_netns_inodes();
@@ -185,4 +266,64 @@ fn netns_plan_is_refused_without_privileges() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("netns runner cannot run here"), "{stderr}");
     assert!(!results.exists(), "nothing is written");
+}
+
+/// Nodes in namespaces cannot reach the orchestrator's loopback: they export traces through
+/// the embedded collector's Unix socket, and every delivery has its span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shaped_fleet_exports_traces_through_the_unix_socket() {
+    let plan = "\
+version: 1
+name: shaped-traces
+runner: netns
+timeout: 2m
+groups:
+  - id: a
+    count: 3
+network:
+  default: { latency: 3ms }
+workload:
+  - subscribe:
+      topics: [t]
+  - publish:
+      topic: t
+      count: 2
+      rate: 10
+  - settle: { timeout: 20s }
+telemetry:
+  traces: true
+  sample_ratio: 1.0
+  metrics_listen: \"off\"
+";
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_text(plan, &[], tmp.path()).await;
+    let r = &out.record;
+    assert_eq!(r.outcome.status, Status::Passed, "{:?}", r.outcome.reasons);
+    assert_eq!(r.summary.delivered, 3 * 2 * 2);
+    let traces = &r.extra["traces"];
+    assert_eq!(traces["collector"], "embedded");
+    let endpoint = traces["endpoint"].as_str().unwrap();
+    let socket = endpoint
+        .strip_prefix("unix:")
+        .unwrap_or_else(|| panic!("a unix endpoint, not {endpoint}"));
+    assert!(
+        !std::path::Path::new(socket).exists(),
+        "the socket file goes with the run"
+    );
+
+    let file: serde_json::Value = serde_json::from_str(&read(out.dir.join("traces.json"))).unwrap();
+    let spans: Vec<&serde_json::Value> = file["data"]
+        .as_array()
+        .expect("data: [traces]")
+        .iter()
+        .flat_map(|t| t["spans"].as_array().unwrap())
+        .collect();
+    let count = |op: &str| spans.iter().filter(|s| s["operationName"] == op).count() as u64;
+    assert_eq!(
+        count("deliver"),
+        r.summary.delivered,
+        "one span per delivery"
+    );
+    assert_eq!(count("publish"), r.summary.messages_published);
+    assert_eq!(count("lifecycle"), 3, "every node's lifecycle");
 }

@@ -27,19 +27,6 @@ workload:
   - settle: {}
 ";
 
-/// The pid of node `index` of run `run_id`, from the environment the runner gave it.
-fn find_node(run_id: &str, index: u32) -> Option<u32> {
-    let want_run = format!("TESTBED_RUN_ID={run_id}");
-    let want_index = format!("TESTBED_NODE_INDEX={index}");
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
-        (vars.contains(&want_run.as_bytes()) && vars.contains(&want_index.as_bytes()))
-            .then_some(pid)
-    })
-}
-
 #[test]
 fn killed_node_fails_the_run_by_name_and_keeps_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -114,19 +101,9 @@ fn killed_node_fails_the_run_by_name_and_keeps_the_rest() {
     for n in &record.nodes {
         let pid = n.pid.unwrap();
         assert!(
-            !std::path::Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid),
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || exited(pid),
             "node {} (pid {pid}) outlived the run",
             n.index
         );
     }
-}
-
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
 }

@@ -52,7 +52,7 @@ pub struct Network {
     /// `rtt` to itself is optional (default: the default profile's latency).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub regions: BTreeMap<String, Region>,
-    /// Timed changes, `at` counted from the start of the workload.
+    /// Timed changes, `at` counted from the moment the whole fleet has been launched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<NetworkEvent>,
 }
@@ -442,7 +442,7 @@ mod human_map {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkEvent {
-    /// When, counted from the start of the workload.
+    /// When, counted from the moment the whole fleet has been launched (before it connects).
     #[serde(with = "human")]
     pub at: Duration,
     /// Cut the listed sets of groups from each other (traffic inside a set, and traffic of

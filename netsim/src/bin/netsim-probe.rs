@@ -354,8 +354,36 @@ fn binomial_interval(n: u64, p: f64) -> (f64, f64) {
     ((p - 1.96 * sd).max(0.0), p + 1.96 * sd)
 }
 
+/// The page's title and where its figures come from: when, on what, under what load.
+fn bench_header(quick: bool) -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|x| x.1.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    let load = read("/proc/loadavg")
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string();
+    format!(
+        "# Network emulation accuracy\n\nWritten by `netsim-probe bench{}` (`target/release/netsim-probe bench --out docs/network-accuracy.md`, as root) on {} UTC: {cores} cores ({cpu}), kernel {kernel}, 1-minute load average {load} at the start. Every figure is measured by that run: two network namespaces with the shaper between them, measured with ping, TCP, iperf3 and UDP. [network-emulation.md](network-emulation.md) explains the shaper and what the figures mean.\n\n",
+        if quick { " --quick" } else { "" },
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .trim_end_matches('Z')
+            .replace('T', " "),
+    )
+}
+
 fn bench(quick: bool) -> Result<String, ProbeError> {
-    let mut md = String::new();
+    let mut md = bench_header(quick);
     let count = if quick { 30 } else { 200 };
     let _ = writeln!(
         md,

@@ -102,6 +102,7 @@ impl Node {
             timeline: self.life.timeline().to_vec(),
             last_snapshot: Some(last_snapshot),
             slowest_traced_delivery,
+            received_over_time: self.receiver.received_over_time(),
         };
         self.send(&NodeMsg::Result(Box::new(result)));
         if !self.tx.close(super::CLOSE_TIMEOUT).await {
@@ -159,6 +160,7 @@ pub(super) async fn end_before_swarm(
         timeline: life.timeline().to_vec(),
         last_snapshot: None,
         slowest_traced_delivery: None,
+        received_over_time: Vec::new(),
     })));
     tx.close(close_timeout).await;
     code

@@ -160,8 +160,9 @@ fn facts(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
     });
 }
 
-/// The 1-minute load average over the runs' starts: above the core count, other work
-/// competed with the fleets for the CPU and slowed them.
+/// The 1-minute load average over the runs' starts. It counts the sweep's own fleets too (a
+/// 20-process fleet keeps it near 20 while it runs, and the average decays over a minute), so
+/// only a load above the largest fleet plus the core count says that other work competed.
 fn load_text(rec: &BenchRecord) -> Span {
     let loads: Vec<f64> = rec.runs.iter().filter_map(|r| r.load_avg).collect();
     let Some(s) = Spread::of(&loads) else {
@@ -171,10 +172,15 @@ fn load_text(rec: &BenchRecord) -> Span {
         "1-minute load average median {:.1}, max {:.1} on {} cores",
         s.median, s.max, rec.host.cpus
     );
-    if s.median > rec.host.cpus as f64 {
-        Span::Strong(format!("{text}: other work competed with the fleets"))
+    let largest_fleet = rec.runs.iter().map(|r| r.figures.nodes).max().unwrap_or(0);
+    if s.median > f64::from(largest_fleet) + rec.host.cpus as f64 {
+        Span::Strong(format!(
+            "{text}: above the largest fleet ({largest_fleet} nodes) plus the cores, so other work competed with the fleets"
+        ))
     } else {
-        Span::text(text)
+        Span::text(format!(
+            "{text} (the sweep's own fleets, up to {largest_fleet} processes, count in it)"
+        ))
     }
 }
 

@@ -393,6 +393,7 @@ mod tests {
             }],
             last_snapshot: None,
             slowest_traced_delivery: None,
+            received_over_time: vec![],
         }
     }
 
@@ -414,6 +415,7 @@ mod tests {
             timeline: vec![],
             last_snapshot: None,
             result,
+            finish_info: None,
         }
     }
 

@@ -359,6 +359,7 @@ fn write_record(dir: &Path, status: Status) {
             timeline: vec![],
             last_snapshot: None,
             result: None,
+            finish_info: None,
         })
         .collect();
     let record = RunRecord {

@@ -37,8 +37,12 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(o, "| command | `{}` |", r.command.join(" "));
     if !r.outcome.reasons.is_empty() {
         let _ = writeln!(o, "\n## Why it did not pass\n");
-        for reason in &r.outcome.reasons {
+        let (shown, more) = super::shown_reasons(r);
+        for reason in shown {
             let _ = writeln!(o, "- {reason}");
+        }
+        if more > 0 {
+            let _ = writeln!(o, "- … and {more} more (run.json `outcome.reasons`)");
         }
     }
 
@@ -107,6 +111,27 @@ pub fn render(r: &RunRecord) -> String {
             "| deliveries to non-subscribers | {} | |",
             s.unexpected_deliveries
         );
+    }
+    // The finish acks' counters (run.json `nodes[].finish_info`): shown only when non-zero,
+    // as each one means a figure above left something out.
+    for (key, what) in [
+        (
+            "malformed_payloads",
+            "deliveries with a malformed payload (not counted)",
+        ),
+        (
+            "clamped_latencies",
+            "latencies clamped to 0 (received before their publish time)",
+        ),
+        (
+            "router_failed_sends",
+            "copies the router dropped (peer's send queue full)",
+        ),
+    ] {
+        let (total, nodes) = finish_counter(r, key);
+        if total > 0 {
+            let _ = writeln!(o, "| {what} | {total} | {nodes} nodes |");
+        }
     }
     let p = &s.peak_rss_bytes;
     let _ = writeln!(
@@ -238,6 +263,7 @@ pub fn render(r: &RunRecord) -> String {
             );
         }
     }
+    o.push_str(&super::receive_time::markdown(r));
 
     let failed: Vec<_> = r
         .nodes
@@ -273,6 +299,15 @@ pub fn render(r: &RunRecord) -> String {
         "\n---\nAll figures are measured in this run; `run.json` beside this file holds every node's raw result. See docs/report-format.md for how each figure is computed."
     );
     o
+}
+
+/// Sum of one finish-ack counter over the nodes, and how many nodes reported it non-zero.
+fn finish_counter(r: &RunRecord, key: &str) -> (u64, usize) {
+    r.nodes
+        .iter()
+        .filter_map(|n| n.finish_info.as_ref()?.get(key)?.as_u64())
+        .filter(|&v| v > 0)
+        .fold((0, 0), |(t, c), v| (t + v, c + 1))
 }
 
 fn count_publishers(r: &RunRecord) -> usize {

@@ -5,6 +5,7 @@ pub mod doc;
 pub mod doc_md;
 pub mod html;
 pub mod markdown;
+pub mod receive_time;
 pub mod run_html;
 
 use crate::record::RunRecord;
@@ -18,6 +19,17 @@ pub fn write_all(dir: &Path, record: &RunRecord) -> Result<()> {
     std::fs::write(dir.join("report.html"), run_html::render(record)?)
         .with_context(|| format!("writing {}/report.html", dir.display()))?;
     Ok(())
+}
+
+/// Reasons listed in "Why it did not pass"; a fleet failing as a whole (300 nodes with the
+/// same fault) would otherwise bury the page. run.json keeps every one.
+pub const REASONS_SHOWN: usize = 20;
+
+/// The reasons to list, and how many more there are.
+pub fn shown_reasons(r: &RunRecord) -> (&[String], usize) {
+    let all = &r.outcome.reasons;
+    let n = all.len().min(REASONS_SHOWN);
+    (&all[..n], all.len() - n)
 }
 
 /// `1234567` bytes → `1.18 MiB`.

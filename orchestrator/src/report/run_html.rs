@@ -105,13 +105,14 @@ pub fn build(r: &RunRecord) -> Result<Doc, ChartError> {
     });
     if !r.outcome.reasons.is_empty() {
         doc.h2("Why it did not pass");
-        doc.list(
-            r.outcome
-                .reasons
-                .iter()
-                .map(|x| vec![Span::text(x.clone())])
-                .collect(),
-        );
+        let (shown, more) = super::shown_reasons(r);
+        let mut items: Vec<Vec<Span>> = shown.iter().map(|x| vec![Span::text(x.clone())]).collect();
+        if more > 0 {
+            items.push(vec![Span::text(format!(
+                "… and {more} more (run.json outcome.reasons)"
+            ))]);
+        }
+        doc.list(items);
     }
 
     doc.h2("Charts");
@@ -131,6 +132,8 @@ pub fn build(r: &RunRecord) -> Result<Doc, ChartError> {
     }
 
     crate::churn::report::add_to(&mut doc, r)?;
+    crate::by_implementation::add_to(&mut doc, r);
+    super::receive_time::add_to(&mut doc, r)?;
 
     doc.h2("Phases");
     doc.table(Table {

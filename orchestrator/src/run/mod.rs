@@ -243,12 +243,20 @@ pub async fn run_plan(
     fleet.activity = "collection of results".into();
     fleet.finishing = true;
     let live: Vec<u32> = fleet.alive().map(|s| s.index).collect();
-    match &drive_result {
+    // Finish ids per node: the ack's info holds counters the result has no field for.
+    let mut finish_ids: BTreeMap<u32, u64> = BTreeMap::new();
+    // Who is asked for a result: on success the live nodes; on failure also nodes already
+    // marked hung (and still connected), whose partial result is worth having: a node that
+    // missed one command's deadline usually still answers an abort.
+    let asked: Vec<u32> = match &drive_result {
         Ok(()) => {
             progress.stage("collecting results", live.len() as u64);
             for &i in &live {
-                fleet.command(i, Command::Finish);
+                if let Some(id) = fleet.command(i, Command::Finish) {
+                    finish_ids.insert(i, id);
+                }
             }
+            live.clone()
         }
         Err(stop) => {
             let reason = match stop {
@@ -256,8 +264,25 @@ pub async fn run_plan(
                 Stop::Timeout => "the plan's timeout was reached",
                 Stop::Fault => "another node failed",
             };
-            progress.stage("aborting: collecting partial results", live.len() as u64);
-            for &i in &live {
+            let reachable: Vec<u32> = fleet
+                .nodes
+                .iter()
+                .filter(|s| {
+                    s.channel_open()
+                        && s.exit.is_none()
+                        && !s.removed
+                        && s.result.is_none()
+                        && s.fault
+                            .as_ref()
+                            .is_none_or(|(st, _)| *st == NodeStatus::Hung)
+                })
+                .map(|s| s.index)
+                .collect();
+            progress.stage(
+                "aborting: collecting partial results",
+                reachable.len() as u64,
+            );
+            for &i in &reachable {
                 fleet.send(
                     i,
                     OrchMsg::Abort {
@@ -265,13 +290,14 @@ pub async fn run_plan(
                     },
                 );
             }
+            reachable
         }
-    }
+    };
     let collect_until =
-        Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * live.len() as u64);
+        Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * asked.len() as u64);
     let _ = fleet
         .wait_until(collect_until, |f| {
-            live.iter().all(|&i| {
+            asked.iter().all(|&i| {
                 let s = &f.nodes[i as usize];
                 // An exit alone is not the end: the result may still be on its way through the
                 // control channel, which closes after the last line was read.
@@ -342,10 +368,22 @@ pub async fn run_plan(
             .filter_map(|s| Some((s.implementation.clone(), s.impl_version.clone()?)))
             .collect(),
     };
+    let finish_info: BTreeMap<u32, serde_json::Value> = finish_ids
+        .iter()
+        .filter_map(|(&i, &id)| {
+            let info = &fleet.ack(id)?.info;
+            info.as_object()
+                .is_some_and(|o| !o.is_empty())
+                .then(|| (i, info.clone()))
+        })
+        .collect();
     let nodes: Vec<NodeRecord> = fleet
         .nodes
         .into_iter()
-        .map(|s| node_record(s, &dir))
+        .map(|s| {
+            let info = finish_info.get(&s.index).cloned();
+            node_record(s, &dir, info)
+        })
         .collect();
     let mut record = RunRecord {
         schema: crate::record::RECORD_SCHEMA,
@@ -401,7 +439,7 @@ pub async fn run_plan(
     })
 }
 
-fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
+fn node_record(s: NodeSlot, dir: &RunDir, finish_info: Option<serde_json::Value>) -> NodeRecord {
     let (status, failure) = match s.fault {
         Some((st, why)) => (st, Some(why)),
         None if s.removed => (NodeStatus::Removed, None),
@@ -431,6 +469,7 @@ fn node_record(s: NodeSlot, dir: &RunDir) -> NodeRecord {
         timeline: s.timeline,
         last_snapshot: s.last_snapshot,
         result: s.result,
+        finish_info,
     }
 }
 

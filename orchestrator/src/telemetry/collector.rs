@@ -1,12 +1,19 @@
 //! The embedded OTLP/HTTP trace collector: started on 127.0.0.1 for each run whose plan turns
-//! traces on (and names no external collector). It accepts `POST /v1/traces` with protobuf
+//! traces on (and names no external collector), and also on a Unix socket when the nodes run
+//! in their own network namespaces. It accepts `POST /v1/traces` with protobuf
 //! (`application/x-protobuf`) or OTLP/JSON (`application/json`) bodies, keeps the spans in
 //! memory, and at the end of the run writes `traces.otlp.json` (OTLP/JSON, one `TracesData`
 //! document) and `traces.json` (the JSON Jaeger's UI loads, see [`super::jaeger`]).
 
-use super::http::{Handler, Request, Response, Server};
+use super::http::{MAX_BODY, Server};
 use super::jaeger;
 use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
 use prost::Message;
@@ -30,9 +37,11 @@ struct Store {
     rejected: u64,
 }
 
+type Shared = Arc<Mutex<Store>>;
+
 pub struct Collector {
     server: Server,
-    store: Arc<Mutex<Store>>,
+    store: Shared,
 }
 
 /// What the collector received, as recorded in run.json (`extra.traces.collector`).
@@ -45,19 +54,35 @@ pub struct CollectorStats {
 }
 
 impl Collector {
-    pub async fn start(bind: &str) -> Result<Collector> {
-        let store = Arc::new(Mutex::new(Store::default()));
-        let s = store.clone();
-        let handler: Handler = Arc::new(move |req| handle(&s, req));
-        let server = Server::start(bind, handler)
-            .await
-            .with_context(|| format!("starting the embedded OTLP collector on {bind}"))?;
+    /// Listens on `bind` (TCP) and, if given, on the Unix socket `unix_path`.
+    pub async fn start(bind: &str, unix_path: Option<&Path>) -> Result<Collector> {
+        let store = Shared::default();
+        let router = Router::new()
+            .route("/v1/traces", post(export).fallback(not_post))
+            .fallback(not_found)
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(store.clone());
+        let server =
+            Server::start(bind, unix_path, router)
+                .await
+                .with_context(|| match unix_path {
+                    Some(p) => format!(
+                        "starting the embedded OTLP collector on {bind} and {}",
+                        p.display()
+                    ),
+                    None => format!("starting the embedded OTLP collector on {bind}"),
+                })?;
         Ok(Collector { server, store })
     }
 
     /// The OTLP/HTTP base URL nodes export to.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.server.addr)
+    }
+
+    /// `unix:/path` of the collector's Unix socket, when it has one.
+    pub fn unix_endpoint(&self) -> Option<String> {
+        self.server.unix_endpoint()
     }
 
     /// Stops receiving and returns what arrived.
@@ -74,36 +99,44 @@ impl Collector {
     }
 }
 
-fn handle(store: &Mutex<Store>, req: Request) -> Response {
-    if req.path != "/v1/traces" {
-        return Response::text(
-            404,
-            format!(
-                "this is the pubsub-testbed OTLP collector: POST traces to /v1/traces, not {}",
-                req.path
-            ),
-        );
-    }
-    if req.method != "POST" {
-        return Response::text(405, "POST OTLP traces to /v1/traces");
-    }
-    if let Some(enc) = req
-        .header("content-encoding")
-        .filter(|e| !e.eq_ignore_ascii_case("identity"))
+async fn not_found(uri: Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!(
+            "this is the pubsub-testbed OTLP collector: POST traces to /v1/traces, not {}\n",
+            uri.path()
+        ),
+    )
+        .into_response()
+}
+
+async fn not_post() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        "POST OTLP traces to /v1/traces\n",
+    )
+        .into_response()
+}
+
+async fn export(State(store): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    // Our nodes do not compress; an exporter that does is told so rather than misread.
+    if let Some(enc) =
+        value(header::CONTENT_ENCODING).filter(|e| !e.eq_ignore_ascii_case("identity"))
     {
         store.lock().expect("collector store").rejected += 1;
-        return Response::text(
-            415,
-            format!("Content-Encoding {enc} is not supported: send uncompressed OTLP"),
-        );
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {enc} is not supported: send uncompressed OTLP\n"),
+        )
+            .into_response();
     }
-    let json = req
-        .header("content-type")
-        .is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+    let json = value(header::CONTENT_TYPE).is_some_and(|c| c.to_ascii_lowercase().contains("json"));
     let decoded = if json {
-        serde_json::from_slice::<ExportTraceServiceRequest>(&req.body).map_err(|e| e.to_string())
+        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|e| e.to_string())
     } else {
-        ExportTraceServiceRequest::decode(req.body.as_slice()).map_err(|e| e.to_string())
+        ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
     };
     let mut st = store.lock().expect("collector store");
     st.requests += 1;
@@ -111,7 +144,11 @@ fn handle(store: &Mutex<Store>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             st.rejected += 1;
-            return Response::text(400, format!("not an OTLP ExportTraceServiceRequest: {e}"));
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("not an OTLP ExportTraceServiceRequest: {e}\n"),
+            )
+                .into_response();
         }
     };
     for rs in export.resource_spans {
@@ -125,9 +162,13 @@ fn handle(store: &Mutex<Store>, req: Request) -> Response {
     }
     // An empty ExportTraceServiceResponse: full success.
     if json {
-        Response::new(200, "application/json", "{}")
+        ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
     } else {
-        Response::new(200, "application/x-protobuf", Vec::new())
+        (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            Bytes::new(),
+        )
+            .into_response()
     }
 }
 
@@ -151,6 +192,7 @@ mod tests {
     use super::*;
     use crate::telemetry::http::request;
     use opentelemetry_proto::tonic::trace::v1::{ScopeSpans, Span};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn export(n: usize) -> ExportTraceServiceRequest {
         ExportTraceServiceRequest {
@@ -175,7 +217,10 @@ mod tests {
 
     #[tokio::test]
     async fn accepts_protobuf_and_json_and_refuses_garbage() {
-        let c = Collector::start("127.0.0.1:0").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let c = Collector::start("127.0.0.1:0", Some(dir.path().join("otlp.sock").as_path()))
+            .await
+            .unwrap();
         let addr = c.endpoint().trim_start_matches("http://").to_owned();
         let pb = export(2).encode_to_vec();
         let (st, _) = request(&addr, "POST", "/v1/traces", "application/x-protobuf", &pb)
@@ -203,10 +248,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(st, 404);
+        let (st, _) = request(&addr, "GET", "/v1/traces", "text/plain", b"")
+            .await
+            .unwrap();
+        assert_eq!(st, 405);
+        // The same collector through its Unix socket (nodes in network namespaces).
+        let unix = c.unix_endpoint().expect("a unix socket");
+        let (st, _) = request(&unix, "POST", "/v1/traces", "application/x-protobuf", &pb)
+            .await
+            .unwrap();
+        assert_eq!(st, 200);
+        // Compressed bodies are refused, not misread.
+        let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        sock.write_all(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\nConnection: close\r\n\r\n\x1f\x8b",
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        sock.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 415"), "{out}");
         let (rs, stats) = c.finish();
-        assert_eq!(stats.spans, 5);
-        assert_eq!(stats.requests, 3);
-        assert_eq!(stats.rejected_requests, 1);
-        assert_eq!(rs.len(), 2);
+        assert_eq!(stats.spans, 7);
+        assert_eq!(stats.requests, 4);
+        assert_eq!(stats.rejected_requests, 2);
+        assert_eq!(rs.len(), 3);
     }
 }

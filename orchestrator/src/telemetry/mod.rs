@@ -13,16 +13,21 @@ pub mod jaeger;
 pub mod metrics;
 pub mod report;
 
+use self::http::Server;
 use crate::record::{NodeStatus, RunRecord};
 use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
 use collector::Collector;
-use http::{Handler, Response, Server};
 use metrics::LiveMetrics;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use testbed_contract::plan::{Plan, Telemetry, Traces};
+use testbed_contract::plan::{Plan, RunnerKind, Telemetry, Traces};
 use testbed_contract::protocol::{TracingConfig, hex, lifecycle_trace_id, node_service_name};
 
 /// Where the orchestrator serves `/metrics` unless told otherwise.
@@ -205,8 +210,17 @@ impl RunTelemetry {
         let tracing = if settings.traces.is_on() {
             let endpoint = match &settings.otlp_endpoint {
                 Some(e) => e.clone(),
+                None if plan.runner == RunnerKind::Netns => {
+                    // The orchestrator's loopback is not the nodes' (each has its own network
+                    // namespace); a socket file is reachable from every namespace.
+                    let c =
+                        Collector::start("127.0.0.1:0", Some(otlp_socket_path().as_path())).await?;
+                    let e = c.unix_endpoint().context("no unix socket")?;
+                    collector = Some(c);
+                    e
+                }
                 None => {
-                    let c = Collector::start("127.0.0.1:0").await?;
+                    let c = Collector::start("127.0.0.1:0", None).await?;
                     let e = c.endpoint();
                     collector = Some(c);
                     e
@@ -225,44 +239,23 @@ impl RunTelemetry {
             .metrics_listen
             .clone()
             .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.into());
-        let (server, metrics_url) = if listen == "off" {
-            (None, None)
-        } else {
-            let l = live.clone();
-            let handler: Handler = Arc::new(move |req| match req.path.as_str() {
-                // OpenMetrics for scrapers that ask for it (Prometheus does), else the classic
-                // text format.
-                "/metrics"
-                    if req
-                        .header("accept")
-                        .is_some_and(|a| a.contains("application/openmetrics-text")) =>
-                {
-                    Response::new(
-                        200,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        l.encode(),
-                    )
-                }
-                "/metrics" => Response::new(
-                    200,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    metrics::to_prometheus_text(&l.encode()),
-                ),
-                "/sd" => Response::new(200, "application/json", l.node_targets_json()),
-                _ => Response::new(
-                    200,
-                    "text/html; charset=utf-8",
-                    "<html><body><h1>pubsub-testbed</h1><p><a href=\"/metrics\">/metrics</a> (Prometheus) · <a href=\"/sd\">/sd</a> (http_sd targets of the nodes' own metrics)</p></body></html>",
-                ),
-            });
-            let s = Server::start(&listen, handler).await.with_context(|| {
+        let (server, metrics_url) =
+            if listen == "off" {
+                (None, None)
+            } else {
+                let router = Router::new()
+                    .route("/metrics", get(serve_metrics))
+                    .route("/sd", get(serve_sd))
+                    .fallback(serve_index)
+                    .with_state(live.clone());
+                let s = Server::start(&listen, None, router).await.with_context(|| {
                 format!(
                     "serving /metrics on {listen} (telemetry.metrics_listen / --metrics-listen)"
                 )
             })?;
-            let url = format!("http://{}/metrics", s.addr);
-            (Some(s), Some(url))
-        };
+                let url = format!("http://{}/metrics", s.addr);
+                (Some(s), Some(url))
+            };
         if !quiet {
             if let Some(u) = &metrics_url {
                 eprintln!("metrics: {u}");
@@ -364,6 +357,57 @@ impl RunTelemetry {
         drop(self.server.take());
         Ok(())
     }
+}
+
+/// `GET /metrics`: OpenMetrics for scrapers that ask for it (Prometheus does), else the
+/// classic text format.
+async fn serve_metrics(State(live): State<Arc<LiveMetrics>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            live.encode(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            metrics::to_prometheus_text(&live.encode()),
+        )
+            .into_response()
+    }
+}
+
+/// `GET /sd`: Prometheus HTTP service discovery of the nodes' own metrics endpoints.
+async fn serve_sd(State(live): State<Arc<LiveMetrics>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        live.node_targets_json(),
+    )
+        .into_response()
+}
+
+async fn serve_index() -> Html<&'static str> {
+    Html(
+        "<html><body><h1>pubsub-testbed</h1><p><a href=\"/metrics\">/metrics</a> (Prometheus) · <a href=\"/sd\">/sd</a> (http_sd targets of the nodes' own metrics)</p></body></html>",
+    )
+}
+
+/// Where a netns run's collector listens: the temp dir under a short, unique name, as Unix
+/// socket paths are limited to 108 bytes (the results folder may be deep).
+fn otlp_socket_path() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ptb-{}-otlp-{n}.sock", std::process::id()))
 }
 
 /// The slowest traced delivery: from the nodes' results when they name one (works with an

@@ -68,19 +68,59 @@ pub async fn run_text(
     out
 }
 
+/// Whether `pid` has exited: gone, or a zombie (exited, not yet reaped by its parent).
+pub fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
+}
+
+/// The live processes of run `run_id` — every process the runner started carries
+/// `TESTBED_RUN_ID` in its environment — as (pid, `TESTBED_NODE_INDEX` where set).
+pub fn run_processes(run_id: &str) -> Vec<(u32, Option<u32>)> {
+    let want = format!("TESTBED_RUN_ID={run_id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+            if !vars.contains(&want.as_bytes()) || exited(pid) {
+                return None;
+            }
+            let index = vars
+                .iter()
+                .find_map(|v| v.strip_prefix(b"TESTBED_NODE_INDEX="))
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+            Some((pid, index))
+        })
+        .collect()
+}
+
+/// The pid of node `index` of run `run_id`, while it runs.
+pub fn find_node(run_id: &str, index: u32) -> Option<u32> {
+    run_processes(run_id)
+        .into_iter()
+        .find_map(|(pid, i)| (i == Some(index)).then_some(pid))
+}
+
+/// No process of run `run_id` is left.
+pub fn assert_run_gone(run_id: &str) {
+    let left = run_processes(run_id);
+    assert!(left.is_empty(), "processes outlived the run: {left:?}");
+}
+
 /// Every node process of the run is gone (pids from run.json, checked against /proc).
 pub fn assert_no_node_left(out: &RunOutput) {
     for n in &out.record.nodes {
         if let Some(pid) = n.pid {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
             assert!(
                 cmdline.is_empty()
-                    || zombie
+                    || exited(pid)
                     || !String::from_utf8_lossy(&cmdline).contains("pubsub-node"),
                 "node {} (pid {pid}) outlived the run",
                 n.index
