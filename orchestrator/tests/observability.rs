@@ -206,6 +206,12 @@ async fn one_message_is_one_trace_with_a_delivery_span_per_receiver() {
         report.contains("Slowest traced delivery") && report.contains(slow),
         "{report}"
     );
+    // report.html names it too.
+    let html = read(out.dir.join("report.html"));
+    assert!(
+        html.contains("Slowest traced delivery") && html.contains(slow),
+        "report.html lacks the trace links"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,6 +158,7 @@ pub fn build(r: &RunRecord) -> Result<Doc, ChartError> {
             })
             .collect(),
     });
+    crate::telemetry::report::add_to(&mut doc, r);
     doc.para(vec![
         Span::text("Rendered from "),
         Span::Code("run.json".into()),

@@ -1,12 +1,26 @@
 //! The report's "Traces and metrics" section: where the traces are, and the trace ids a person
-//! wants to open first (the slowest traced delivery, each failed node's lifecycle).
+//! wants to open first (the slowest traced delivery, each failed node's lifecycle). Built once
+//! as document blocks, rendered into report.md and report.html alike.
 
 use super::{MetricsSection, TracesSection};
 use crate::record::RunRecord;
-use std::fmt::Write;
+use crate::report::doc::{Doc, Span};
 
 /// Markdown for report.md; empty when the run recorded neither traces nor metrics.
 pub fn markdown(r: &RunRecord) -> String {
+    let mut doc = Doc::new("");
+    if !add_to(&mut doc, r) {
+        return String::new();
+    }
+    let md = crate::report::doc_md::render(&doc);
+    // Drop the empty title line the renderer starts with.
+    md.split_once('\n')
+        .map_or(md.clone(), |(_, rest)| rest.to_string())
+}
+
+/// Adds the section to a report document; false (nothing added) when the run recorded
+/// neither traces nor metrics.
+pub fn add_to(doc: &mut Doc, r: &RunRecord) -> bool {
     let traces: Option<TracesSection> = r
         .extra
         .get("traces")
@@ -16,9 +30,9 @@ pub fn markdown(r: &RunRecord) -> String {
         .get("metrics")
         .and_then(|v| serde_json::from_value(v.clone()).ok());
     if traces.is_none() && metrics.is_none() {
-        return String::new();
+        return false;
     }
-    let mut o = String::from("\n## Traces and metrics\n\n");
+    doc.h2("Traces and metrics");
     match &traces {
         Some(t) => {
             let ratio = if t.sample_ratio >= 1.0 {
@@ -32,75 +46,84 @@ pub fn markdown(r: &RunRecord) -> String {
             };
             if t.collector == "embedded" {
                 let (spans, n_traces) = t.facts.as_ref().map_or((0, 0), |f| (f.spans, f.traces));
-                let _ = writeln!(
-                    o,
-                    "Traces: {ratio} traced, lifecycles always; the embedded collector received {spans} spans in {n_traces} traces: [traces.json](traces.json) (Jaeger UI → Search → JSON File), [traces.otlp.json](traces.otlp.json) (OTLP/JSON)."
-                );
+                doc.para(vec![
+                    Span::text(format!(
+                        "Traces: {ratio} traced, lifecycles always; the embedded collector received {spans} spans in {n_traces} traces: "
+                    )),
+                    Span::Link("traces.json".into(), "traces.json".into()),
+                    Span::text(" (Jaeger UI → Search → JSON File), "),
+                    Span::Link("traces.otlp.json".into(), "traces.otlp.json".into()),
+                    Span::text(" (OTLP/JSON)."),
+                ]);
                 if let Some(rx) = &t.received
                     && (rx.dropped_spans > 0 || rx.rejected_requests > 0)
                 {
-                    let _ = writeln!(
-                        o,
-                        "\n**Incomplete:** {} spans dropped (collector limit), {} requests rejected.",
-                        rx.dropped_spans, rx.rejected_requests
-                    );
+                    doc.para(vec![
+                        Span::Strong("Incomplete:".into()),
+                        Span::text(format!(
+                            " {} spans dropped (collector limit), {} requests rejected.",
+                            rx.dropped_spans, rx.rejected_requests
+                        )),
+                    ]);
                 }
             } else {
-                let _ = writeln!(
-                    o,
+                doc.text(format!(
                     "Traces: {ratio} traced, lifecycles always; exported to the external collector at {}.",
                     t.endpoint
-                );
+                ));
             }
-            let _ = writeln!(o);
+            let mut items = Vec::new();
             match &t.slowest_delivery {
                 Some(d) => {
                     let msg = match (d.origin, d.seq) {
                         (Some(o), Some(s)) => format!("message {s} of node {o}"),
                         _ => "a message".into(),
                     };
-                    let _ = writeln!(
-                        o,
-                        "- Slowest traced delivery: {:.3} ms, {msg} to {} — trace `{}`",
-                        d.latency_ms, d.receiver, d.trace_id
-                    );
+                    items.push(vec![
+                        Span::text(format!(
+                            "Slowest traced delivery: {:.3} ms, {msg} to {} — trace ",
+                            d.latency_ms, d.receiver
+                        )),
+                        Span::Code(d.trace_id.clone()),
+                    ]);
                 }
-                None => {
-                    let _ = writeln!(o, "- No traced delivery.");
-                }
+                None => items.push(vec![Span::text("No traced delivery.")]),
             }
             for n in &t.failed_lifecycles {
-                let _ = writeln!(
-                    o,
-                    "- Node {} ({}, {:?}): lifecycle trace `{}`",
-                    n.node, n.service, n.status, n.trace_id
-                );
+                items.push(vec![
+                    Span::text(format!(
+                        "Node {} ({}, {:?}): lifecycle trace ",
+                        n.node, n.service, n.status
+                    )),
+                    Span::Code(n.trace_id.clone()),
+                ]);
             }
+            doc.list(items);
         }
-        None => {
-            let _ = writeln!(
-                o,
-                "Traces: off (turn them on with `telemetry.traces: on` or `--traces on`)."
-            );
-        }
+        None => doc.para(vec![
+            Span::text("Traces: off (turn them on with "),
+            Span::Code("telemetry.traces: on".into()),
+            Span::text(" or "),
+            Span::Code("--traces on".into()),
+            Span::text(")."),
+        ]),
     }
     if let Some(m) = &metrics {
-        let _ = writeln!(
-            o,
-            "\nPrometheus metrics: final exposition in [{}]({}){}.",
-            m.file,
-            m.file,
-            m.url
-                .as_ref()
-                .map_or(String::new(), |u| format!("; served during the run at {u}"))
-        );
+        let mut spans = vec![
+            Span::text("Prometheus metrics: final exposition in "),
+            Span::Link(m.file.clone(), m.file.clone()),
+        ];
+        if let Some(u) = &m.url {
+            spans.push(Span::text(format!("; served during the run at {u}")));
+        }
+        spans.push(Span::text("."));
+        doc.para(spans);
         if !m.node_endpoints.is_empty() {
-            let _ = writeln!(
-                o,
+            doc.text(format!(
                 "Nodes served their own libp2p metrics ({} endpoints, listed in run.json).",
                 m.node_endpoints.len()
-            );
+            ));
         }
     }
-    o
+    true
 }
