@@ -15,7 +15,15 @@ use testbed_contract::plan::{EventAction, Metric, Network, Plan};
 use testbed_contract::results::{NodeResult, SeenFrom, Subscription};
 use tokio::time::Instant;
 
-pub fn fill(record: &mut RunRecord, plan: &Plan, log: &DriveLog, t0: Instant) {
+/// `events_zero_unix_ns`: the wall clock when the whole fleet had been launched, time zero of
+/// the timed network events and of the receive-time view.
+pub fn fill(
+    record: &mut RunRecord,
+    plan: &Plan,
+    log: &DriveLog,
+    t0: Instant,
+    events_zero_unix_ns: u64,
+) {
     let group_names: Vec<String> = plan.groups.iter().map(|g| g.id.clone()).collect();
     let (summary, pairs) = summarize(&record.nodes, &group_names);
     record.summary = summary;
@@ -30,7 +38,8 @@ pub fn fill(record: &mut RunRecord, plan: &Plan, log: &DriveLog, t0: Instant) {
     }
     let events = plan.network.as_ref().filter(|n| !n.events.is_empty());
     if group_names.len() > 1 || events.is_some() {
-        record.summary.received_over_time = receive_view(record, &group_names, events, t0);
+        record.summary.received_over_time =
+            receive_view(record, &group_names, events, events_zero_unix_ns);
     }
     let s = &mut record.summary;
     s.launch_to_ready_ms = log
@@ -247,36 +256,16 @@ pub fn delivery_over_time(nodes: &[NodeRecord], start_ns: u64) -> Vec<DeliveryBu
 const MAX_RECEIVE_BUCKETS: u64 = 600;
 
 /// The receive-time view of a finished run, on the network events' clock: time zero is when
-/// the whole fleet had been launched (the netns runner records its wall clock), else the
-/// first launch (`t0`, the same instant the phases are timed from).
+/// the whole fleet had been launched, `zero_unix_ns` on the wall clock.
 fn receive_view(
     record: &RunRecord,
     group_names: &[String],
     network: Option<&Network>,
-    t0: Instant,
+    zero_unix_ns: u64,
 ) -> Option<ReceivedOverTime> {
-    let fleet_launched = record
-        .extra
-        .get("shaper")
-        .and_then(|s| s.get(crate::runner::netns::EVENTS_ZERO_KEY))
-        .and_then(|v| v.as_u64());
-    let (zero_unix_ns, zero) = match fleet_launched {
-        Some(ns) => (ns, "fleet_launched"),
-        None => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            (
-                now.saturating_sub(t0.elapsed().as_nanos() as u64),
-                "first_launch",
-            )
-        }
-    };
     let mut view = received_over_time(&record.nodes, group_names, zero_unix_ns)?;
-    view.zero = zero.into();
-    // The events' `at` counts from the fleet's launch: without that instant they cannot be
-    // placed on this axis.
-    if let (Some(net), Some(_)) = (network, fleet_launched) {
+    view.zero = "fleet_launched".into();
+    if let Some(net) = network {
         let end_s = chrono::DateTime::parse_from_rfc3339(&record.finished_at)
             .ok()
             .and_then(|t| t.timestamp_nanos_opt())

@@ -166,9 +166,10 @@ pub struct DeliveryBucket {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReceivedOverTime {
     /// Time zero, ns since the Unix epoch: when the whole fleet had been launched (time zero
-    /// of the network events) or, when the runner did not record that, the first launch.
+    /// of the network events).
     pub zero_unix_ns: u64,
-    /// `fleet_launched` or `first_launch`: which of the two `zero_unix_ns` is.
+    /// `fleet_launched`; records from before the run recorded that instant for every runner
+    /// say `first_launch` (time zero was then the first launch).
     pub zero: String,
     /// Width of a bucket in seconds: 1, more for runs too long for 600 buckets.
     pub bucket_s: u64,

@@ -215,6 +215,10 @@ pub async fn run_plan(
     // Time zero of timed network events: the whole fleet has been launched.
     runner.workload_started();
     let events_zero_ms = t0.elapsed().as_secs_f64() * 1e3;
+    // The same instant on the wall clock, which the nodes' receive times are counted in.
+    let events_zero_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     let mut driver = Driver::new(plan, &mut fleet, &progress, t0);
     if let Some(prepared) = churn {
         let launcher = crate::churn::launcher::Launcher::new(
@@ -406,7 +410,7 @@ pub async fn run_plan(
         nodes,
         extra: runner_report.into_iter().collect(),
     };
-    aggregate::fill(&mut record, plan, &log, t0);
+    aggregate::fill(&mut record, plan, &log, t0, events_zero_unix_ns);
     if let Some(network) = &plan.network {
         record.extra.insert(
             "network".into(),

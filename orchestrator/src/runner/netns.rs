@@ -12,18 +12,12 @@ use std::time::Duration;
 use testbed_contract::plan::Plan;
 use tokio::sync::watch;
 
-/// Key of `extra.shaper` holding the wall clock of the events' time zero (Unix ns).
-pub const EVENTS_ZERO_KEY: &str = "events_zero_unix_ns";
-
 pub struct NetnsRunner {
     exits: ExitSender,
     sim: Option<Netsim>,
     nets: HashMap<u32, NodeNet>,
     running: HashMap<u32, (u32, watch::Receiver<bool>)>,
     stats: Option<serde_json::Value>,
-    /// Wall clock (ns since the Unix epoch) at time zero of the timed events, so the report
-    /// can put the nodes' receive times and the events on one axis.
-    events_zero_unix_ns: Option<u64>,
 }
 
 impl NetnsRunner {
@@ -44,7 +38,6 @@ impl NetnsRunner {
             nets: HashMap::new(),
             running: HashMap::new(),
             stats: None,
-            events_zero_unix_ns: None,
         })
     }
 
@@ -102,14 +95,8 @@ impl Runner for NetnsRunner {
 
     fn workload_started(&mut self) {
         if let Some(sim) = &self.sim {
-            match sim.start_events() {
-                Ok(()) => {
-                    self.events_zero_unix_ns = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_nanos() as u64);
-                }
-                Err(e) => tracing::warn!("cannot start the network events: {e}"),
+            if let Err(e) = sim.start_events() {
+                tracing::warn!("cannot start the network events: {e}");
             }
         }
     }
@@ -126,10 +113,6 @@ impl Runner for NetnsRunner {
     }
 
     fn report(&mut self) -> Option<(String, serde_json::Value)> {
-        let mut stats = self.stats.take()?;
-        if let (Some(zero), Some(obj)) = (self.events_zero_unix_ns, stats.as_object_mut()) {
-            obj.insert(EVENTS_ZERO_KEY.into(), zero.into());
-        }
-        Some(("shaper".to_string(), stats))
+        self.stats.take().map(|s| ("shaper".to_string(), s))
     }
 }
