@@ -94,10 +94,10 @@ impl Runner for NetnsRunner {
     }
 
     fn workload_started(&mut self) {
-        if let Some(sim) = &self.sim {
-            if let Err(e) = sim.start_events() {
-                tracing::warn!("cannot start the network events: {e}");
-            }
+        if let Some(sim) = &self.sim
+            && let Err(e) = sim.start_events()
+        {
+            tracing::warn!("cannot start the network events: {e}");
         }
     }
 
