@@ -7,7 +7,7 @@ use crate::core::{Action, Core, CoreStats, GroupIdx, Nanos, NodeId};
 use crate::error::NetsimError;
 use crate::netns::{self, Addressing, NodeNet, TunSettings};
 use crate::sys;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -67,7 +67,7 @@ impl NetsimConfig {
 pub const DEFAULT_SPIN_US: u64 = 60;
 
 /// How late packets were written compared with their scheduled release time.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Lateness {
     pub count: u64,
     pub mean_ns: u64,
@@ -119,7 +119,7 @@ impl LatenessHist {
 }
 
 /// Counters of the shaper (the core's and the edge's own).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct NetsimStats {
     pub core: CoreStats,
     /// Packets read from TUN devices.

@@ -1,21 +1,23 @@
-//! Command line: parse flags, call into the modules, turn outcomes into exit codes.
-//! Exit codes: 0 passed, 1 assertion failed, 2 node failed, 3 timeout, 4 error,
-//! 64 invalid plan or usage, 130 interrupted.
+//! Command line: parse flags, call into the modules, turn outcomes into exit codes
+//! ([`crate::exit`]). `orchestrator run` goes to [`crate::run::run_plan`], `bench` to
+//! [`crate::bench`], `conformance` to [`crate::conformance`], `k8s` to `crate::k8s`,
+//! `report` to [`crate::report`].
 
-use crate::plan;
+use crate::exit::EXIT_INVALID;
+use crate::plan::{self, Overrides, RunnerChoice, TelemetryOverrides};
 use crate::record::Status;
+use crate::record::store;
 use crate::report;
-use crate::results_dir;
 use crate::run::{self, RunOptions};
 use crate::runner::program::Programs;
+use crate::signals;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio::sync::watch;
-
-pub const EXIT_INVALID: u8 = 64;
+use std::time::Duration;
+use testbed_contract::plan::Traces;
 
 #[derive(Parser)]
 #[command(
@@ -57,13 +59,13 @@ enum Cmd {
         /// Runner instead of the plan's `runner:`; `external` starts no node: the nodes are
         /// started elsewhere (e.g. a Kubernetes Job) and dial --control-listen.
         #[arg(long, value_enum)]
-        runner: Option<crate::runner::RunnerChoice>,
+        runner: Option<RunnerChoice>,
         /// TCP address of the control server (default 127.0.0.1 on a free port), e.g.
         /// `0.0.0.0:7000` in a coordinator pod.
         #[arg(long, value_name = "ADDR")]
         control_listen: Option<String>,
         #[command(flatten)]
-        telemetry: crate::telemetry::TelemetryArgs,
+        telemetry: TelemetryArgs,
     },
     /// Write a Grafana dashboard (JSON) for the metrics `run` serves at /metrics.
     GrafanaDashboard {
@@ -96,6 +98,43 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// `orchestrator run` flags over the plan's `telemetry:` section.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TelemetryArgs {
+    /// Traces from every node: `on` or `off` (overrides `telemetry.traces`).
+    #[arg(long, value_parser = ["on", "off"])]
+    pub traces: Option<String>,
+    /// Fraction of published messages traced, 0..=1 (overrides `telemetry.sample_ratio`).
+    #[arg(long, value_name = "RATIO")]
+    pub sample_ratio: Option<f64>,
+    /// Nodes export traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) instead
+    /// of the embedded one; turns traces on.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics during the run (`off`: don't);
+    /// default 127.0.0.1 on a free port, printed at the start.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Keep serving /metrics this long after the run (e.g. `30s`) for a last scrape.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub metrics_linger: Option<Duration>,
+}
+
+impl TelemetryArgs {
+    pub fn overrides(&self) -> TelemetryOverrides {
+        TelemetryOverrides {
+            traces: self
+                .traces
+                .as_deref()
+                .map(|t| if t == "on" { Traces::On } else { Traces::Off }),
+            sample_ratio: self.sample_ratio,
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            metrics_listen: self.metrics_listen.clone(),
+            metrics_linger: self.metrics_linger,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -169,13 +208,16 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             control_listen,
             telemetry,
         } => {
-            let mut loaded = plan::load(&path, &overrides(&set)?)?;
-            telemetry.overrides().apply(&mut loaded.plan)?;
-            // The plan as run names the runner used: what a node is told (e.g. how it
-            // reaches the trace collector) depends on it.
-            if let Some(kind) = runner.and_then(crate::runner::RunnerChoice::kind) {
-                loaded.plan.runner = kind;
-            }
+            // The overrides are part of the plan as validated: `--runner local` for a plan
+            // with shaped links is refused like `runner: local` would be.
+            let loaded = plan::load_with(
+                &path,
+                &Overrides {
+                    params: overrides(&set)?,
+                    runner,
+                    telemetry: telemetry.overrides(),
+                },
+            )?;
             let opts = RunOptions {
                 results_root: results,
                 programs: Programs::discover(node_bin, interop_dir),
@@ -185,7 +227,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 runner,
                 control_listen,
             };
-            let out = run::run_plan(&loaded, &opts, interrupt_flag()).await?;
+            let out = run::run_plan(&loaded, &opts, signals::stop_flag()).await?;
             if json {
                 println!(
                     "{}",
@@ -201,7 +243,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             }
             Ok(ExitCode::from(out.record.outcome.status.exit_code() as u8))
         }
-        Cmd::Bench(args) => crate::bench::cli::run(args, interrupt_flag()).await,
+        Cmd::Bench(args) => crate::bench::cli::run(args, signals::stop_flag()).await,
         Cmd::Conformance(args) => crate::conformance::cli(args).await,
         Cmd::GrafanaDashboard { out } => {
             let text = serde_json::to_string_pretty(&crate::telemetry::grafana::dashboard())?;
@@ -235,7 +277,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Cmd::Report { dir } => {
-            let record = results_dir::read_record(&dir)?;
+            let record = store::read_record(&dir)?;
             report::write_all(&dir, &record)?;
             println!("{}", dir.join("report.md").display());
             Ok(ExitCode::SUCCESS)
@@ -262,30 +304,4 @@ fn print_summary(out: &run::RunOutput) {
         report::mib(s.peak_rss_bytes.max),
     );
     println!("  report: {}", out.dir.join("report.md").display());
-}
-
-/// Becomes true on SIGINT or SIGTERM; the run then stops the fleet and writes what it has.
-pub fn interrupt_flag() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        eprintln!("interrupted: stopping the fleet and writing partial results (again to force)");
-        let _ = tx.send(true);
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        std::process::exit(130);
-    });
-    rx
 }

@@ -1,9 +1,33 @@
-//! What a person sees while a run goes: one progress bar that names the stage, and one line
-//! per finished phase. Silent with `--quiet`; without a terminal, only the phase lines.
+//! What a person sees while the orchestrator works, on stderr: for a run ([`Progress`]) one
+//! bar that names the stage and one line per finished phase; for a bench ([`RunsProgress`])
+//! one bar over all its runs with an ETA. Silent with `--quiet`; without a terminal, lines
+//! only.
 
 use crate::record::PhaseRecord;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::time::Instant;
+
+/// A bar on stderr when it is a terminal.
+fn bar(template: &'static str, len: u64, hz: u8) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr_with_hz(hz));
+        b.set_style(
+            ProgressStyle::with_template(template)
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// A line above the bar, or on stderr without one.
+fn line(bar: &Option<ProgressBar>, s: String) {
+    match bar {
+        Some(b) => b.println(s),
+        None => eprintln!("{s}"),
+    }
+}
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -19,17 +43,11 @@ impl Progress {
             };
         }
         eprintln!("run {plan}/{run_id}");
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(5));
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} {msg:<28} [{bar:30}] {pos}/{len}",
-                )
-                .expect("static template")
-                .progress_chars("=> "),
-            );
-            b
-        });
+        let bar = bar(
+            "{spinner} {elapsed_precise} {msg:<28} [{bar:30}] {pos}/{len}",
+            0,
+            5,
+        );
         Progress { bar, lines: true }
     }
 
@@ -51,7 +69,7 @@ impl Progress {
         if !self.lines {
             return;
         }
-        let line = format!(
+        let text = format!(
             "  {:<11} {:>9.1} ms  {}{}",
             p.kind,
             p.duration_ms,
@@ -61,10 +79,7 @@ impl Progress {
                 .map(|n| format!("  ({n})"))
                 .unwrap_or_default()
         );
-        match &self.bar {
-            Some(b) => b.println(line),
-            None => eprintln!("{line}"),
-        }
+        line(&self.bar, text);
     }
 
     /// A line on stdout (the churn phase's live view), printed above the progress bar.
@@ -76,6 +91,77 @@ impl Progress {
         match &self.bar {
             Some(b) => b.suspend(|| println!("{line}")),
             None => println!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// One bar over all runs of a bench with an ETA; without a terminal, a line every 5%.
+pub struct RunsProgress {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    total: u64,
+    pos: std::cell::Cell<u64>,
+    started: Instant,
+}
+
+impl RunsProgress {
+    /// `done` of `total` runs are done already (a resumed bench).
+    pub fn new(quiet: bool, total: u64, done: u64) -> RunsProgress {
+        let bar = if quiet {
+            None
+        } else {
+            bar(
+                "{elapsed_precise} [{bar:32}] {pos}/{len} runs  ETA {eta}  {msg}",
+                total,
+                4,
+            )
+        };
+        if let Some(b) = &bar {
+            b.set_position(done);
+            b.reset_eta();
+        }
+        RunsProgress {
+            bar,
+            quiet,
+            total,
+            pos: std::cell::Cell::new(done),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn line(&self, s: String) {
+        if !self.quiet {
+            line(&self.bar, s);
+        }
+    }
+
+    /// Names the run under way.
+    pub fn current(&self, what: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(what.to_string());
+        }
+    }
+
+    pub fn advance(&self) {
+        let pos = self.pos.get() + 1;
+        self.pos.set(pos);
+        if let Some(b) = &self.bar {
+            b.set_position(pos);
+        } else if !self.quiet {
+            let step = (self.total / 20).max(1);
+            if pos.is_multiple_of(step) || pos == self.total {
+                eprintln!(
+                    "  {pos}/{} runs, {:.0} s",
+                    self.total,
+                    self.started.elapsed().as_secs_f64()
+                );
+            }
         }
     }
 

@@ -240,3 +240,68 @@ fn run_refuses_a_bad_plan_and_starts_nothing() {
         "nothing may be written for an invalid plan"
     );
 }
+
+/// `--runner` is part of the plan as validated: `run regions.yaml --runner local` would run
+/// without shaping while the report showed the configured network, so it is refused like
+/// `runner: local` would be — naming the flag — and nothing is written.
+#[test]
+fn a_runner_override_the_plan_cannot_use_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let out = std::process::Command::new(orchestrator_bin())
+        .current_dir(workspace())
+        .args([
+            "run",
+            "testplans/regions.yaml",
+            "--runner",
+            "local",
+            "--results",
+        ])
+        .arg(&results)
+        .arg("--node-bin")
+        .arg(node_bin())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("testplans/regions.yaml:")
+            && stderr.contains("field `network`")
+            && stderr.contains("`--runner local`")
+            && stderr.contains("does not shape links"),
+        "{stderr}"
+    );
+    assert!(
+        !results.exists(),
+        "nothing may be written for a refused run"
+    );
+
+    // The same through the library; the plan's own runner is accepted.
+    let path = workspace().join("testplans/regions.yaml");
+    let local = plan::Overrides {
+        runner: Some(plan::RunnerChoice::Local),
+        ..plan::Overrides::default()
+    };
+    assert!(plan::load_with(&path, &local).is_err());
+    assert!(plan::load_with(&path, &plan::Overrides::default()).is_ok());
+}
+
+/// A telemetry flag is validated with the plan and named in the error.
+#[test]
+fn a_bad_telemetry_flag_is_refused_naming_it() {
+    let ov = plan::Overrides {
+        telemetry: plan::TelemetryOverrides {
+            sample_ratio: Some(2.0),
+            ..Default::default()
+        },
+        ..plan::Overrides::default()
+    };
+    let err = plan::load_text_with(Path::new("ok.yaml"), GOOD, &ov).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.contains("telemetry.sample_ratio")
+            && shown.contains("not a fraction")
+            && shown.contains("`--sample-ratio`"),
+        "{shown}"
+    );
+}

@@ -5,9 +5,9 @@
 
 mod support;
 
-use orchestrator::churn::accounting::ChurnSection;
-use orchestrator::churn::event_log::{EventRecord, Outcome, read_jsonl};
 use orchestrator::churn::schedule::Event;
+use orchestrator::record::churn_log::{EventRecord, Outcome, read_jsonl};
+use orchestrator::record::sections::ChurnSection;
 use orchestrator::record::{NodeStatus, RunRecord, Status};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -70,7 +70,10 @@ fn args_of(events: &[EventRecord]) -> Vec<(u64, u32, Event)> {
 }
 
 fn churn_of(r: &RunRecord) -> ChurnSection {
-    ChurnSection::of(r).expect("run.json has a churn section")
+    r.sections
+        .churn
+        .clone()
+        .expect("run.json has a churn section")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,9 +7,9 @@
 
 mod support;
 
-use orchestrator::by_implementation::{self, ByImplementation};
 use orchestrator::plan;
 use orchestrator::record::Status;
+use orchestrator::record::sections::ByImplementation;
 use orchestrator::run::run_plan;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -92,8 +92,11 @@ async fn interop_plan_delivers_everything_between_every_implementation_pair() {
         );
     }
 
-    let b: ByImplementation =
-        by_implementation::of_record(r).expect("figures by implementation in run.json");
+    let b: ByImplementation = r
+        .sections
+        .implementations
+        .clone()
+        .expect("figures by implementation in run.json");
     let labels: Vec<&str> = b.implementations.iter().map(|f| f.label.as_str()).collect();
     assert_eq!(labels, ["rust", "go", "js"]);
     for p in ["rust", "go", "js"] {
@@ -148,9 +151,10 @@ async fn interop_plan_delivers_everything_between_every_implementation_pair() {
         "report.html lacks the by-implementation section"
     );
     // Re-rendering from run.json alone gives the same report.
-    let again = orchestrator::report::markdown::render(
-        &orchestrator::results_dir::read_record(&out.dir).unwrap(),
-    );
+    let again = orchestrator::report::markdown(
+        &orchestrator::record::store::read_record(&out.dir).unwrap(),
+    )
+    .unwrap();
     assert_eq!(again, md);
 }
 
@@ -176,7 +180,7 @@ async fn a_rust_only_run_has_no_section_by_implementation() {
         "{:?}",
         out.record.outcome.reasons
     );
-    assert!(!out.record.extra.contains_key(by_implementation::EXTRA_KEY));
+    assert!(out.record.sections.implementations.is_none());
     assert!(!read(out.dir.join("report.md")).contains("By implementation"));
 }
 

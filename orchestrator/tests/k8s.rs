@@ -606,7 +606,7 @@ fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
     assert_eq!(code, 200);
     let fetched = work.path().join("fetched");
     untar(&tarball, &fetched).unwrap();
-    let record = orchestrator::results_dir::read_record(&fetched).unwrap();
+    let record = orchestrator::record::store::read_record(&fetched).unwrap();
     assert_eq!(record.runner, "external");
     assert_eq!(
         record.outcome.status,

@@ -62,7 +62,7 @@ async fn configured_latency_shows_in_measured_latency_and_nothing_is_left() {
             .all(|n| n.listen_addrs.iter().any(|a| a.starts_with("/ip4/10.77.")))
     );
     assert!(
-        r.extra.contains_key("shaper"),
+        r.sections.shaper.is_some(),
         "the shaper's counters are recorded"
     );
     // Every node's namespace died with its process.
@@ -300,7 +300,7 @@ telemetry:
     let r = &out.record;
     assert_eq!(r.outcome.status, Status::Passed, "{:?}", r.outcome.reasons);
     assert_eq!(r.summary.delivered, 3 * 2 * 2);
-    let traces = &r.extra["traces"];
+    let traces = &serde_json::to_value(&r.sections.traces).unwrap();
     assert_eq!(traces["collector"], "embedded");
     let endpoint = traces["endpoint"].as_str().unwrap();
     let socket = endpoint

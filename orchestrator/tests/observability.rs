@@ -195,7 +195,7 @@ async fn one_message_is_one_trace_with_a_delivery_span_per_receiver() {
     // OTLP/JSON beside it, and the report names the slowest delivery's trace.
     let otlp = json_file(&out.dir.join("traces.otlp.json"));
     assert!(!otlp["resourceSpans"].as_array().unwrap().is_empty());
-    let section = &r.extra["traces"];
+    let section = &serde_json::to_value(&r.sections.traces).unwrap();
     assert_eq!(section["collector"], "embedded");
     let slow = section["slowest_delivery"]["trace_id"]
         .as_str()
@@ -236,7 +236,7 @@ async fn sampling_traces_one_message_in_n_and_off_means_no_collector() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run_text(&plan("  traces: off"), &[], tmp.path()).await;
     assert!(!out.dir.join("traces.json").exists());
-    assert!(!out.record.extra.contains_key("traces"));
+    assert!(out.record.sections.traces.is_none());
     assert!(out.dir.join("metrics.prom").exists());
 }
 

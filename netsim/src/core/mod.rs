@@ -117,7 +117,8 @@ pub enum DropReason {
 }
 
 /// Counters of the core.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+// Deserialize: run.json keeps these counters and the orchestrator reads them back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CoreStats {
     pub submitted: u64,
     pub released: u64,

@@ -9,16 +9,16 @@ use super::render;
 use super::store::{BENCH_SCHEMA, BenchRecord, BenchRun, Figures};
 use crate::host;
 use crate::plan::{self, LoadedPlan};
+use crate::progress::RunsProgress;
 use crate::record::Status;
 use crate::run::{self, RunOptions};
 use crate::runner::program::Programs;
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use testbed_contract::plan::Matrix;
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,160 @@ pub async fn run_bench(
         matrix.warmup = w;
     }
 
-    let (dir, mut rec) = match &opts.resume {
+    let (dir, mut rec) = open(opts, &raw, &base.plan.name, &matrix)?;
+
+    // Every cell's plan is loaded and checked before anything runs.
+    let plans: Vec<LoadedPlan> = rec
+        .cells
+        .iter()
+        .map(|c| cell_plan(&opts.plan, &raw, &rec.overrides, c))
+        .collect::<Result<_>>()?;
+    let slots = schedule(rec.cells.len(), rec.matrix.iterations, rec.matrix.warmup);
+    let done = rec.done();
+    let todo: Vec<Slot> = slots
+        .iter()
+        .copied()
+        .filter(|s| !done.contains(s))
+        .collect();
+    let total = slots.len() as u64;
+
+    let progress = RunsProgress::new(opts.quiet, total, total - todo.len() as u64);
+    if !opts.quiet {
+        progress.line(format!(
+            "bench {}: {} cells × {} iterations (+{} warm-up) = {} runs, {} to go; results in {}",
+            rec.plan_name,
+            rec.cells.len(),
+            rec.matrix.iterations,
+            rec.matrix.warmup,
+            total,
+            todo.len(),
+            dir.display()
+        ));
+    }
+    let runs_root = RunsRoot::new(&dir.join("runs"), &rec.plan_name)?;
+    let wall_before = rec.wall_s;
+    let session = Instant::now();
+    let mut interrupted = false;
+    for slot in todo {
+        if *interrupt.borrow() {
+            interrupted = true;
+            break;
+        }
+        let Some(run) = run_one(
+            opts,
+            &rec,
+            slot,
+            &plans[slot.cell],
+            &runs_root,
+            &progress,
+            &interrupt,
+        )
+        .await?
+        else {
+            interrupted = true;
+            break;
+        };
+        rec.runs.push(run);
+        rec.wall_s = wall_before + session.elapsed().as_secs_f64();
+        rec.save(&dir)?;
+        progress.advance();
+    }
+    progress.finish();
+    let done = rec.done();
+    rec.complete = slots.iter().all(|s| done.contains(s));
+    rec.wall_s = wall_before + session.elapsed().as_secs_f64();
+    rec.save(&dir)?;
+    // Rendered from the saved file, exactly as `orchestrator report DIR` does (numbers read
+    // back from JSON may differ from the in-memory ones in the last bit).
+    let rec = BenchRecord::load(&dir)?;
+    render::write_all(&dir, &rec)?;
+    Ok(BenchOutput {
+        dir,
+        record: rec,
+        interrupted,
+    })
+}
+
+/// One run of the bench, through [`run::run_plan`]; None when it was interrupted (it is not
+/// saved and runs again on `--resume`).
+async fn run_one(
+    opts: &BenchOptions,
+    rec: &BenchRecord,
+    slot: Slot,
+    plan: &LoadedPlan,
+    runs_root: &RunsRoot,
+    progress: &RunsProgress,
+    interrupt: &watch::Receiver<bool>,
+) -> Result<Option<BenchRun>> {
+    let run_id = slot.run_id(&rec.cells);
+    let cell = &rec.cells[slot.cell];
+    progress.current(&format!(
+        "{}{}",
+        if slot.warmup { "warm-up " } else { "" },
+        cell.key()
+    ));
+    let run_dir = runs_root.real.join(&rec.plan_name).join(&run_id);
+    if run_dir.exists() {
+        // Left by a run that was interrupted or crashed: it runs again from scratch.
+        std::fs::remove_dir_all(&run_dir)
+            .with_context(|| format!("removing {}", run_dir.display()))?;
+    }
+    let ropts = RunOptions {
+        results_root: runs_root.path.clone(),
+        programs: opts.programs.clone(),
+        command: opts.command.clone(),
+        quiet: true,
+        run_id: Some(run_id.clone()),
+        runner: None,
+        control_listen: None,
+    };
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let load_avg = super::store::load_avg();
+    let out = run::run_plan(plan, &ropts, interrupt.clone())
+        .await
+        .with_context(|| format!("run {run_id} ({})", cell.key()))?;
+    let status = out.record.outcome.status;
+    if status == Status::Interrupted {
+        return Ok(None);
+    }
+    if status != Status::Passed {
+        progress.line(format!(
+            "  {run_id}: {status:?}{}",
+            out.record
+                .outcome
+                .reasons
+                .first()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(Some(BenchRun {
+        cell: slot.cell,
+        iteration: slot.iteration,
+        warmup: slot.warmup,
+        run_id,
+        dir: format!(
+            "runs/{}/{}",
+            rec.plan_name,
+            out.dir.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        status,
+        reasons: out.record.outcome.reasons.clone(),
+        started_at,
+        load_avg,
+        figures: Figures::from_record(&out.record),
+    }))
+}
+
+/// The bench folder and its record: the one to resume (checked against the plan and the
+/// `--set` values), or a new one.
+fn open(
+    opts: &BenchOptions,
+    raw: &str,
+    plan_name: &str,
+    matrix: &Matrix,
+) -> Result<(PathBuf, BenchRecord)> {
+    match &opts.resume {
         Some(dir) => {
             let mut rec = BenchRecord::load(dir)?;
             if rec.plan_text != raw {
@@ -106,21 +259,21 @@ pub async fn run_bench(
             if opts.warmup.is_some() {
                 rec.matrix.warmup = matrix.warmup;
             }
-            (dir.clone(), rec)
+            Ok((dir.clone(), rec))
         }
         None => {
             let id = opts
                 .bench_id
                 .clone()
                 .unwrap_or_else(|| format!("bench-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S")));
-            let dir = opts.results_root.join(&base.plan.name).join(id);
+            let dir = opts.results_root.join(plan_name).join(id);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let cells = expand(&matrix);
+            let cells = expand(matrix);
             let rec = BenchRecord {
                 schema: BENCH_SCHEMA,
-                plan_name: base.plan.name.clone(),
+                plan_name: plan_name.to_string(),
                 plan_file: opts.plan.display().to_string(),
-                plan_text: raw.clone(),
+                plan_text: raw.to_string(),
                 overrides: opts.overrides.clone(),
                 matrix: matrix.clone(),
                 cells,
@@ -133,124 +286,9 @@ pub async fn run_bench(
                 runs: Vec::new(),
             };
             rec.save(&dir)?;
-            (dir, rec)
+            Ok((dir, rec))
         }
-    };
-
-    // Every cell's plan is loaded and checked before anything runs.
-    let plans: Vec<LoadedPlan> = rec
-        .cells
-        .iter()
-        .map(|c| cell_plan(&opts.plan, &raw, &rec.overrides, c))
-        .collect::<Result<_>>()?;
-    let slots = schedule(rec.cells.len(), rec.matrix.iterations, rec.matrix.warmup);
-    let done = rec.done();
-    let todo: Vec<Slot> = slots
-        .iter()
-        .copied()
-        .filter(|s| !done.contains(s))
-        .collect();
-    let total = slots.len() as u64;
-
-    let progress = BenchProgress::new(opts.quiet, total, total - todo.len() as u64);
-    if !opts.quiet {
-        progress.line(format!(
-            "bench {}: {} cells × {} iterations (+{} warm-up) = {} runs, {} to go; results in {}",
-            rec.plan_name,
-            rec.cells.len(),
-            rec.matrix.iterations,
-            rec.matrix.warmup,
-            total,
-            todo.len(),
-            dir.display()
-        ));
     }
-    let runs_root = RunsRoot::new(&dir.join("runs"), &rec.plan_name)?;
-    let wall_before = rec.wall_s;
-    let session = Instant::now();
-    let mut interrupted = false;
-    for slot in todo {
-        if *interrupt.borrow() {
-            interrupted = true;
-            break;
-        }
-        let run_id = slot.run_id(&rec.cells);
-        let cell = &rec.cells[slot.cell];
-        progress.current(&format!(
-            "{}{}",
-            if slot.warmup { "warm-up " } else { "" },
-            cell.key()
-        ));
-        let run_dir = runs_root.real.join(&rec.plan_name).join(&run_id);
-        if run_dir.exists() {
-            // Left by a run that was interrupted or crashed: it runs again from scratch.
-            std::fs::remove_dir_all(&run_dir)
-                .with_context(|| format!("removing {}", run_dir.display()))?;
-        }
-        let ropts = RunOptions {
-            results_root: runs_root.path.clone(),
-            programs: opts.programs.clone(),
-            command: opts.command.clone(),
-            quiet: true,
-            run_id: Some(run_id.clone()),
-            runner: None,
-            control_listen: None,
-        };
-        let started_at = chrono::Utc::now().to_rfc3339();
-        let load_avg = super::store::load_avg();
-        let out = run::run_plan(&plans[slot.cell], &ropts, interrupt.clone())
-            .await
-            .with_context(|| format!("run {run_id} ({})", cell.key()))?;
-        let status = out.record.outcome.status;
-        if status == Status::Interrupted {
-            interrupted = true;
-            break;
-        }
-        if status != Status::Passed {
-            progress.line(format!(
-                "  {run_id}: {status:?}{}",
-                out.record
-                    .outcome
-                    .reasons
-                    .first()
-                    .map(|r| format!(" — {r}"))
-                    .unwrap_or_default()
-            ));
-        }
-        rec.runs.push(BenchRun {
-            cell: slot.cell,
-            iteration: slot.iteration,
-            warmup: slot.warmup,
-            run_id,
-            dir: format!(
-                "runs/{}/{}",
-                rec.plan_name,
-                out.dir.file_name().unwrap_or_default().to_string_lossy()
-            ),
-            status,
-            reasons: out.record.outcome.reasons.clone(),
-            started_at,
-            load_avg,
-            figures: Figures::from_record(&out.record),
-        });
-        rec.wall_s = wall_before + session.elapsed().as_secs_f64();
-        rec.save(&dir)?;
-        progress.advance();
-    }
-    progress.finish();
-    let done = rec.done();
-    rec.complete = slots.iter().all(|s| done.contains(s));
-    rec.wall_s = wall_before + session.elapsed().as_secs_f64();
-    rec.save(&dir)?;
-    // Rendered from the saved file, exactly as `orchestrator report DIR` does (numbers read
-    // back from JSON may differ from the in-memory ones in the last bit).
-    let rec = BenchRecord::load(&dir)?;
-    render::write_all(&dir, &rec)?;
-    Ok(BenchOutput {
-        dir,
-        record: rec,
-        interrupted,
-    })
 }
 
 /// The plan of one cell: the plan text with the cell's values (and the `--set` ones).
@@ -324,78 +362,4 @@ fn show(m: &BTreeMap<String, Value>) -> String {
         .map(|(k, v)| format!("--set {k}={}", value_text(v)))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// One bar over all runs of the bench with an ETA; without a terminal, a line every 5%.
-struct BenchProgress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-    total: u64,
-    pos: std::cell::Cell<u64>,
-    started: Instant,
-}
-
-impl BenchProgress {
-    fn new(quiet: bool, total: u64, done: u64) -> BenchProgress {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b =
-                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:32}] {pos}/{len} runs  ETA {eta}  {msg}",
-                )
-                .expect("static template")
-                .progress_chars("=> "),
-            );
-            b.set_position(done);
-            b.reset_eta();
-            b
-        });
-        BenchProgress {
-            bar,
-            quiet,
-            total,
-            pos: std::cell::Cell::new(done),
-            started: Instant::now(),
-        }
-    }
-
-    fn line(&self, s: String) {
-        if self.quiet {
-            return;
-        }
-        match &self.bar {
-            Some(b) => b.println(s),
-            None => eprintln!("{s}"),
-        }
-    }
-
-    fn current(&self, what: &str) {
-        if let Some(b) = &self.bar {
-            b.set_message(what.to_string());
-        }
-    }
-
-    fn advance(&self) {
-        let pos = self.pos.get() + 1;
-        self.pos.set(pos);
-        if let Some(b) = &self.bar {
-            b.set_position(pos);
-        } else if !self.quiet {
-            let step = (self.total / 20).max(1);
-            if pos.is_multiple_of(step) || pos == self.total {
-                eprintln!(
-                    "  {pos}/{} runs, {:.0} s",
-                    self.total,
-                    self.started.elapsed().as_secs_f64()
-                );
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
 }

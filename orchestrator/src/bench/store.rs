@@ -4,8 +4,8 @@
 //! this file alone.
 
 use super::matrix::{Cell, Slot};
+use crate::record::store::write_json;
 use crate::record::{HostFacts, RunRecord, Status};
-use crate::results_dir::write_json;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

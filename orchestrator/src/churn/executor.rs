@@ -9,15 +9,15 @@
 //! in every other phase.
 
 use super::discovery::MockDiscovery;
-use super::event_log::{EventRecord, Outcome, Tally};
 use super::launcher::Launcher;
-use super::live::{LiveFigures, MinMedMax, board};
 use super::schedule::{Action, Event, Schedule};
-use super::{ChurnLog, OrchPublish, Removal, Sample};
+use super::tally::Tally;
+use crate::fleet::{Fleet, Stop};
 use crate::progress::Progress;
 use crate::record::NodeStatus;
-use crate::run::driver::peer_addr_in;
-use crate::run::fleet::{Fleet, Stop};
+use crate::record::churn_log::{
+    ChurnLog, EventRecord, LiveFigures, MinMedMax, OrchPublish, Outcome, Removal, Sample,
+};
 use crate::runner::StopMode;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -128,10 +128,10 @@ impl Exec<'_, '_> {
 
     async fn drive(&mut self, schedule: &Schedule) -> Result<(), Stop> {
         self.setup().await?;
-        if self.cx.fleet.nodes.len() as u32 != schedule.first_new_index {
+        if self.cx.fleet.len() as u32 != schedule.first_new_index {
             self.cx.fleet.anomalies.push(format!(
                 "churn: the fleet has {} nodes at the start of the phase, the schedule expects {}",
-                self.cx.fleet.nodes.len(),
+                self.cx.fleet.len(),
                 schedule.first_new_index
             ));
             return Err(Stop::Fault);
@@ -179,10 +179,10 @@ impl Exec<'_, '_> {
     /// Registers the fleet with discovery and notes where each node's counters start.
     async fn setup(&mut self) -> Result<(), Stop> {
         let wall0 = self.log.started_ns;
-        let alive: Vec<u32> = self.cx.fleet.alive().map(|s| s.index).collect();
+        let alive: Vec<u32> = self.cx.fleet.alive().map(|s| s.index()).collect();
         for &i in &alive {
             self.disc.register(i);
-            if let Some(a) = peer_addr_in(self.cx.fleet, i) {
+            if let Some(a) = self.cx.fleet.node(i).and_then(|s| s.peer_addr()) {
                 self.disc.set_addr(a);
             }
         }
@@ -208,11 +208,11 @@ impl Exec<'_, '_> {
                 "its report at the start of churn",
             )
             .await?;
-        for s in &self.cx.fleet.nodes {
-            let snap = s.last_snapshot.as_ref();
+        for s in self.cx.fleet.nodes() {
+            let snap = s.last_snapshot();
             self.log
                 .base_seq
-                .insert(s.index, snap.map_or(0, |x| x.published));
+                .insert(s.index(), snap.map_or(0, |x| x.published));
             self.received_base += snap.map_or(0, |x| x.received);
         }
         Ok(())
@@ -303,23 +303,24 @@ impl Exec<'_, '_> {
 
     /// A node that will never take a command again.
     fn gone(&self, peer: u32) -> bool {
-        self.cx.fleet.nodes.get(peer as usize).is_none_or(|s| {
-            s.removed || s.fault.is_some() || s.exit.is_some() || (s.hello && !s.alive())
-        })
+        self.cx
+            .fleet
+            .node(peer)
+            .is_none_or(|s| s.ended() || (s.hello() && !s.alive()))
     }
 
     async fn launch(&mut self, ev: usize, peer: u32, group: &str) {
-        if peer as usize != self.cx.fleet.nodes.len() {
+        if peer as usize != self.cx.fleet.len() {
             self.cx.fleet.anomalies.push(format!(
                 "churn: peer {peer} was to be launched, but the fleet has {} nodes",
-                self.cx.fleet.nodes.len()
+                self.cx.fleet.len()
             ));
             self.fail(ev, format!("node {peer}: index out of sequence"));
             return;
         }
         match self.cx.launcher.launch(peer, group).await {
             Ok(slot) => {
-                self.cx.fleet.nodes.push(slot);
+                self.cx.fleet.add(slot);
                 self.log.added.push(peer);
                 self.starting.insert(peer, (ev, Instant::now()));
             }
@@ -334,16 +335,15 @@ impl Exec<'_, '_> {
     }
 
     async fn stop(&mut self, ev: usize, peer: u32, mode: RemoveMode) {
-        let Some(slot) = self.cx.fleet.nodes.get_mut(peer as usize) else {
+        if self.cx.fleet.node(peer).is_none() {
             self.skip(ev, format!("node {peer} does not exist"));
-            return;
-        };
-        if slot.removed || slot.fault.is_some() || slot.exit.is_some() {
-            self.skip(ev, format!("node {peer} had already ended"));
             return;
         }
         // Removed first: from now on its exit and its closed channel are expected.
-        slot.removed = true;
+        if !self.cx.fleet.remove(peer) {
+            self.skip(ev, format!("node {peer} had already ended"));
+            return;
+        }
         let at_ns = now_ns();
         self.log.removals.insert(peer, Removal { at_ns, mode });
         for s in self
@@ -386,14 +386,16 @@ impl Exec<'_, '_> {
             .map(|(p, (e, t))| (*p, *e, *t))
             .collect();
         for (peer, ev, launched) in starting {
-            let slot = &self.cx.fleet.nodes[peer as usize];
-            if slot.peer_id.is_some() {
+            let Some(slot) = self.cx.fleet.node(peer) else {
+                continue;
+            };
+            if slot.listening() {
                 self.starting.remove(&peer);
-                if let Some(a) = peer_addr_in(self.cx.fleet, peer) {
+                if let Some(a) = slot.peer_addr() {
                     self.disc.set_addr(a);
                 }
                 self.done(ev);
-            } else if slot.fault.is_some() || slot.exit.is_some() {
+            } else if slot.fault().is_some() || slot.exit().is_some() {
                 self.starting.remove(&peer);
                 self.fail(ev, format!("node {peer} ended before it listened"));
             } else if launched.elapsed() > STARTUP_LIMIT {
@@ -442,7 +444,7 @@ impl Exec<'_, '_> {
                 }
                 continue;
             }
-            if self.cx.fleet.nodes[peer as usize].peer_id.is_none() {
+            if !self.cx.fleet.node(peer).is_some_and(|s| s.listening()) {
                 continue; // not listening yet
             }
             while let Some(item) = self.queues.get_mut(&peer).and_then(VecDeque::pop_front) {
@@ -608,25 +610,20 @@ impl Exec<'_, '_> {
     /// Figures of this moment: a chart sample and the live view.
     fn sample(&mut self) -> LiveFigures {
         let fleet = &*self.cx.fleet;
-        let peers = fleet
-            .nodes
-            .iter()
-            .filter(|s| !s.removed && s.fault.is_none() && s.exit.is_none())
-            .count() as u32;
+        let peers = fleet.nodes().iter().filter(|s| !s.ended()).count() as u32;
         let connections = fleet
             .alive()
-            .filter_map(|s| s.last_snapshot.as_ref())
+            .filter_map(|s| s.last_snapshot())
             .map(|s| s.connected_peers as u64)
             .sum::<u64>()
             / 2;
         let received_now: u64 = fleet
-            .nodes
+            .nodes()
             .iter()
             .map(|s| {
-                s.result
-                    .as_ref()
+                s.result()
                     .map(|r| r.received)
-                    .or(s.last_snapshot.as_ref().map(|x| x.received))
+                    .or(s.last_snapshot().map(|x| x.received))
                     .unwrap_or(0)
             })
             .sum();
@@ -665,9 +662,8 @@ impl Exec<'_, '_> {
             friendships: f.friendships,
             memberships,
         });
-        board().publish(f.clone());
         if let Some(m) = &self.cx.fleet.live {
-            f.export(m);
+            m.set_churn(&f);
         }
         self.log.last_live = Some(f.clone());
         f

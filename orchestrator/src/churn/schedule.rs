@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use testbed_contract::plan::{ChurnPhase, RemoveMode};
+use testbed_contract::plan::{ChurnPhase, Phase, Plan, RemoveMode};
 
 /// The event kinds, in the order they are tried each heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -346,6 +346,61 @@ struct Model<'a> {
     /// Peaks not yet ended: (end tick, topic, joiners).
     peaks: Vec<(u32, String, Vec<u32>)>,
     tick: u32,
+}
+
+/// The churn phase of a plan, with its schedule computed (at most one per plan).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Position of the phase in `workload`.
+    pub phase: usize,
+    pub config: ChurnPhase,
+    pub schedule: Schedule,
+}
+
+impl Prepared {
+    /// Group index (plan order) of every node index the run may have, initial and added:
+    /// nodes keep latencies per origin group, so they must know the new peers' group too.
+    pub fn origin_groups(&self, plan: &Plan) -> Vec<u16> {
+        let mut groups = plan.group_of_index();
+        let new = plan
+            .groups
+            .iter()
+            .position(|g| g.id == self.schedule.new_group)
+            .unwrap_or(0) as u16;
+        groups.resize(self.schedule.end_index as usize, new);
+        groups
+    }
+}
+
+/// The churn phase of `plan` and its schedule, if it has one.
+pub fn prepare(plan: &Plan) -> Option<Prepared> {
+    let (phase, config) = plan
+        .workload
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| match p {
+            Phase::Churn(c) => Some((i, c.clone())),
+            _ => None,
+        })?;
+    let new_group = config
+        .new_peers_group
+        .clone()
+        .or_else(|| plan.groups.first().map(|g| g.id.clone()))
+        .unwrap_or_default();
+    let group_of = plan.group_of_index();
+    let fleet = InitialFleet {
+        peers: group_of
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (i as u32, plan.groups[*g as usize].id.clone()))
+            .collect(),
+    };
+    let schedule = generate(&config, &fleet, &new_group, plan.seed);
+    Some(Prepared {
+        phase,
+        config,
+        schedule,
+    })
 }
 
 /// Computes the whole schedule of a churn phase.

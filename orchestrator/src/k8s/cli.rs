@@ -3,7 +3,7 @@
 use super::coordinate::{CoordinateArgs, coordinate};
 use super::render::{self, RenderOptions};
 use super::run::{KubeRun, Outcome, RunConfig, Say};
-use crate::cli::EXIT_INVALID;
+use crate::exit::EXIT_INVALID;
 use crate::plan;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -226,7 +226,7 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
                 hold,
                 overrides: overrides(&set)?,
             };
-            let code = coordinate(args, crate::cli::interrupt_flag()).await?;
+            let code = coordinate(args, crate::signals::stop_flag()).await?;
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
     }

@@ -4,9 +4,8 @@
 //! `--hold` after the run so the results can be fetched before the pod goes away.
 
 use super::results::{self, RunState, Shared};
-use crate::plan;
+use crate::plan::{self, Overrides, RunnerChoice};
 use crate::run::{self, RunOptions};
-use crate::runner::RunnerChoice;
 use crate::runner::program::Programs;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -43,7 +42,15 @@ pub async fn coordinate(args: CoordinateArgs, mut interrupt: watch::Receiver<boo
     });
 
     let outcome = async {
-        let loaded = plan::load(&args.plan, &args.overrides)?;
+        // Validated for the external runner: the Job's pods are the nodes.
+        let loaded = plan::load_with(
+            &args.plan,
+            &Overrides {
+                params: args.overrides.clone(),
+                runner: Some(RunnerChoice::External),
+                ..Overrides::default()
+            },
+        )?;
         let opts = RunOptions {
             results_root: args.results.clone(),
             programs: Programs::discover(None, None),

@@ -33,7 +33,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testbed_contract::env;
-use testbed_contract::plan::{Implementation, Plan, Resources, RunnerKind};
+use testbed_contract::plan::{Group, Implementation, Plan, Resources, RunnerKind};
 
 /// Port of the control channel on the coordinator.
 pub const CONTROL_PORT: u16 = 7000;
@@ -227,7 +227,7 @@ pub fn check_plan(plan: &Plan) -> Result<(), RenderError> {
     // stops node processes itself).
     let mut as_k8s = plan.clone();
     as_k8s.runner = RunnerKind::K8s;
-    let problems = crate::plan::validate::validate(&as_k8s);
+    let problems = crate::plan::validate::validate(&as_k8s, &crate::plan::Overrides::default());
     if !problems.is_empty() {
         return Err(RenderError::Invalid {
             plan: plan.name.clone(),
@@ -352,8 +352,41 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
     };
 
     let deadline = plan.timeout + STARTUP_ALLOWANCE;
-    let coordinator = Pod {
-        metadata: meta(COORDINATOR, Some(COORDINATOR)),
+    let coordinator = coordinator_pod(meta(COORDINATOR, Some(COORDINATOR)), opts, deadline);
+
+    let mut jobs = Vec::new();
+    let mut offsets = Vec::new();
+    let mut offset = 0u32;
+    for (gi, g) in plan.groups.iter().enumerate() {
+        let name = names::job_name(gi, &g.id);
+        jobs.push(node_job(
+            gi,
+            g,
+            offset,
+            &base,
+            meta(&name, None),
+            opts,
+            deadline,
+        ));
+        offsets.push(offset);
+        offset += g.count;
+    }
+
+    Ok(Objects {
+        namespace,
+        config_map,
+        service,
+        coordinator,
+        jobs,
+        offsets,
+    })
+}
+
+/// The coordinator: `orchestrator k8s coordinate` with the plan mounted, serving the
+/// control channel and, after the run, the results.
+fn coordinator_pod(metadata: ObjectMeta, opts: &RenderOptions, deadline: Duration) -> Pod {
+    Pod {
+        metadata,
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
             active_deadline_seconds: Some((deadline + opts.hold).as_secs() as i64),
@@ -399,87 +432,81 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
             ..pod_defaults()
         }),
         ..Default::default()
-    };
+    }
+}
 
-    let mut jobs = Vec::new();
-    let mut offsets = Vec::new();
-    let mut offset = 0u32;
-    for (gi, g) in plan.groups.iter().enumerate() {
-        let name = names::job_name(gi, &g.id);
-        let mut labels = with_component(&base, Some("node"));
-        labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
-        labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
-        let env = vec![
-            env_value(
-                env::CONTROL_ADDR,
-                &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
-            ),
-            env_value(env::RUN_ID, &opts.run_id),
-            env_value(env::GROUP, &g.id),
-            env_value(ENV_INDEX_OFFSET, &offset.to_string()),
-            EnvVar {
-                name: env::LISTEN_IP.into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "status.podIP".into(),
-                        ..Default::default()
-                    }),
+/// The Indexed Job of group `gi`: its pods are the group's nodes, indices from `offset`.
+fn node_job(
+    gi: usize,
+    g: &Group,
+    offset: u32,
+    base: &BTreeMap<String, String>,
+    metadata: ObjectMeta,
+    opts: &RenderOptions,
+    deadline: Duration,
+) -> Job {
+    let mut labels = with_component(base, Some("node"));
+    labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
+    labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
+    let env = vec![
+        env_value(
+            env::CONTROL_ADDR,
+            &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
+        ),
+        env_value(env::RUN_ID, &opts.run_id),
+        env_value(env::GROUP, &g.id),
+        env_value(ENV_INDEX_OFFSET, &offset.to_string()),
+        EnvVar {
+            name: env::LISTEN_IP.into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".into(),
                     ..Default::default()
                 }),
                 ..Default::default()
-            },
-        ];
-        jobs.push(Job {
-            metadata: ObjectMeta {
-                labels: Some(labels.clone()),
-                ..meta(&name, None)
-            },
-            spec: Some(JobSpec {
-                completion_mode: Some("Indexed".into()),
-                completions: Some(g.count as i32),
-                parallelism: Some(g.count as i32),
-                // A node that fails fails the run: never a second attempt with the same index.
-                backoff_limit: Some(0),
-                active_deadline_seconds: Some(deadline.as_secs() as i64),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels),
-                        ..Default::default()
-                    }),
-                    spec: Some(PodSpec {
-                        restart_policy: Some("Never".into()),
-                        termination_grace_period_seconds: Some(10),
-                        containers: vec![Container {
-                            name: "node".into(),
-                            image: Some(opts.image.clone()),
-                            image_pull_policy: Some(opts.image_pull_policy.clone()),
-                            command: Some(node_command()),
-                            env: Some(env),
-                            resources: Some(requirements(&g.resources)),
-                            security_context: Some(container_security()),
-                            volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
-                            ..Default::default()
-                        }],
-                        volumes: Some(vec![empty_dir("tmp")]),
-                        ..pod_defaults()
-                    }),
-                },
-                ..Default::default()
             }),
             ..Default::default()
-        });
-        offsets.push(offset);
-        offset += g.count;
+        },
+    ];
+    Job {
+        metadata: ObjectMeta {
+            labels: Some(labels.clone()),
+            ..metadata
+        },
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(g.count as i32),
+            parallelism: Some(g.count as i32),
+            // A node that fails fails the run: never a second attempt with the same index.
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(deadline.as_secs() as i64),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    termination_grace_period_seconds: Some(10),
+                    containers: vec![Container {
+                        name: "node".into(),
+                        image: Some(opts.image.clone()),
+                        image_pull_policy: Some(opts.image_pull_policy.clone()),
+                        command: Some(node_command()),
+                        env: Some(env),
+                        resources: Some(requirements(&g.resources)),
+                        security_context: Some(container_security()),
+                        volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
+                        ..Default::default()
+                    }],
+                    volumes: Some(vec![empty_dir("tmp")]),
+                    ..pod_defaults()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
     }
-
-    Ok(Objects {
-        namespace,
-        config_map,
-        service,
-        coordinator,
-        jobs,
-        offsets,
-    })
 }
 
 /// The coordinator's command line.

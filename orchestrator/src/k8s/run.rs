@@ -12,7 +12,7 @@
 //!    writes partial results instead of waiting for its startup timeout. Ctrl-C does the same;
 //!    a second Ctrl-C stops waiting.
 //! 5. Fetch `/results.tar` into `results/<plan>/<run-id>/`, each pod's log into `logs/`, add
-//!    the pod problems to `run.json` (`extra.kubernetes`, node failures, outcome) and re-render
+//!    the pod problems to `run.json` (`sections.kubernetes`, node failures, outcome) and re-render
 //!    the report.
 //! 6. Delete everything it created: on success, on failure and on Ctrl-C (`--keep` to keep).
 
@@ -20,8 +20,9 @@ use super::pods::{self, PodStatus, Problem, Role};
 use super::render::{COORDINATOR, Objects, RESULTS_PORT};
 use super::results::{RunState, untar};
 use crate::record::Status;
+use crate::record::sections::{KubernetesSection, PodRecord};
+use crate::record::store as results_dir;
 use crate::report;
-use crate::results_dir;
 use futures::{AsyncBufReadExt, AsyncReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
@@ -252,23 +253,7 @@ impl KubeRun {
             }
         }
 
-        let jobs: Api<Job> = self.api();
-        for job in &self.objects.jobs {
-            let name = job.name_any();
-            jobs.create(&PostParams::default(), job)
-                .await
-                .map_err(|e| anyhow::anyhow!("creating Job {name}: {}", api_error(&e)))?;
-            created.objects.push(("Job", name));
-        }
-        self.say(format!(
-            "created {} Job(s) for {} node(s)",
-            self.objects.jobs.len(),
-            self.objects
-                .jobs
-                .iter()
-                .filter_map(|j| j.spec.as_ref()?.completions)
-                .sum::<i32>()
-        ));
+        self.create_jobs(created).await?;
 
         let (log_tx, mut log_lines) = mpsc::unbounded_channel();
         let _logs = AbortOnDrop(tokio::spawn(follow_log(
@@ -346,6 +331,40 @@ impl KubeRun {
                 aborted = Some(Instant::now());
             }
         };
+        self.drain(tracked, &mut events, &mut log_lines).await;
+        outcome.state = Some(state.clone());
+        self.collect(tracked, outcome, &state).await
+    }
+
+    /// The nodes' Jobs (once the coordinator is ready: the nodes wait for its name).
+    async fn create_jobs(&self, created: &mut Created) -> anyhow::Result<()> {
+        let jobs: Api<Job> = self.api();
+        for job in &self.objects.jobs {
+            let name = job.name_any();
+            jobs.create(&PostParams::default(), job)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating Job {name}: {}", api_error(&e)))?;
+            created.objects.push(("Job", name));
+        }
+        self.say(format!(
+            "created {} Job(s) for {} node(s)",
+            self.objects.jobs.len(),
+            self.objects
+                .jobs
+                .iter()
+                .filter_map(|j| j.spec.as_ref()?.completions)
+                .sum::<i32>()
+        ));
+        Ok(())
+    }
+
+    /// After the run: the pod events and coordinator log lines already on their way.
+    async fn drain(
+        &self,
+        tracked: &mut Tracked,
+        events: &mut mpsc::UnboundedReceiver<PodEvent>,
+        log_lines: &mut mpsc::UnboundedReceiver<String>,
+    ) {
         // Pod events already received still count (a failure seen just before the end).
         while let Ok(ev) = events.try_recv() {
             self.on_event(tracked, ev);
@@ -357,8 +376,6 @@ impl KubeRun {
         {
             self.say(format!("coordinator | {line}"));
         }
-        outcome.state = Some(state.clone());
-        self.collect(tracked, outcome, &state).await
     }
 
     /// Namespace, ConfigMap, Service and coordinator Pod.
@@ -690,26 +707,25 @@ impl KubeRun {
             return;
         };
         record.runner = "k8s".into();
-        let pods: Vec<serde_json::Value> = t
+        let pods: Vec<PodRecord> = t
             .pods
             .iter()
-            .map(|(name, (role, st))| {
-                serde_json::json!({
-                    "pod": name,
-                    "role": match role { Role::Coordinator => "coordinator".to_string(), Role::Node { index, .. } => format!("node {index}"), Role::Other => "other".into() },
-                    "phase": st.phase,
-                    "problem": st.problem.as_ref().map(|p| p.to_string()),
-                })
+            .map(|(name, (role, st))| PodRecord {
+                pod: name.clone(),
+                role: match role {
+                    Role::Coordinator => "coordinator".to_string(),
+                    Role::Node { index, .. } => format!("node {index}"),
+                    Role::Other => "other".into(),
+                },
+                phase: st.phase.clone(),
+                problem: st.problem.as_ref().map(|p| p.to_string()),
             })
             .collect();
-        record.extra.insert(
-            "kubernetes".into(),
-            serde_json::json!({
-                "namespace": self.namespace,
-                "pods": pods,
-                "problems": t.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            }),
-        );
+        record.sections.kubernetes = Some(KubernetesSection {
+            namespace: self.namespace.clone(),
+            pods,
+            problems: t.problems.iter().map(|p| p.to_string()).collect(),
+        });
         for p in &t.problems {
             if let Role::Node { index, .. } = p.role
                 && let Some(n) = record.nodes.iter_mut().find(|n| n.index == index)

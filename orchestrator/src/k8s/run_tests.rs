@@ -140,6 +140,79 @@ impl Fake {
         }
     }
 
+    /// Creates the pods of a Job, each going the way the scenario says.
+    fn create_job(&mut self, job: Value) -> Response<RespBody> {
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        let gi: usize = job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
+        let offset = [0u32, 3][gi];
+        for ci in 0..completions {
+            let pod_name = format!("{name}-{ci}-x");
+            let pod = |status| {
+                serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status)).unwrap()
+            };
+            match self.fate(offset + ci) {
+                Fate::Succeeds => {
+                    self.event("ADDED", pod(fixtures::running(true)));
+                    self.event("MODIFIED", pod(fixtures::succeeded()));
+                }
+                Fate::OomKilled => {
+                    self.event("ADDED", pod(fixtures::running(true)));
+                    self.event("MODIFIED", pod(fixtures::oom_killed()));
+                }
+                Fate::ImagePull => self.event(
+                    "ADDED",
+                    pod(fixtures::waiting(
+                        "ImagePullBackOff",
+                        "Back-off pulling image \"pubsub-testbed:dev\"",
+                    )),
+                ),
+                Fate::Unschedulable => self.event(
+                    "ADDED",
+                    pod(fixtures::unschedulable(
+                        "0/1 nodes are available: 1 Insufficient memory.",
+                    )),
+                ),
+            }
+        }
+        json_resp(201, job)
+    }
+
+    /// A pod watch: the coordinator's changes as the scenario says, then the nodes' as
+    /// their Jobs are created.
+    fn watch(&mut self) -> Response<RespBody> {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+        self.watch_tx = Some(tx);
+        if self.sc.interrupt_on_watch {
+            let _ = self.interrupt.send(1);
+        }
+        let pod = self.coordinator_pod.clone().unwrap();
+        match self.sc.coordinator {
+            Coordinator::BecomesReady => {
+                let mut p = pod;
+                p["status"] = fixtures::running(true);
+                self.event("MODIFIED", p);
+            }
+            Coordinator::ImagePull => {
+                let mut p = pod;
+                p["status"] =
+                    fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
+                self.event("MODIFIED", p);
+            }
+            Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
+        }
+        let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(StreamBody::new(stream).boxed_unsync())
+            .unwrap()
+    }
+
     fn handle(
         &mut self,
         method: &Method,
@@ -179,46 +252,7 @@ impl Fake {
                     "jobs.batch is forbidden: User \"ci\" cannot create resource \"jobs\"",
                 );
             }
-            let job = body_json();
-            let name = job["metadata"]["name"].as_str().unwrap().to_string();
-            let gi: usize =
-                job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-            let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
-            let offset = [0u32, 3][gi];
-            for ci in 0..completions {
-                let pod_name = format!("{name}-{ci}-x");
-                let pod = |status| {
-                    serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status)).unwrap()
-                };
-                match self.fate(offset + ci) {
-                    Fate::Succeeds => {
-                        self.event("ADDED", pod(fixtures::running(true)));
-                        self.event("MODIFIED", pod(fixtures::succeeded()));
-                    }
-                    Fate::OomKilled => {
-                        self.event("ADDED", pod(fixtures::running(true)));
-                        self.event("MODIFIED", pod(fixtures::oom_killed()));
-                    }
-                    Fate::ImagePull => self.event(
-                        "ADDED",
-                        pod(fixtures::waiting(
-                            "ImagePullBackOff",
-                            "Back-off pulling image \"pubsub-testbed:dev\"",
-                        )),
-                    ),
-                    Fate::Unschedulable => self.event(
-                        "ADDED",
-                        pod(fixtures::unschedulable(
-                            "0/1 nodes are available: 1 Insufficient memory.",
-                        )),
-                    ),
-                }
-            }
-            return json_resp(201, job);
+            return self.create_job(body_json());
         }
         if *method == Method::POST && path == format!("{ns_path}/pods") {
             let mut pod = body_json();
@@ -242,32 +276,7 @@ impl Fake {
             );
         }
         if watch {
-            let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
-            self.watch_tx = Some(tx);
-            if self.sc.interrupt_on_watch {
-                let _ = self.interrupt.send(1);
-            }
-            let pod = self.coordinator_pod.clone().unwrap();
-            match self.sc.coordinator {
-                Coordinator::BecomesReady => {
-                    let mut p = pod;
-                    p["status"] = fixtures::running(true);
-                    self.event("MODIFIED", p);
-                }
-                Coordinator::ImagePull => {
-                    let mut p = pod;
-                    p["status"] =
-                        fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
-                    self.event("MODIFIED", p);
-                }
-                Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
-            }
-            let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
-            return Response::builder()
-                .status(200)
-                .header("content-type", "application/json")
-                .body(StreamBody::new(stream).boxed_unsync())
-                .unwrap();
+            return self.watch();
         }
         if follow {
             return text_resp(200, "run k8s-test/r1\n  subscribe      12.0 ms  ok\n");
@@ -394,7 +403,7 @@ fn write_record(dir: &Path, status: Status) {
         phases: vec![],
         group_pairs: vec![],
         nodes,
-        extra: BTreeMap::new(),
+        sections: Default::default(),
     };
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(dir.join("run.json"), serde_json::to_vec(&record).unwrap()).unwrap();
@@ -546,9 +555,12 @@ async fn happy_path_creates_in_order_watches_fetches_and_deletes() {
     assert!(tar < del);
     assert!(!r.has(&format!("POST {PROXY}/abort")));
     let dir = r.results.path().join("k8s-test/r1");
-    let record = crate::results_dir::read_record(&dir).unwrap();
+    let record = crate::record::store::read_record(&dir).unwrap();
     assert_eq!(record.runner, "k8s");
-    assert_eq!(record.extra["kubernetes"]["namespace"], "testbed-r1");
+    assert_eq!(
+        record.sections.kubernetes.as_ref().unwrap().namespace,
+        "testbed-r1"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.join("logs/node-0004.log")).unwrap(),
         "log of nodes-1-b-1-x\n"
@@ -614,7 +626,7 @@ async fn oom_killed_and_image_pull_are_reported_per_node_and_stop_the_run() {
     assert!(abort < tar && tar < del);
     assert_eq!(r.outcome.record_status, Some(Status::NodeFailed));
     assert_eq!(r.outcome.exit_code, Status::NodeFailed.exit_code());
-    let record = crate::results_dir::read_record(&r.results.path().join("k8s-test/r1")).unwrap();
+    let record = crate::record::store::read_record(&r.results.path().join("k8s-test/r1")).unwrap();
     assert!(
         record.nodes[1]
             .failure

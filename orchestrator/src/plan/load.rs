@@ -1,9 +1,11 @@
 //! Plan text → [`Plan`]: `${param}` substitution (defaults from `params:`, overridden by
-//! `--set` or a matrix cell), strict parsing, then validation. Substitution works on the text
-//! so every error still points at the line the author wrote.
+//! `--set` or a matrix cell), strict parsing, the command line's other overrides
+//! (`--runner`, telemetry flags), then validation of the whole. Substitution works on the
+//! text so every error still points at the line the author wrote.
 
 use super::error::{Issue, PlanError};
 use super::locate::SourceTree;
+use super::overrides::Overrides;
 use super::validate;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -22,38 +24,59 @@ pub struct LoadedPlan {
 /// Loads and validates `path` with parameter overrides (`name`, value).
 pub fn load(
     path: &Path,
-    overrides: &BTreeMap<String, serde_json::Value>,
+    params: &BTreeMap<String, serde_json::Value>,
 ) -> Result<LoadedPlan, PlanError> {
+    load_with(path, &Overrides::params(params.clone()))
+}
+
+/// Loads `path`, applies every override and validates the result.
+pub fn load_with(path: &Path, overrides: &Overrides) -> Result<LoadedPlan, PlanError> {
     let raw = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    load_text(path, &raw, overrides)
+    load_text_with(path, &raw, overrides)
 }
 
+/// Like [`load`], from the text of the plan (`path` names it in errors).
 pub fn load_text(
     path: &Path,
     raw: &str,
-    overrides: &BTreeMap<String, serde_json::Value>,
+    params: &BTreeMap<String, serde_json::Value>,
+) -> Result<LoadedPlan, PlanError> {
+    load_text_with(path, raw, &Overrides::params(params.clone()))
+}
+
+pub fn load_text_with(
+    path: &Path,
+    raw: &str,
+    overrides: &Overrides,
 ) -> Result<LoadedPlan, PlanError> {
     let invalid = |issues: Vec<Issue>| PlanError::Invalid {
         file: path.to_path_buf(),
         issues,
     };
-    let params = effective_params(raw, overrides).map_err(invalid)?;
+    let params = effective_params(raw, &overrides.params).map_err(invalid)?;
     let text = substitute(raw, &params).map_err(invalid)?;
     let tree = SourceTree::parse(&text);
     let mut plan: Plan =
         serde_saphyr::from_str(&text).map_err(|e| invalid(vec![parse_issue(&e, &tree)]))?;
     plan.params = params;
-    let issues: Vec<Issue> = validate::validate(&plan)
+    overrides.apply(&mut plan);
+    let issues: Vec<Issue> = validate::validate(&plan, overrides)
         .into_iter()
         .map(|(field, message)| {
             let at = tree.locate(&field);
+            let field = field.to_string();
+            // A value the command line set is named by its flag.
+            let message = match overrides.flag_of(&field) {
+                Some(flag) => format!("{message} (set by `{flag}`)"),
+                None => message,
+            };
             Issue {
                 line: at.map(|a| a.0),
                 column: at.map(|a| a.1),
-                field: field.to_string(),
+                field,
                 message,
             }
         })

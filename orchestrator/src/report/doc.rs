@@ -1,6 +1,7 @@
 //! A report as a document — headings, paragraphs, lists, tables and charts — built once and
 //! rendered to Markdown ([`super::doc_md`]) or to one self-contained HTML page
-//! ([`super::html`]), so both formats always say the same thing.
+//! ([`super::html`]), so both formats always say the same thing. Both a run's reports
+//! ([`super::run`]) and a bench's ([`crate::bench::view`]) are built as one.
 
 #[derive(Debug, Clone, Default)]
 pub struct Doc {
@@ -16,6 +17,8 @@ pub enum Block {
     List(Vec<Vec<Span>>),
     Table(Table),
     Chart(Chart),
+    /// A horizontal rule (before a closing note).
+    Rule,
 }
 
 /// A piece of inline text.
@@ -26,6 +29,8 @@ pub enum Span {
     Code(String),
     /// Text and a relative link target.
     Link(String, String),
+    /// Several spans in a row where one is expected (a table cell with a bold part).
+    Seq(Vec<Span>),
 }
 
 impl Span {
@@ -34,9 +39,10 @@ impl Span {
     }
 
     /// The text without markup.
-    pub fn plain(&self) -> &str {
+    pub fn plain(&self) -> String {
         match self {
-            Span::Text(s) | Span::Strong(s) | Span::Code(s) | Span::Link(s, _) => s,
+            Span::Text(s) | Span::Strong(s) | Span::Code(s) | Span::Link(s, _) => s.clone(),
+            Span::Seq(spans) => spans.iter().map(Span::plain).collect(),
         }
     }
 }
@@ -91,6 +97,20 @@ impl Doc {
 
     pub fn chart(&mut self, c: Chart) {
         self.blocks.push(Block::Chart(c));
+    }
+
+    pub fn rule(&mut self) {
+        self.blocks.push(Block::Rule);
+    }
+
+    /// The section headings in order, as (level, text); the title is level 1.
+    pub fn headings(&self) -> Vec<(u8, String)> {
+        let mut h = vec![(1, self.title.clone())];
+        h.extend(self.blocks.iter().filter_map(|b| match b {
+            Block::Heading(level, s) => Some((*level, s.clone())),
+            _ => None,
+        }));
+        h
     }
 
     pub fn charts(&self) -> impl Iterator<Item = &Chart> {

@@ -1,7 +1,7 @@
-//! A [`Doc`] as GitHub-flavoured Markdown (`bench.md`): charts become images linking their
-//! SVG files.
+//! A [`Doc`] as GitHub-flavoured Markdown (`report.md`, `bench.md`): charts become images
+//! linking their SVG files.
 
-use super::doc::{Block, Doc, Span};
+use super::doc::{Block, Doc, Span, Table};
 use std::fmt::Write;
 
 pub fn render(doc: &Doc) -> String {
@@ -24,18 +24,25 @@ pub fn render(doc: &Doc) -> String {
             Block::Table(t) => {
                 let head: Vec<String> = t.head.iter().map(|h| cell(&escape(h))).collect();
                 let _ = writeln!(o, "| {} |", head.join(" | "));
-                let _ = writeln!(o, "|{}", "---|".repeat(t.head.len()));
-                for row in &t.rows {
-                    let cells: Vec<String> = row.iter().map(|s| cell(&span_md(s))).collect();
-                    let _ = writeln!(o, "| {} |", cells.join(" | "));
-                }
+                table_body(&mut o, t);
             }
             Block::Chart(c) => {
                 let _ = writeln!(o, "![{}]({})", escape(&c.title), c.file);
             }
+            Block::Rule => {
+                let _ = writeln!(o, "---");
+            }
         }
     }
     o
+}
+
+fn table_body(o: &mut String, t: &Table) {
+    let _ = writeln!(o, "|{}", "---|".repeat(t.head.len()));
+    for row in &t.rows {
+        let cells: Vec<String> = row.iter().map(|s| cell(&span_md(s))).collect();
+        let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
 }
 
 fn spans_md(spans: &[Span]) -> String {
@@ -49,6 +56,7 @@ fn span_md(s: &Span) -> String {
         Span::Strong(t) => format!("**{}**", escape(t)),
         Span::Code(t) => format!("`{}`", t.replace('`', "'")),
         Span::Link(t, href) => format!("[{}]({})", escape(t), href.replace(' ', "%20")),
+        Span::Seq(spans) => spans_md(spans),
     }
 }
 
@@ -72,7 +80,7 @@ fn cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::doc::{Chart, Table};
+    use crate::report::doc::Chart;
 
     #[test]
     fn renders_blocks() {

@@ -78,6 +78,7 @@ pub fn render(doc: &Doc) -> String {
                     esc(&c.title)
                 );
             }
+            Block::Rule => o.push_str("<hr>\n"),
         }
     }
     if in_charts {
@@ -106,6 +107,7 @@ fn span_html(s: &Span) -> String {
         Span::Strong(t) => format!("<strong>{}</strong>", esc(t)),
         Span::Code(t) => format!("<code>{}</code>", esc(t)),
         Span::Link(t, href) => format!("<a href=\"{}\">{}</a>", esc(href), esc(t)),
+        Span::Seq(spans) => spans_html(spans),
     }
 }
 

@@ -7,10 +7,11 @@ pub mod local;
 pub mod netns;
 pub mod program;
 
+use crate::record::Sections;
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::time::Duration;
-use testbed_contract::plan::{Implementation, RunnerKind};
+use testbed_contract::plan::Implementation;
 use tokio::sync::mpsc;
 
 pub use program::NodeProgram;
@@ -113,34 +114,9 @@ pub trait Runner: Send {
     async fn shutdown(&mut self, grace: Duration);
     /// The workload starts now: time zero of timed events (network partitions, …).
     fn workload_started(&mut self) {}
-    /// A named section for run.json once the run is over (e.g. the shaper's counters).
-    fn report(&mut self) -> Option<(String, serde_json::Value)> {
-        None
-    }
+    /// Adds the runner's sections to run.json once the run is over (the shaper's counters).
+    fn add_sections(&mut self, _sections: &mut Sections) {}
 }
 
 /// The channel on which a runner reports node exits.
 pub type ExitSender = mpsc::UnboundedSender<NodeExit>;
-
-/// Which runner starts the nodes, as `orchestrator run --runner` names it: the plan's kinds,
-/// plus `external`, which starts nothing (the nodes are started elsewhere, e.g. as the pods of
-/// a Kubernetes Indexed Job, and connect to `--control-listen`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RunnerChoice {
-    Local,
-    Netns,
-    K8s,
-    External,
-}
-
-impl RunnerChoice {
-    /// The plan's runner kind this choice stands for; `None` for `external`.
-    pub fn kind(self) -> Option<RunnerKind> {
-        match self {
-            RunnerChoice::Local => Some(RunnerKind::Local),
-            RunnerChoice::Netns => Some(RunnerKind::Netns),
-            RunnerChoice::K8s => Some(RunnerKind::K8s),
-            RunnerChoice::External => None,
-        }
-    }
-}

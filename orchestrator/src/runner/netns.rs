@@ -5,6 +5,7 @@
 
 use super::local::{node_command, send_signal, shutdown_all, spawn_watched};
 use super::{ControlTransport, ExitSender, NodeLaunch, Runner, RunnerError, StopMode};
+use crate::record::Sections;
 use async_trait::async_trait;
 use netsim::{Netsim, NetsimConfig, NodeNet};
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ pub struct NetnsRunner {
     sim: Option<Netsim>,
     nets: HashMap<u32, NodeNet>,
     running: HashMap<u32, (u32, watch::Receiver<bool>)>,
-    stats: Option<serde_json::Value>,
+    stats: Option<netsim::NetsimStats>,
 }
 
 impl NetnsRunner {
@@ -106,13 +107,13 @@ impl Runner for NetnsRunner {
         self.nets.clear();
         if let Some(sim) = self.sim.take() {
             match sim.stop() {
-                Ok(stats) => self.stats = serde_json::to_value(stats).ok(),
+                Ok(stats) => self.stats = Some(stats),
                 Err(e) => tracing::warn!("the network shaper did not stop cleanly: {e}"),
             }
         }
     }
 
-    fn report(&mut self) -> Option<(String, serde_json::Value)> {
-        self.stats.take().map(|s| ("shaper".to_string(), s))
+    fn add_sections(&mut self, sections: &mut Sections) {
+        sections.shaper = self.stats.take();
     }
 }

@@ -17,7 +17,6 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, TracesData};
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -44,14 +43,7 @@ pub struct Collector {
     store: Shared,
 }
 
-/// What the collector received, as recorded in run.json (`extra.traces.collector`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct CollectorStats {
-    pub requests: u64,
-    pub rejected_requests: u64,
-    pub spans: u64,
-    pub dropped_spans: u64,
-}
+pub use crate::record::sections::CollectorStats;
 
 impl Collector {
     /// Listens on `bind` (TCP) and, if given, on the Unix socket `unix_path`.

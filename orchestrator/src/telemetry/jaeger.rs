@@ -88,23 +88,7 @@ pub struct JaegerProcess {
 }
 
 /// Facts about the traces, for run.json and the report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Facts {
-    pub traces: u64,
-    pub spans: u64,
-    /// Spans by operation name (`publish`, `deliver`, `lifecycle`, `state …`).
-    pub by_operation: BTreeMap<String, u64>,
-    /// The longest `deliver` span (its duration is the delivery latency).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slowest_delivery: Option<SlowDelivery>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SlowDelivery {
-    pub trace_id: String,
-    pub service: String,
-    pub latency_us: u64,
-}
+pub use crate::record::sections::{SlowDelivery, TraceFacts as Facts};
 
 /// One trace being assembled: its spans (with their process index) and its processes in
 /// order of appearance.

@@ -8,7 +8,7 @@
 //! latency histogram) appear when the run ends (`pubsub_testbed_run_finished 1`).
 
 use crate::record::RunRecord;
-use crate::run::fleet::NodeSlot;
+use crate::record::churn_log::LiveFigures;
 use hdrhistogram::Histogram;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -70,22 +70,36 @@ struct View {
     extra: BTreeMap<String, (String, BTreeMap<Labels, f64>)>,
 }
 
-/// What a scrape sees. Cheap to update: one node's slot at a time.
+/// One node's latest state, as the fleet pushes it.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeUpdate<'a> {
+    pub index: u32,
+    pub group: &'a str,
+    pub state: NodeState,
+    /// The node has failed (crashed, hung, broke the protocol).
+    pub failed: bool,
+    /// Where the node serves its own metrics.
+    pub metrics_addr: Option<&'a str>,
+    /// Its latest counters (the final result's snapshot once there is one).
+    pub snapshot: Option<&'a Snapshot>,
+}
+
+/// What a scrape sees. Cheap to update: one node at a time.
 #[derive(Debug, Default)]
 pub struct LiveMetrics {
     view: Mutex<View>,
 }
 
 impl LiveMetrics {
-    /// The fleet's nodes, before launch.
-    pub fn set_nodes(&self, slots: &[NodeSlot]) {
+    /// The fleet's nodes, before launch: (index, group) of each, in index order.
+    pub fn set_nodes<'a>(&self, nodes: impl IntoIterator<Item = (u32, &'a str)>) {
         let mut v = self.view.lock().expect("metrics view");
-        v.nodes = slots
-            .iter()
-            .map(|s| NodeView {
-                name: node_service_name(s.index),
-                group: s.group.clone(),
-                state: s.state,
+        v.nodes = nodes
+            .into_iter()
+            .map(|(index, group)| NodeView {
+                name: node_service_name(index),
+                group: group.to_string(),
+                state: NodeState::Starting,
                 failed: false,
                 snapshot: None,
                 metrics_addr: None,
@@ -118,34 +132,28 @@ impl LiveMetrics {
         serde_json::Value::Array(targets).to_string()
     }
 
-    /// Takes a node's current state, fault and latest counters (the final result's
-    /// snapshot once there is one).
-    pub fn on_slot(&self, slot: &NodeSlot) {
+    /// Takes a node's current state, fault and latest counters.
+    pub fn on_node(&self, u: NodeUpdate) {
         let mut v = self.view.lock().expect("metrics view");
         // Nodes launched later (churn) join the view.
-        while v.nodes.len() <= slot.index as usize {
+        while v.nodes.len() <= u.index as usize {
             let i = v.nodes.len() as u32;
             v.nodes.push(NodeView {
                 name: node_service_name(i),
-                group: slot.group.clone(),
+                group: u.group.to_string(),
                 state: NodeState::Starting,
                 failed: false,
                 snapshot: None,
                 metrics_addr: None,
             });
         }
-        let n = &mut v.nodes[slot.index as usize];
-        n.state = slot.state;
-        n.failed = slot.fault.is_some();
+        let n = &mut v.nodes[u.index as usize];
+        n.state = u.state;
+        n.failed = u.failed;
         if n.metrics_addr.is_none() {
-            n.metrics_addr = slot.metrics_addr.clone();
+            n.metrics_addr = u.metrics_addr.map(str::to_string);
         }
-        let snap = slot
-            .result
-            .as_ref()
-            .and_then(|r| r.last_snapshot.as_ref())
-            .or(slot.last_snapshot.as_ref());
-        if let Some(s) = snap
+        if let Some(s) = u.snapshot
             && n.snapshot.as_ref().is_none_or(|old| old.at_ns <= s.at_ns)
         {
             n.snapshot = Some(s.clone());
@@ -165,6 +173,76 @@ impl LiveMetrics {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         e.1.insert(key, value);
+    }
+
+    /// The churn phase's live figures as gauges (`pubsub_testbed_churn_*`).
+    pub fn set_churn(&self, f: &LiveFigures) {
+        let m = self;
+        let g = |name: &str, help: &str, v: f64| m.set_gauge(name, help, &[], v);
+        g(
+            "churn_peers",
+            "Churn: peers taking part (launched, not removed, not failed).",
+            f.peers as f64,
+        );
+        g(
+            "churn_peers_added",
+            "Churn: peers launched by the churn phase so far.",
+            f.peers_added as f64,
+        );
+        g(
+            "churn_peers_removed",
+            "Churn: peers removed by the churn phase so far.",
+            f.peers_removed as f64,
+        );
+        g("churn_topics", "Churn: topics that exist.", f.topics as f64);
+        g(
+            "churn_connections",
+            "Churn: open connections (from the nodes' snapshots).",
+            f.connections as f64,
+        );
+        g(
+            "churn_friendships",
+            "Churn: friendships.",
+            f.friendships as f64,
+        );
+        let ppt = "Churn: peers per topic.";
+        for (stat, v) in [
+            ("min", f.peers_per_topic.min as f64),
+            ("median", f.peers_per_topic.median),
+            ("max", f.peers_per_topic.max as f64),
+        ] {
+            m.set_gauge("churn_peers_per_topic", ppt, &[("stat", stat)], v);
+        }
+        g(
+            "churn_messages",
+            "Churn: messages published by the churn phase.",
+            f.messages as f64,
+        );
+        g(
+            "churn_received",
+            "Churn: distinct deliveries since the phase started.",
+            f.received as f64,
+        );
+        g(
+            "churn_expected",
+            "Churn: deliveries expected so far (orchestrator's record; estimate).",
+            f.expected as f64,
+        );
+        g(
+            "churn_missed_estimate",
+            "Churn: expected minus received while running (estimate; the report is exact).",
+            f.missed_estimate as f64,
+        );
+        g(
+            "churn_events_applied",
+            "Churn: events applied.",
+            f.events_applied as f64,
+        );
+        g(
+            "churn_events_failed",
+            "Churn: events that failed or partly failed.",
+            f.events_failed as f64,
+        );
     }
 
     /// The run is over: final figures from the record (delivery counts as in run.json, the
@@ -498,24 +576,12 @@ pub fn metric_names() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use testbed_contract::protocol::NodeConfig;
-
-    fn slot(i: u32) -> NodeSlot {
-        let cfg: NodeConfig = serde_json::from_value(serde_json::json!({
-            "run_id": "r", "index": i, "group": "g", "variant": "gossipsub",
-            "gossipsub": {}, "seed": 1, "snapshot_interval_ms": 100, "origin_groups": []
-        }))
-        .unwrap();
-        NodeSlot::new(cfg, "rust")
-    }
 
     #[test]
     fn exposition_has_every_family() {
-        let mut slots = vec![slot(0), slot(1)];
         let m = Arc::new(LiveMetrics::default());
-        m.set_nodes(&slots);
-        slots[0].state = NodeState::Running;
-        slots[0].last_snapshot = Some(Snapshot {
+        m.set_nodes([(0, "g"), (1, "g")]);
+        let snapshot = Some(Snapshot {
             at_ns: 1,
             published: 10,
             received: 3,
@@ -532,7 +598,14 @@ mod tests {
             )]
             .into(),
         });
-        m.on_slot(&slots[0]);
+        m.on_node(NodeUpdate {
+            index: 0,
+            group: "g",
+            state: NodeState::Running,
+            failed: false,
+            metrics_addr: None,
+            snapshot: snapshot.as_ref(),
+        });
         m.set_gauge("churn_live_peers", "Live peers (churn).", &[], 2.0);
         let text = m.encode();
         assert!(

@@ -4,16 +4,17 @@
 //!
 //! [`RunTelemetry`] is what `run_plan` holds: started before the fleet is launched (so each
 //! node's welcome can name the collector), finished after every node is reaped (so every
-//! span has arrived), adding the `traces` and `metrics` sections to run.json.
+//! span has arrived), adding the `traces` and `metrics` sections to run.json. The report
+//! renders them in [`crate::report::sections::traces`].
 
 pub mod collector;
 pub mod grafana;
 pub mod http;
 pub mod jaeger;
 pub mod metrics;
-pub mod report;
 
 use self::http::Server;
+use crate::record::sections::{MetricsSection, NodeTrace, SlowestDelivery, TracesSection};
 use crate::record::{NodeStatus, RunRecord};
 use anyhow::{Context, Result};
 use axum::Router;
@@ -23,119 +24,13 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use collector::Collector;
 use metrics::LiveMetrics;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-use testbed_contract::plan::{Plan, RunnerKind, Telemetry, Traces};
+use testbed_contract::plan::Telemetry;
 use testbed_contract::protocol::{TracingConfig, hex, lifecycle_trace_id, node_service_name};
 
 /// Where the orchestrator serves `/metrics` unless told otherwise.
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:0";
-
-/// `orchestrator run` flags over the plan's `telemetry:` section.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct TelemetryArgs {
-    /// Traces from every node: `on` or `off` (overrides `telemetry.traces`).
-    #[arg(long, value_parser = ["on", "off"])]
-    pub traces: Option<String>,
-    /// Fraction of published messages traced, 0..=1 (overrides `telemetry.sample_ratio`).
-    #[arg(long, value_name = "RATIO")]
-    pub sample_ratio: Option<f64>,
-    /// Nodes export traces to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318) instead
-    /// of the embedded one; turns traces on.
-    #[arg(long, value_name = "URL")]
-    pub otlp_endpoint: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics during the run (`off`: don't);
-    /// default 127.0.0.1 on a free port, printed at the start.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<String>,
-    /// Keep serving /metrics this long after the run (e.g. `30s`) for a last scrape.
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
-    pub metrics_linger: Option<Duration>,
-}
-
-impl TelemetryArgs {
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            traces: self
-                .traces
-                .as_deref()
-                .map(|t| if t == "on" { Traces::On } else { Traces::Off }),
-            sample_ratio: self.sample_ratio,
-            otlp_endpoint: self.otlp_endpoint.clone(),
-            metrics_listen: self.metrics_listen.clone(),
-            metrics_linger: self.metrics_linger,
-        }
-    }
-}
-
-/// Command-line overrides of the plan's `telemetry:` section (`orchestrator run` flags).
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    pub traces: Option<Traces>,
-    pub sample_ratio: Option<f64>,
-    pub otlp_endpoint: Option<String>,
-    pub metrics_listen: Option<String>,
-    pub metrics_linger: Option<Duration>,
-}
-
-impl Overrides {
-    /// Applies the overrides to `plan` (an external endpoint turns traces on) and checks them.
-    pub fn apply(&self, plan: &mut Plan) -> Result<()> {
-        let t = &mut plan.telemetry;
-        if let Some(tr) = self.traces {
-            t.traces = tr;
-        }
-        if let Some(r) = self.sample_ratio {
-            t.sample_ratio = r;
-        }
-        if let Some(e) = &self.otlp_endpoint {
-            t.otlp_endpoint = Some(e.clone());
-            if self.traces.is_none() {
-                t.traces = Traces::On;
-            }
-        }
-        if let Some(m) = &self.metrics_listen {
-            t.metrics_listen = Some(m.clone());
-        }
-        if let Some(d) = self.metrics_linger {
-            t.metrics_linger = d;
-        }
-        check(t).map_err(|(field, why)| anyhow::anyhow!("telemetry.{field}: {why}"))
-    }
-}
-
-/// The checks of the `telemetry:` section: (field, problem).
-pub fn check(t: &Telemetry) -> Result<(), (&'static str, String)> {
-    if !(0.0..=1.0).contains(&t.sample_ratio) {
-        return Err((
-            "sample_ratio",
-            format!(
-                "{} is not a fraction: use 0..=1 (0.01 traces 1 message in 100)",
-                t.sample_ratio
-            ),
-        ));
-    }
-    if let Some(e) = &t.otlp_endpoint
-        && !(e.starts_with("http://") || e.starts_with("https://"))
-    {
-        return Err((
-            "otlp_endpoint",
-            format!("`{e}` is not an OTLP/HTTP URL: use e.g. http://collector:4318"),
-        ));
-    }
-    if let Some(m) = &t.metrics_listen
-        && m != "off"
-        && m.parse::<std::net::SocketAddr>().is_err()
-    {
-        return Err((
-            "metrics_listen",
-            format!("`{m}` is not HOST:PORT (e.g. 127.0.0.1:9464) or `off`"),
-        ));
-    }
-    Ok(())
-}
 
 /// A run's telemetry: the collector, the metrics endpoint, what nodes are told.
 pub struct RunTelemetry {
@@ -149,68 +44,21 @@ pub struct RunTelemetry {
     pub metrics_url: Option<String>,
 }
 
-/// run.json's `traces` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TracesSection {
-    /// `embedded` (this orchestrator's collector) or `external`.
-    pub collector: String,
-    pub endpoint: String,
-    pub sample_ratio: f64,
-    /// Files in the results folder (embedded collector only).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub files: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub received: Option<collector::CollectorStats>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub facts: Option<jaeger::Facts>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slowest_delivery: Option<SlowestDelivery>,
-    /// The lifecycle trace of every node that did not finish normally.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed_lifecycles: Vec<NodeTrace>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SlowestDelivery {
-    pub trace_id: String,
-    pub latency_ms: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// Receiving node (service name).
-    pub receiver: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct NodeTrace {
-    pub node: u32,
-    pub service: String,
-    pub status: NodeStatus,
-    pub trace_id: String,
-}
-
-/// run.json's `metrics` section.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MetricsSection {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    /// The final exposition (Prometheus text format 0.0.4), beside run.json.
-    pub file: String,
-    /// Nodes' own libp2p metrics endpoints (`telemetry.node_metrics`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_endpoints: Vec<(String, String)>,
-}
-
 impl RunTelemetry {
     /// Starts the collector (traces on, no external endpoint) and the metrics endpoint.
-    pub async fn start(plan: &Plan, run_id: &str, quiet: bool) -> Result<RunTelemetry> {
-        let settings = plan.telemetry.clone();
+    /// `nodes_in_namespaces`: the nodes cannot reach the orchestrator's loopback.
+    pub async fn start(
+        settings: &Telemetry,
+        nodes_in_namespaces: bool,
+        run_id: &str,
+        quiet: bool,
+    ) -> Result<RunTelemetry> {
+        let settings = settings.clone();
         let mut collector = None;
         let tracing = if settings.traces.is_on() {
             let endpoint = match &settings.otlp_endpoint {
                 Some(e) => e.clone(),
-                None if plan.runner == RunnerKind::Netns => {
+                None if nodes_in_namespaces => {
                     // The orchestrator's loopback is not the nodes' (each has its own network
                     // namespace); a socket file is reachable from every namespace.
                     let c =
@@ -283,15 +131,10 @@ impl RunTelemetry {
         })
     }
 
-    /// The `tracing` part of node `index`'s welcome. The service name is left to the node
-    /// (`node-0007` from its index), so a welcome cloned for a node launched later (churn)
-    /// stays right.
-    pub fn tracing_for(&self, _index: u32) -> Option<TracingConfig> {
+    /// The `tracing` part of every node's welcome. The service name is left to the node
+    /// (`node-0007` from its index).
+    pub fn tracing(&self) -> Option<TracingConfig> {
         self.tracing.clone()
-    }
-
-    pub fn node_metrics(&self) -> bool {
-        self.settings.node_metrics
     }
 
     /// After every node is reaped: writes the trace files and `metrics.prom`, adds the
@@ -335,9 +178,7 @@ impl RunTelemetry {
                     trace_id: hex(&lifecycle_trace_id(&self.run_id, n.index)),
                 })
                 .collect();
-            record
-                .extra
-                .insert("traces".into(), serde_json::to_value(&section)?);
+            record.sections.traces = Some(section);
         }
         self.live.set_final(record);
         let exposition = metrics::to_prometheus_text(&self.live.encode());
@@ -348,9 +189,7 @@ impl RunTelemetry {
             file: metrics::METRICS_FILE.into(),
             node_endpoints: self.live.node_endpoints(),
         };
-        record
-            .extra
-            .insert("metrics".into(), serde_json::to_value(&section)?);
+        record.sections.metrics = Some(section);
         if self.server.is_some() && !self.settings.metrics_linger.is_zero() {
             tokio::time::sleep(self.settings.metrics_linger).await;
         }

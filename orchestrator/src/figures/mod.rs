@@ -1,0 +1,93 @@
+//! Where the numbers are computed: pure functions from what a run recorded — the node
+//! records ([`crate::record::NodeRecord`]) and the driver's log
+//! ([`crate::record::drive_log::DriveLog`]) — to the figures of run.json. Nothing here
+//! touches a process, a file or a clock, so every figure can be recomputed from the same
+//! inputs and tested with made-up records.
+//!
+//! - [`summary`]: delivery, latency, duplicates, rates, resources, by group pair, over time;
+//! - [`churn`]: deliveries under churn, per delivery window;
+//! - [`receive_time`]: deliveries by receive time on the network events' clock;
+//! - [`implementations`]: the figures by node implementation;
+//! - [`assertions`]: the plan's assertions against the summary.
+
+pub mod assertions;
+pub mod churn;
+pub mod implementations;
+pub mod receive_time;
+pub mod summary;
+
+use crate::record::drive_log::DriveLog;
+use crate::record::sections::{ByImplementation, ChurnSection};
+use crate::record::{GroupPair, NodeRecord, Summary};
+use std::collections::BTreeMap;
+use testbed_contract::plan::Plan;
+use tokio::time::Instant;
+
+/// What the figures of one run are computed from, besides the node records.
+pub struct Inputs<'a> {
+    pub plan: &'a Plan,
+    pub nodes: &'a [NodeRecord],
+    pub log: &'a DriveLog,
+    /// What each implementation's nodes said they run (`implementation → version`).
+    pub versions: &'a BTreeMap<String, String>,
+    /// When the run started and finished (RFC 3339, as in the record).
+    pub started_at: &'a str,
+    pub finished_at: &'a str,
+    /// The first launch (time zero of `launch_to_ready_ms`).
+    pub t0: Instant,
+    /// The wall clock when the whole fleet had been launched: time zero of the timed network
+    /// events and of the receive-time view.
+    pub events_zero_unix_ns: u64,
+}
+
+/// Every computed figure of a run.
+#[derive(Debug, Clone)]
+pub struct Figures {
+    pub summary: Summary,
+    pub group_pairs: Vec<GroupPair>,
+    pub churn: Option<ChurnSection>,
+    pub implementations: Option<ByImplementation>,
+}
+
+/// Computes every figure of a run (the orchestrator's own CPU and memory are not figures of
+/// the records: the run adds them).
+pub fn compute(i: &Inputs) -> Figures {
+    let group_names: Vec<String> = i.plan.groups.iter().map(|g| g.id.clone()).collect();
+    let (mut s, mut group_pairs) = summary::summarize(i.nodes, &group_names);
+    // Under churn, a delivery is expected only over a whole delivery window.
+    let churn = i.log.churn.as_ref().map(|log| {
+        let acc = churn::account(i.nodes, log, &group_names);
+        churn::apply_window_rule(&mut s, &mut group_pairs, &acc, &group_names);
+        churn::section(i.nodes, log, &acc)
+    });
+    if let Ok(start) = chrono::DateTime::parse_from_rfc3339(i.started_at) {
+        let start_ns = start.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+        s.delivery_over_time = summary::delivery_over_time(i.nodes, start_ns);
+    }
+    let events = i.plan.network.as_ref().filter(|n| !n.events.is_empty());
+    if group_names.len() > 1 || events.is_some() {
+        s.received_over_time = receive_time::receive_view(
+            i.nodes,
+            i.finished_at,
+            &group_names,
+            events,
+            i.events_zero_unix_ns,
+        );
+    }
+    s.launch_to_ready_ms = i
+        .log
+        .setup_done
+        .map(|t| t.duration_since(i.t0).as_secs_f64() * 1e3);
+    if let (Some(first), Some(end)) = (i.log.first_publish, i.log.settle_end) {
+        let secs = end.duration_since(first).as_secs_f64();
+        if secs > 0.0 {
+            s.delivery_rate_per_s = Some(s.delivered as f64 / secs);
+        }
+    }
+    Figures {
+        summary: s,
+        group_pairs,
+        churn,
+        implementations: implementations::of_run(i.plan, i.nodes, i.versions),
+    }
+}

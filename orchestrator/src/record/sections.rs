@@ -1,0 +1,323 @@
+//! The sections of run.json that features add, each a typed struct: a run without the
+//! feature has no section (`None`), and a section that does not parse is an error when the
+//! record is read, never a silently missing part of the report.
+//!
+//! Who fills which: `network` and `shaper` the run ([`crate::run`]), `churn` and
+//! `implementations` the figures ([`crate::figures`]), `traces` and `metrics` the telemetry
+//! ([`crate::telemetry`]), `kubernetes` the kube runner (`crate::k8s`). The report renders
+//! every one ([`crate::report`]).
+
+use super::churn_log::{LiveFigures, Sample};
+use super::node::NodeStatus;
+use super::summary::{Dist, Latency};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use testbed_contract::plan::{LinkParams, Network};
+
+/// Every optional section of a run record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Sections {
+    /// Deliveries under churn, counted per delivery window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnSection>,
+    /// Figures by node implementation, when more than one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementations: Option<ByImplementation>,
+    /// What Kubernetes saw of the run's pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesSection>,
+    /// The Prometheus metrics of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSection>,
+    /// The network as configured (network emulation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSection>,
+    /// The network shaper's counters, as it reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaper: Option<netsim::NetsimStats>,
+    /// Where the traces are, and the ones to open first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesSection>,
+}
+
+impl Sections {
+    pub fn is_empty(&self) -> bool {
+        let Sections {
+            churn,
+            implementations,
+            kubernetes,
+            metrics,
+            network,
+            shaper,
+            traces,
+        } = self;
+        churn.is_none()
+            && implementations.is_none()
+            && kubernetes.is_none()
+            && metrics.is_none()
+            && network.is_none()
+            && shaper.is_none()
+            && traces.is_none()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// network
+
+/// The network as configured, beside the numbers: every group pair's resolved profile, the
+/// timed events, and when their clock started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkSection {
+    /// The plan's `network:` section.
+    pub section: Network,
+    /// Every (from, to) group pair's profile, every value resolved.
+    pub links: Vec<NetworkLink>,
+    /// When the clock of the timed events started, ms after the first launch.
+    pub events_zero_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetworkLink {
+    pub from: String,
+    pub to: String,
+    pub profile: LinkParams,
+}
+
+// ---------------------------------------------------------------------------------------
+// churn
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Messages published.
+    pub messages: u64,
+    /// (message, receiver) pairs with a full window at a receiver whose seen-set is known.
+    pub expected: u64,
+    pub received: u64,
+    pub missed: u64,
+    /// Full windows at receivers without a seen-set (killed): neither hit nor miss.
+    pub unverifiable: u64,
+    /// Deliveries to receivers without a full window: neither hit nor miss.
+    pub outside_window: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.messages += o.messages;
+        self.expected += o.expected;
+        self.received += o.received;
+        self.missed += o.missed;
+        self.unverifiable += o.unverifiable;
+        self.outside_window += o.outside_window;
+    }
+
+    pub fn ratio(&self) -> Option<f64> {
+        (self.expected > 0).then(|| self.received as f64 / self.expected as f64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicCounts {
+    pub topic: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovedNode {
+    pub index: u32,
+    pub mode: String,
+    /// Seconds after the phase started.
+    pub at_s: f64,
+    /// Whether the node's own result (seen-set, subscriptions) was kept.
+    pub has_result: bool,
+    /// Whether a snapshot of its counters was kept.
+    pub has_snapshot: bool,
+}
+
+/// The `churn` section: deliveries counted under the window rule (docs/simulator.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChurnSection {
+    pub duration_s: f64,
+    pub heartbeat_ms: f64,
+    pub delivery_window_ms: f64,
+    pub remove_mode: String,
+    /// The event log, one line per event, beside run.json.
+    pub events_file: String,
+    pub events_total: u64,
+    /// Per event kind: how many ended with each outcome.
+    pub events: BTreeMap<String, BTreeMap<String, u64>>,
+    pub peers_added: u32,
+    pub peers_removed: u32,
+    pub removed: Vec<RemovedNode>,
+    pub total: Counts,
+    pub per_topic: Vec<TopicCounts>,
+    /// Application duplicates over every node (results, else last snapshots). Nodes count
+    /// duplicates per node, not per topic, so there is no per-topic figure.
+    pub duplicates: u64,
+    /// Messages known only from the orchestrator's record (their publisher left no result).
+    pub reconstructed_messages: u64,
+    /// Peers, topics, connections … at every heartbeat.
+    pub samples: Vec<Sample>,
+    /// The last live figures of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_live: Option<LiveFigures>,
+}
+
+// ---------------------------------------------------------------------------------------
+// implementations
+
+/// Everything by implementation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ByImplementation {
+    /// One entry per implementation label, in plan order of first appearance.
+    pub implementations: Vec<ImplFigures>,
+    /// Every (publisher, receiver) pair of labels with something expected or measured.
+    pub pairs: Vec<ImplPair>,
+}
+
+/// Figures of the nodes of one implementation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImplFigures {
+    /// `rust`, `go`, `js`; with the plan's `impl_version` when a group sets one
+    /// (`go@v0.14.2`), so two versions in one fleet are told apart.
+    pub label: String,
+    pub implementation: String,
+    /// What the nodes said they run (`hello.impl_version`), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub nodes: u32,
+    /// Nodes that ended in failure (crashed, hung, failed).
+    pub nodes_failed: u32,
+    pub messages_published: u64,
+    /// Distinct messages received, summed over the nodes.
+    pub received: u64,
+    /// Application-level duplicate deliveries, summed over the nodes.
+    pub duplicates: u64,
+    /// Duplicates filtered by the routers, summed over nodes that report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_duplicates: Option<u64>,
+    /// Peak resident set size per node (bytes).
+    pub peak_rss_bytes: Dist,
+    /// Resident set size per node at the end (bytes).
+    pub final_rss_bytes: Dist,
+    /// CPU time per node, user + system (seconds).
+    pub cpu_s: Dist,
+}
+
+/// Delivery and latency from the nodes of one implementation to those of another.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImplPair {
+    pub publisher: String,
+    pub receiver: String,
+    pub expected: u64,
+    pub delivered: u64,
+    /// delivered / expected; absent when nothing was expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
+}
+
+// ---------------------------------------------------------------------------------------
+// traces and metrics
+
+/// The `traces` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TracesSection {
+    /// `embedded` (this orchestrator's collector) or `external`.
+    pub collector: String,
+    pub endpoint: String,
+    pub sample_ratio: f64,
+    /// Files in the results folder (embedded collector only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<CollectorStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<TraceFacts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_delivery: Option<SlowestDelivery>,
+    /// The lifecycle trace of every node that did not finish normally.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_lifecycles: Vec<NodeTrace>,
+}
+
+/// What the embedded collector received.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CollectorStats {
+    pub requests: u64,
+    pub rejected_requests: u64,
+    pub spans: u64,
+    pub dropped_spans: u64,
+}
+
+/// Facts about the collected traces.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TraceFacts {
+    pub traces: u64,
+    pub spans: u64,
+    /// Spans by operation name (`publish`, `deliver`, `lifecycle`, `state …`).
+    pub by_operation: BTreeMap<String, u64>,
+    /// The longest `deliver` span (its duration is the delivery latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest_delivery: Option<SlowDelivery>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlowDelivery {
+    pub trace_id: String,
+    pub service: String,
+    pub latency_us: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlowestDelivery {
+    pub trace_id: String,
+    pub latency_ms: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Receiving node (service name).
+    pub receiver: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeTrace {
+    pub node: u32,
+    pub service: String,
+    pub status: NodeStatus,
+    pub trace_id: String,
+}
+
+/// The `metrics` section.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetricsSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The final exposition (Prometheus text format 0.0.4), beside run.json.
+    pub file: String,
+    /// Nodes' own libp2p metrics endpoints (`telemetry.node_metrics`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_endpoints: Vec<(String, String)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// kubernetes
+
+/// What Kubernetes saw: every pod of the run and the problems it had.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KubernetesSection {
+    pub namespace: String,
+    pub pods: Vec<PodRecord>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PodRecord {
+    pub pod: String,
+    /// `coordinator`, `node N` or `other`.
+    pub role: String,
+    pub phase: String,
+    pub problem: Option<String>,
+}

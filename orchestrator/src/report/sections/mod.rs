@@ -1,0 +1,16 @@
+//! The sections of a run's report, one file each, in the order [`super::run::build`] adds
+//! them. Each reads the record (a typed section of run.json where it has one) and adds
+//! headings, text, tables and charts to the document; nothing when it has nothing to say.
+
+pub mod charts;
+pub mod churn;
+pub mod groups;
+pub mod head;
+pub mod implementations;
+pub mod network;
+pub mod nodes;
+pub mod over_time;
+pub mod phases;
+pub mod receive_time;
+pub mod summary;
+pub mod traces;

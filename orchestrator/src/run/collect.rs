@@ -1,0 +1,187 @@
+//! Steps 4 and 5 of a run, where every ending is handled. However the drive ended — the
+//! workload done, a node failed, the plan's timeout, Ctrl-C, a failed launch — every live
+//! node is asked for its result (`finish`, or `abort` when the run failed), every process is
+//! reaped, and the ending becomes the run's status and reasons ([`outcome`]); the plan's
+//! assertions can only turn a pass into a failure ([`with_assertions`]).
+
+use super::launch::Live;
+use crate::fleet::{Fleet, Stop};
+use crate::record::{AssertionOutcome, FinishInfo, NodeStatus, Outcome, Sections, Status};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use testbed_contract::protocol::{Command, OrchMsg};
+use tokio::time::Instant;
+
+/// What collecting brought in besides the slots themselves.
+pub struct Collected {
+    /// The `finish` acks' counters, per node.
+    pub finish_info: BTreeMap<u32, FinishInfo>,
+    /// The sections the runner adds once every process is gone (the shaper's counters).
+    pub runner_sections: Sections,
+}
+
+/// Asks for the results, waits for them, reaps every process and stops the control server.
+pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
+    let fleet = &mut live.fleet;
+    fleet.activity = "collection of results".into();
+    fleet.finishing = true;
+    let alive: Vec<u32> = fleet.alive().map(|s| s.index()).collect();
+    let mut finish_ids: BTreeMap<u32, u64> = BTreeMap::new();
+    // Who is asked for a result: on success the live nodes; on failure also nodes already
+    // marked hung (and still connected), whose partial result is worth having: a node that
+    // missed one command's deadline usually still answers an abort.
+    let asked: Vec<u32> = match drive {
+        Ok(()) => {
+            live.progress
+                .stage("collecting results", alive.len() as u64);
+            for &i in &alive {
+                if let Some(id) = fleet.command(i, Command::Finish) {
+                    finish_ids.insert(i, id);
+                }
+            }
+            alive.clone()
+        }
+        Err(stop) => abort_reachable(fleet, stop, &live.progress),
+    };
+    let until =
+        Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * asked.len() as u64);
+    let _ = fleet
+        .wait_until(until, |f| {
+            asked.iter().filter_map(|&i| f.node(i)).all(|s| {
+                // An exit alone is not the end: the result may still be on its way through the
+                // control channel, which closes after the last line was read.
+                s.result().is_some()
+                    || s.fault().is_some()
+                    || (s.exit().is_some() && !s.channel_open())
+            })
+        })
+        .await;
+    if drive.is_ok() {
+        fleet.finishing = false;
+        let missing: Vec<u32> = alive
+            .iter()
+            .copied()
+            .filter(|&i| fleet.node(i).is_some_and(|s| s.result().is_none()))
+            .collect();
+        for i in missing {
+            fleet.fault(
+                i,
+                NodeStatus::Hung,
+                format!("node {i} did not send its final result"),
+            );
+        }
+    }
+    live.runner.shutdown(Duration::from_secs(3)).await;
+    let mut runner_sections = Sections::default();
+    live.runner.add_sections(&mut runner_sections);
+    // Drain exit events now that every process is reaped.
+    let _ = live
+        .fleet
+        .wait_until(Instant::now() + Duration::from_millis(50), |_| false)
+        .await;
+    live.progress.finish();
+    // Finish acks' info: counters the result has no field for.
+    let finish_info = finish_ids
+        .iter()
+        .filter_map(|(&i, &id)| Some((i, FinishInfo::from_ack(&live.fleet.ack(id)?.info)?)))
+        .collect();
+    Collected {
+        finish_info,
+        runner_sections,
+    }
+}
+
+/// After a failed drive: sends `abort` to every node that can still answer; returns them.
+fn abort_reachable(
+    fleet: &mut Fleet,
+    stop: &Stop,
+    progress: &crate::progress::Progress,
+) -> Vec<u32> {
+    let reason = match stop {
+        Stop::Interrupted => "the run was interrupted",
+        Stop::Timeout => "the plan's timeout was reached",
+        Stop::Fault => "another node failed",
+    };
+    let reachable: Vec<u32> = fleet
+        .nodes()
+        .iter()
+        .filter(|s| {
+            s.channel_open()
+                && s.exit().is_none()
+                && !s.removed()
+                && s.result().is_none()
+                && s.fault().is_none_or(|(st, _)| *st == NodeStatus::Hung)
+        })
+        .map(|s| s.index())
+        .collect();
+    progress.stage(
+        "aborting: collecting partial results",
+        reachable.len() as u64,
+    );
+    for &i in &reachable {
+        fleet.send(
+            i,
+            OrchMsg::Abort {
+                reason: reason.into(),
+            },
+        );
+    }
+    reachable
+}
+
+/// The run's status and reasons from how it ended: a failed launch is an error, a stop is
+/// what stopped it, and every node fault and protocol anomaly is a reason (and fails a run
+/// that would otherwise pass).
+pub fn outcome(
+    launch_error: Option<&str>,
+    drive: &Result<(), Stop>,
+    fleet: &Fleet,
+    timeout: Duration,
+) -> Outcome {
+    let (status, mut reasons) = match (launch_error, drive) {
+        (Some(e), _) => (Status::Error, vec![e.to_string()]),
+        (None, Ok(())) if fleet.has_faults() => (Status::NodeFailed, vec![]),
+        (None, Ok(())) => (Status::Passed, vec![]),
+        (None, Err(Stop::Interrupted)) => {
+            (Status::Interrupted, vec!["interrupted by signal".into()])
+        }
+        (None, Err(Stop::Timeout)) => (
+            Status::Timeout,
+            vec![format!(
+                "the plan's timeout ({}) was reached during {}",
+                humantime::format_duration(timeout),
+                fleet.activity
+            )],
+        ),
+        (None, Err(Stop::Fault)) => (Status::NodeFailed, vec![]),
+    };
+    reasons.extend(
+        fleet
+            .nodes()
+            .iter()
+            .filter_map(|s| Some(s.fault()?.1.clone())),
+    );
+    reasons.extend(fleet.anomalies.iter().cloned());
+    // Protocol problems nobody can be blamed for still fail the run.
+    let status = if status == Status::Passed && !fleet.anomalies.is_empty() {
+        Status::NodeFailed
+    } else {
+        status
+    };
+    Outcome { status, reasons }
+}
+
+/// A passed run whose assertions do not all hold failed; each failed assertion is a reason.
+pub fn with_assertions(outcome: &mut Outcome, assertions: &[AssertionOutcome]) {
+    if outcome.status != Status::Passed || assertions.iter().all(|a| a.passed) {
+        return;
+    }
+    outcome.status = Status::AssertionFailed;
+    for a in assertions.iter().filter(|a| !a.passed) {
+        outcome.reasons.push(format!(
+            "assertion `{}` failed: actual {}",
+            a.assertion,
+            a.actual.map_or("unavailable".into(), |v| format!("{v}"))
+        ));
+    }
+}

@@ -1,0 +1,143 @@
+//! Step 2 of a run: everything that must exist before the workload — the runner, the
+//! results folder, the telemetry, the control server, the wiring every node is told — and
+//! then the fleet's processes, launched in index order. A launch that fails stops the
+//! launching; the run then goes straight to collecting what there is.
+
+use crate::control::ControlServer;
+use crate::fleet::{Fleet, NodeSlot};
+use crate::progress::Progress;
+use crate::record::store::RunDir;
+use crate::runner::external::ExternalRunner;
+use crate::runner::local::LocalRunner;
+use crate::runner::netns::NetnsRunner;
+use crate::runner::{ControlTransport, NodeExit, Runner};
+use crate::spec::{RunSpec, RunnerSel, Wiring};
+use crate::telemetry::RunTelemetry;
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// A run from the launch on: what it holds until the record is written.
+pub struct Live {
+    pub runner: Box<dyn Runner>,
+    pub dir: RunDir,
+    pub telemetry: RunTelemetry,
+    pub server: ControlServer,
+    pub wiring: Wiring,
+    pub fleet: Fleet,
+    pub progress: Progress,
+    /// The first launch.
+    pub t0: Instant,
+    /// Why launching stopped early.
+    pub launch_error: Option<String>,
+    /// Time zero of the timed network events: the whole fleet had been launched, in ms
+    /// after `t0` and on the wall clock (ns since the Unix epoch), which the nodes' receive
+    /// times are counted in.
+    pub events_zero_ms: f64,
+    pub events_zero_unix_ns: u64,
+}
+
+pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<Live> {
+    let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+    // The runner before anything is written: missing privileges are an error with a fix.
+    let mut runner = make_runner(spec, exit_tx)?;
+    let dir = RunDir::create(&spec.results_root, &spec.plan.name, &spec.run_id)?;
+    dir.write_plan(&spec.plan_text, &spec.plan)?;
+
+    // Telemetry first: each node's welcome names the trace collector.
+    let telemetry = RunTelemetry::start(
+        &spec.plan.telemetry,
+        spec.nodes_in_namespaces(),
+        &spec.run_id,
+        spec.quiet,
+    )
+    .await?;
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let server = ControlServer::start(&spec.control_listen, Some(&socket_path()), control_tx)
+        .await
+        .context("starting the control server")?;
+    let control_addr = match runner.control_transport() {
+        ControlTransport::Tcp => server.endpoints.tcp.clone(),
+        ControlTransport::Unix => server
+            .endpoints
+            .unix
+            .clone()
+            .context("no unix control socket")?,
+    };
+    let wiring = Wiring {
+        control_addr,
+        tracing: telemetry.tracing(),
+        results_dir: dir.path.clone(),
+    };
+
+    let mut launches = Vec::new();
+    let mut slots = Vec::new();
+    for node in &spec.nodes {
+        let (launch, config) = wiring.launch(node, runner.listen_ip(node.index));
+        slots.push(NodeSlot::new(config, node.implementation.as_str()));
+        launches.push(launch);
+    }
+    let t0 = Instant::now();
+    let mut fleet = Fleet::new(
+        slots,
+        control_rx,
+        exit_rx,
+        interrupt,
+        t0 + spec.plan.timeout,
+    );
+    telemetry
+        .live
+        .set_nodes(fleet.nodes().iter().map(|s| (s.index(), s.group())));
+    fleet.live = Some(telemetry.live.clone());
+    let progress = Progress::new(spec.quiet, &spec.plan.name, &spec.run_id);
+
+    progress.stage("launching", launches.len() as u64);
+    let mut launch_error = None;
+    for (i, launch) in launches.into_iter().enumerate() {
+        let index = launch.index;
+        match runner.launch(launch).await {
+            Ok(pid) => fleet.set_pid(index, pid),
+            Err(e) => {
+                launch_error = Some(e.to_string());
+                break;
+            }
+        }
+        progress.set(i as u64 + 1);
+    }
+    // Time zero of timed network events: the whole fleet has been launched.
+    runner.workload_started();
+    let events_zero_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let events_zero_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Ok(Live {
+        runner,
+        dir,
+        telemetry,
+        server,
+        wiring,
+        fleet,
+        progress,
+        t0,
+        launch_error,
+        events_zero_ms,
+        events_zero_unix_ns,
+    })
+}
+
+/// The runner the spec names.
+fn make_runner(spec: &RunSpec, exits: mpsc::UnboundedSender<NodeExit>) -> Result<Box<dyn Runner>> {
+    Ok(match spec.runner {
+        RunnerSel::Local => Box::new(LocalRunner::new(exits)),
+        RunnerSel::Netns => Box::new(NetnsRunner::new(&spec.plan, exits)?),
+        RunnerSel::External => Box::new(ExternalRunner::new()),
+    })
+}
+
+/// Unix socket paths are limited to 108 bytes, so the control socket lives in the temp dir
+/// under a short name rather than in a possibly deep results folder (the server removes it).
+fn socket_path() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ptb-{}-{n}.sock", std::process::id()))
+}

@@ -1,0 +1,135 @@
+//! Steps 6 and 7 of a run: the record (`run.json`) from the spec, the fleet's slots, the
+//! drive log and how the run ended — with the figures ([`crate::figures`]) — and the files:
+//! `events.jsonl`, `run.json`, the reports.
+
+use super::collect::{self, Collected};
+use super::launch::Live;
+use crate::figures::{self, Inputs};
+use crate::fleet::Stop;
+use crate::record::churn_log;
+use crate::record::drive_log::DriveLog;
+use crate::record::sections::{NetworkLink, NetworkSection};
+use crate::record::store::node_log;
+use crate::record::{NodeRecord, RECORD_SCHEMA, RunRecord, Versions};
+use crate::spec::RunSpec;
+use anyhow::{Context, Result};
+use std::path::Path;
+use testbed_contract::plan::{Network, Plan};
+
+/// The run record, complete but for the telemetry's sections.
+pub fn build(
+    spec: &RunSpec,
+    live: &mut Live,
+    log: &DriveLog,
+    drive: &Result<(), Stop>,
+    collected: Collected,
+) -> RunRecord {
+    let finished_at = chrono::Utc::now();
+    let mut outcome = collect::outcome(
+        live.launch_error.as_deref(),
+        drive,
+        &live.fleet,
+        spec.plan.timeout,
+    );
+    let versions = Versions {
+        testbed: env!("CARGO_PKG_VERSION").to_string(),
+        node_implementations: live
+            .fleet
+            .nodes()
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.implementation().to_string(),
+                    s.impl_version()?.to_string(),
+                ))
+            })
+            .collect(),
+    };
+    let mut finish_info = collected.finish_info;
+    let nodes: Vec<NodeRecord> = live
+        .fleet
+        .take_nodes()
+        .into_iter()
+        .map(|s| {
+            let i = s.index();
+            s.into_record(node_log(i), finish_info.remove(&i))
+        })
+        .collect();
+    let (started, finished) = (spec.started_at.to_rfc3339(), finished_at.to_rfc3339());
+    let f = figures::compute(&Inputs {
+        plan: &spec.plan,
+        nodes: &nodes,
+        log,
+        versions: &versions.node_implementations,
+        started_at: &started,
+        finished_at: &finished,
+        t0: live.t0,
+        events_zero_unix_ns: live.events_zero_unix_ns,
+    });
+    let mut summary = f.summary;
+    (
+        summary.orchestrator_cpu_s,
+        summary.orchestrator_peak_rss_bytes,
+    ) = crate::host::self_usage();
+    let assertions = figures::assertions::check(&spec.plan, &summary);
+    collect::with_assertions(&mut outcome, &assertions);
+    let mut sections = collected.runner_sections;
+    sections.churn = f.churn;
+    sections.implementations = f.implementations;
+    sections.network = spec
+        .plan
+        .network
+        .as_ref()
+        .map(|n| network_section(&spec.plan, n, live.events_zero_ms));
+    RunRecord {
+        schema: RECORD_SCHEMA,
+        run_id: spec.run_id.clone(),
+        plan_name: spec.plan.name.clone(),
+        plan_file: spec.plan_file.display().to_string(),
+        command: spec.command.clone(),
+        started_at: started,
+        finished_at: finished,
+        duration_s: (finished_at - spec.started_at).num_milliseconds() as f64 / 1e3,
+        runner: live.runner.name().to_string(),
+        params: spec.plan.params.clone(),
+        versions,
+        host: crate::host::facts(),
+        outcome,
+        summary,
+        assertions,
+        phases: log.phases.clone(),
+        group_pairs: f.group_pairs,
+        nodes,
+        sections,
+    }
+}
+
+/// The network as configured, beside the numbers: every group pair's resolved profile, the
+/// timed events, and when their clock started (ms after the first launch).
+fn network_section(plan: &Plan, network: &Network, events_zero_ms: f64) -> NetworkSection {
+    let groups: Vec<&str> = plan.groups.iter().map(|g| g.id.as_str()).collect();
+    let links = groups
+        .iter()
+        .flat_map(|f| groups.iter().map(move |t| (*f, *t)))
+        .map(|(from, to)| NetworkLink {
+            from: from.into(),
+            to: to.into(),
+            profile: network.link_params(from, to),
+        })
+        .collect();
+    NetworkSection {
+        section: network.clone(),
+        links,
+        events_zero_ms,
+    }
+}
+
+/// Writes `events.jsonl` (churn), `run.json` and the reports.
+pub fn write(dir: &Path, record: &RunRecord, log: &DriveLog) -> Result<()> {
+    if let Some(c) = &log.churn {
+        churn_log::write_jsonl(&dir.join("events.jsonl"), &c.events)
+            .with_context(|| format!("writing {}/events.jsonl", dir.display()))?;
+    }
+    crate::record::store::write_json(&dir.join("run.json"), record)?;
+    crate::report::write_all(dir, record)
+}

@@ -1,0 +1,403 @@
+//! Runs the workload on a live fleet: handshake, connect, then each plan phase as a barrier
+//! (the next phase starts when every selected node acknowledged the previous one). A churn
+//! phase is handed to [`crate::churn::executor`]. What the driver learns along the way goes
+//! to the [`DriveLog`], the input of the figures.
+
+use crate::churn::launcher::Launcher;
+use crate::fleet::{Fleet, Stop};
+use crate::progress::Progress;
+use crate::record::PhaseRecord;
+use crate::record::drive_log::DriveLog;
+use crate::spec::RunSpec;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use testbed_contract::plan::{Phase, PublishPhase, SubscribePhase};
+use testbed_contract::protocol::Command;
+use testbed_contract::selector::NodeSelector;
+use tokio::time::Instant;
+
+pub struct Driver<'a, 'r> {
+    spec: &'a RunSpec,
+    fleet: &'a mut Fleet,
+    progress: &'a Progress,
+    /// The first launch: phases are timed from here.
+    started: Instant,
+    log: DriveLog,
+    subscribers: BTreeMap<String, BTreeSet<u32>>,
+    settle_note: Option<String>,
+    /// Launches and stops the peers of the plan's churn phase, when it has one.
+    launcher: Option<Launcher<'r>>,
+}
+
+impl<'a, 'r> Driver<'a, 'r> {
+    pub fn new(
+        spec: &'a RunSpec,
+        fleet: &'a mut Fleet,
+        progress: &'a Progress,
+        started: Instant,
+        launcher: Option<Launcher<'r>>,
+    ) -> Self {
+        Driver {
+            spec,
+            fleet,
+            progress,
+            started,
+            log: DriveLog::default(),
+            subscribers: BTreeMap::new(),
+            settle_note: None,
+            launcher,
+        }
+    }
+
+    /// Runs the whole workload: every node up, the topology dialled, every phase. The log is
+    /// returned also when the run stopped early.
+    pub async fn run(mut self) -> (DriveLog, Result<(), Stop>) {
+        let r = async {
+            self.handshake().await?;
+            self.connect().await?;
+            self.run_phases().await
+        }
+        .await;
+        (self.log, r)
+    }
+
+    fn ms_since_start(&self, t: Instant) -> f64 {
+        t.duration_since(self.started).as_secs_f64() * 1e3
+    }
+
+    /// Waits until every node said hello and listens.
+    async fn handshake(&mut self) -> Result<(), Stop> {
+        let n = self.fleet.len();
+        self.fleet.activity = "startup (waiting for every node to connect and listen)".into();
+        let until = Instant::now() + Duration::from_secs(60) + Duration::from_millis(50 * n as u64);
+        self.progress.stage("starting nodes", n as u64);
+        let progress = self.progress;
+        let ok = self
+            .fleet
+            .wait_until(until, |f| {
+                let up = f.nodes().iter().filter(|s| s.listening()).count();
+                progress.set(up as u64);
+                up == n
+            })
+            .await?;
+        if !ok {
+            for i in 0..n {
+                let s = &self.fleet.nodes()[i];
+                if !s.listening() {
+                    let what = if s.hello() {
+                        "report its listen address"
+                    } else {
+                        "connect to the control channel"
+                    };
+                    self.fleet.fault(
+                        i as u32,
+                        crate::record::NodeStatus::Hung,
+                        format!("node {i} did not {what} in time"),
+                    );
+                }
+            }
+            return Err(Stop::Fault);
+        }
+        Ok(())
+    }
+
+    /// Dials the topology.
+    async fn connect(&mut self) -> Result<(), Stop> {
+        let start = Instant::now();
+        self.fleet.activity = "connect".into();
+        let n = self.fleet.len() as u32;
+        let mut ids = Vec::new();
+        // Every node gets a connect, even with nothing to dial (node 0): it is how a node
+        // learns that setup reached the connected state.
+        for (i, targets) in self.spec.dials.iter().enumerate() {
+            let peers = targets
+                .iter()
+                .filter_map(|&t| self.fleet.node(t)?.peer_addr())
+                .collect();
+            if let Some(id) = self.fleet.command(i as u32, Command::Connect { peers }) {
+                ids.push(id);
+            }
+        }
+        self.progress.stage("connecting", ids.len() as u64);
+        let until = Instant::now() + Duration::from_secs(30) + Duration::from_millis(20 * n as u64);
+        let r = self
+            .await_acks_with_progress(&ids, until, "its dials")
+            .await;
+        self.record_phase(usize::MAX, "connect", start, r.is_ok(), None);
+        self.log.setup_done = Some(Instant::now());
+        r
+    }
+
+    async fn await_acks_with_progress(
+        &mut self,
+        ids: &[u64],
+        until: Instant,
+        what: &str,
+    ) -> Result<(), Stop> {
+        let progress = self.progress;
+        let ids_owned = ids.to_vec();
+        // Progress counts acks as they arrive; the wait itself marks hung nodes at `until`.
+        let counted = self
+            .fleet
+            .wait_until(until, |f| {
+                let done = ids_owned.iter().filter(|id| f.ack(**id).is_some()).count();
+                progress.set(done as u64);
+                done == ids_owned.len()
+            })
+            .await;
+        match counted {
+            Ok(true) => Ok(()),
+            _ => self.fleet.await_acks(ids, until, what).await,
+        }
+    }
+
+    async fn run_phases(&mut self) -> Result<(), Stop> {
+        let spec: &'a RunSpec = self.spec;
+        let plan = &spec.plan;
+        let first_publish = plan
+            .workload
+            .iter()
+            .position(|p| matches!(p, Phase::Publish(_)));
+        for (i, phase) in plan.workload.iter().enumerate() {
+            let start = Instant::now();
+            self.fleet.activity = format!("workload phase {i} ({})", phase.kind());
+            let r = match phase {
+                Phase::Subscribe(s) => self.subscribe(s, true).await,
+                Phase::Unsubscribe(s) => self.subscribe(s, false).await,
+                Phase::Publish(p) => self.publish(p).await,
+                Phase::Wait(d) => self.wait(*d).await,
+                Phase::Settle(s) => self.settle(s.timeout).await.map(|_| ()),
+                Phase::Churn(_) => self.churn().await,
+            };
+            let note = match phase {
+                Phase::Settle(_) if r.is_ok() => self.settle_note.take(),
+                Phase::Churn(_) => self.settle_note.take(),
+                _ => None,
+            };
+            self.record_phase(i, phase.kind(), start, r.is_ok(), note);
+            r?;
+            if matches!(phase, Phase::Subscribe(_)) && first_publish.is_none_or(|f| i < f) {
+                self.log.setup_done = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn record_phase(
+        &mut self,
+        index: usize,
+        kind: &str,
+        start: Instant,
+        ok: bool,
+        note: Option<String>,
+    ) {
+        let rec = PhaseRecord {
+            index,
+            kind: kind.to_string(),
+            started_ms: self.ms_since_start(start),
+            duration_ms: start.elapsed().as_secs_f64() * 1e3,
+            ok,
+            note,
+        };
+        self.progress.phase_done(&rec);
+        self.log.phases.push(rec);
+    }
+
+    fn selected(&self, nodes: &NodeSelector, groups: &[String]) -> Vec<u32> {
+        self.fleet
+            .alive()
+            .filter(|s| {
+                nodes.contains(s.index())
+                    && (groups.is_empty() || groups.iter().any(|g| g == s.group()))
+            })
+            .map(|s| s.index())
+            .collect()
+    }
+
+    async fn subscribe(&mut self, s: &SubscribePhase, join: bool) -> Result<(), Stop> {
+        let targets = self.selected(&s.nodes, &s.groups);
+        let mut ids = Vec::new();
+        for &i in &targets {
+            let cmd = if join {
+                Command::Subscribe {
+                    topics: s.topics.clone(),
+                    wait_mesh: s.wait_mesh,
+                    mesh_timeout_ms: s.mesh_timeout.as_millis() as u64,
+                }
+            } else {
+                Command::Unsubscribe {
+                    topics: s.topics.clone(),
+                }
+            };
+            if let Some(id) = self.fleet.command(i, cmd) {
+                ids.push((i, id));
+            }
+        }
+        self.progress.stage(
+            if join { "subscribing" } else { "unsubscribing" },
+            ids.len() as u64,
+        );
+        let until = Instant::now() + s.mesh_timeout + Duration::from_secs(10);
+        let just_ids: Vec<u64> = ids.iter().map(|x| x.1).collect();
+        self.await_acks_with_progress(&just_ids, until, "its subscription")
+            .await?;
+        for (i, id) in ids {
+            for t in &s.topics {
+                let set = self.subscribers.entry(t.clone()).or_default();
+                if join {
+                    set.insert(i);
+                } else {
+                    set.remove(&i);
+                }
+            }
+            if join
+                && let Some(ms) = self
+                    .fleet
+                    .ack(id)
+                    .and_then(|a| a.info.get("mesh_ms"))
+                    .and_then(|v| v.as_f64())
+            {
+                self.fleet.note_mesh(i, ms);
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish(&mut self, p: &PublishPhase) -> Result<(), Stop> {
+        let targets = self.selected(&p.nodes, &p.groups);
+        self.log.first_publish.get_or_insert_with(Instant::now);
+        let mut ids = Vec::new();
+        for &i in &targets {
+            let cmd = Command::Publish {
+                topic: p.topic.clone(),
+                count: p.count,
+                rate: p.rate,
+                size: p.size,
+                peer_timeout_ms: 10_000,
+            };
+            if let Some(id) = self.fleet.command(i, cmd) {
+                ids.push(id);
+                let subs = self.subscribers.get(&p.topic);
+                let receivers = subs.map_or(0, |s| s.len() - usize::from(s.contains(&i)));
+                self.log.expected_estimate += p.count as u64 * receivers as u64;
+            }
+        }
+        self.progress.stage("publishing", ids.len() as u64);
+        // Publishing at a rate takes count/rate; allow that plus slack for a loaded machine.
+        let nominal = p.rate.map_or(0.0, |r| p.count as f64 / r);
+        let mut until =
+            Instant::now() + Duration::from_secs_f64(nominal * 2.0 + 30.0 + p.count as f64 * 0.01);
+        // A node that is slow but still publishing (JS peers of a big mixed fleet on a few
+        // cores take minutes) is not hung: past the deadline, wait on while the snapshots of
+        // the publishers show more messages published than at the last look.
+        let published = |f: &Fleet| -> u64 {
+            targets
+                .iter()
+                .filter_map(|&i| f.node(i)?.last_snapshot())
+                .map(|s| s.published)
+                .sum()
+        };
+        let mut last = published(self.fleet);
+        loop {
+            let progress = self.progress;
+            let done = match self
+                .fleet
+                .wait_until(until, |f| {
+                    let n = ids.iter().filter(|id| f.ack(**id).is_some()).count();
+                    progress.set(n as u64);
+                    n == ids.len()
+                })
+                .await
+            {
+                Ok(done) => done,
+                // The plan's deadline: below, the unfinished publishers are named.
+                Err(Stop::Timeout) => break,
+                Err(e) => return Err(e),
+            };
+            let now = published(self.fleet);
+            if done || now <= last {
+                break;
+            }
+            last = now;
+            until = Instant::now() + Duration::from_secs(15);
+        }
+        self.await_acks_with_progress(&ids, until, "publishing")
+            .await
+    }
+
+    /// Runs the churn phase (crate::churn); its record goes to `log.churn` also when it
+    /// stopped early.
+    async fn churn(&mut self) -> Result<(), Stop> {
+        let (Some(mut launcher), Some(prepared)) = (self.launcher.take(), &self.spec.churn) else {
+            // Plan validation refuses churn without a runner that launches nodes.
+            self.fleet
+                .anomalies
+                .push("the churn phase cannot run: the run was started without a runner that launches nodes".into());
+            return Err(Stop::Fault);
+        };
+        let cx = crate::churn::executor::Context {
+            fleet: &mut *self.fleet,
+            launcher: &mut launcher,
+            progress: self.progress,
+            subscribers: self.subscribers.clone(),
+        };
+        let (log, r) = crate::churn::executor::run(cx, &prepared.config, &prepared.schedule).await;
+        self.settle_note = Some(log.phase_note());
+        self.log.churn = Some(log);
+        r
+    }
+
+    async fn wait(&mut self, d: Duration) -> Result<(), Stop> {
+        self.progress
+            .stage(&format!("waiting {}", humantime::format_duration(d)), 0);
+        self.fleet
+            .wait_until(Instant::now() + d, |_| false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Polls fresh snapshots until the deliveries counted reach the expected estimate.
+    async fn settle(&mut self, timeout: Duration) -> Result<bool, Stop> {
+        let expected = self.log.expected_estimate;
+        let until = Instant::now() + timeout;
+        self.progress.stage("settling (deliveries)", expected);
+        loop {
+            let live: Vec<u32> = self.fleet.alive().map(|s| s.index()).collect();
+            let ids: Vec<u64> = live
+                .iter()
+                .filter_map(|&i| self.fleet.command(i, Command::Report))
+                .collect();
+            let round_end = (Instant::now() + Duration::from_secs(5)).min(until);
+            let answered = self
+                .fleet
+                .wait_until(round_end, |f| ids.iter().all(|id| f.ack(*id).is_some()))
+                .await?;
+            let received: u64 = self
+                .fleet
+                .alive()
+                .filter_map(|s| s.last_snapshot())
+                .map(|s| s.received)
+                .sum();
+            self.progress.set(received.min(expected));
+            if answered && received >= expected {
+                self.log.settle_end = Some(Instant::now());
+                self.settle_note = Some(format!("all {expected} expected deliveries counted"));
+                return Ok(true);
+            }
+            if Instant::now() >= until {
+                self.log.settle_end = Some(Instant::now());
+                self.settle_note = Some(format!(
+                    "timeout: {received} of {expected} expected deliveries counted"
+                ));
+                return Ok(false);
+            }
+            let _ = self
+                .fleet
+                .wait_until(
+                    (Instant::now() + Duration::from_millis(100)).min(until),
+                    |_| false,
+                )
+                .await?;
+        }
+    }
+}
