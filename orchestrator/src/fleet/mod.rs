@@ -245,11 +245,11 @@ impl Fleet {
         match self.wait_until(until, done).await {
             Ok(true) => Ok(()),
             Ok(false) => {
-                self.mark_hung(ids, what, until);
+                self.mark_hung(ids, what);
                 Err(Stop::Fault)
             }
             Err(Stop::Timeout) => {
-                self.mark_hung(ids, what, until);
+                self.mark_hung(ids, what);
                 Err(Stop::Timeout)
             }
             Err(e) => Err(e),
@@ -262,9 +262,7 @@ impl Fleet {
             .is_none_or(|&i| !self.nodes[i as usize].alive())
     }
 
-    fn mark_hung(&mut self, ids: &[u64], what: &str, until: Instant) {
-        let waited = until.saturating_duration_since(Instant::now());
-        let _ = waited;
+    fn mark_hung(&mut self, ids: &[u64], what: &str) {
         let missing: Vec<u32> = ids
             .iter()
             .filter(|id| !self.acks.contains_key(id))

@@ -276,33 +276,8 @@ fn print_summary(o: &Outcome) {
 /// Counts SIGINT/SIGTERM: 1 stops the run and collects, 2 stops waiting (cleanup still
 /// happens), 3 exits at once.
 fn interrupts() -> watch::Receiver<u32> {
-    let (tx, rx) = watch::channel(0u32);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        let mut n = 0u32;
-        loop {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            n += 1;
-            match n {
-                1 => eprintln!(
-                    "interrupted: stopping the run, collecting partial results, then deleting (Ctrl-C again to skip collecting)"
-                ),
-                2 => eprintln!(
-                    "interrupted again: deleting what was created (Ctrl-C again to exit at once and leave it)"
-                ),
-                _ => std::process::exit(130),
-            }
-            let _ = tx.send(n);
-        }
-    });
-    rx
+    crate::signals::counter(&[
+        "interrupted: stopping the run, collecting partial results, then deleting (Ctrl-C again to skip collecting)",
+        "interrupted again: deleting what was created (Ctrl-C again to exit at once and leave it)",
+    ])
 }

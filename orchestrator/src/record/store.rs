@@ -28,14 +28,6 @@ impl RunDir {
         Ok(())
     }
 
-    pub fn node_log(&self, index: u32) -> PathBuf {
-        self.path.join(self.node_log_relative(index))
-    }
-
-    pub fn node_log_relative(&self, index: u32) -> String {
-        node_log(index)
-    }
-
     pub fn write_record(&self, record: &RunRecord) -> Result<()> {
         write_json(&self.path.join("run.json"), record)
     }

@@ -49,7 +49,7 @@ pub async fn run_plan(
     drop(live.server);
     // Every node is reaped: all spans are in. Adds the `traces` and `metrics` sections.
     live.telemetry.finish(&live.dir.path, &mut record).await?;
-    record::write(&live.dir.path, &record, &log)?;
+    record::write(&live.dir, &record, &log)?;
     Ok(RunOutput {
         dir: live.dir.path,
         record,

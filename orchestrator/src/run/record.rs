@@ -9,11 +9,10 @@ use crate::fleet::Stop;
 use crate::record::churn_log;
 use crate::record::drive_log::DriveLog;
 use crate::record::sections::{NetworkLink, NetworkSection};
-use crate::record::store::node_log;
+use crate::record::store::{RunDir, node_log};
 use crate::record::{NodeRecord, RECORD_SCHEMA, RunRecord, Versions};
 use crate::spec::RunSpec;
 use anyhow::{Context, Result};
-use std::path::Path;
 use testbed_contract::plan::{Network, Plan};
 
 /// The run record, complete but for the telemetry's sections.
@@ -125,11 +124,11 @@ fn network_section(plan: &Plan, network: &Network, events_zero_ms: f64) -> Netwo
 }
 
 /// Writes `events.jsonl` (churn), `run.json` and the reports.
-pub fn write(dir: &Path, record: &RunRecord, log: &DriveLog) -> Result<()> {
+pub fn write(dir: &RunDir, record: &RunRecord, log: &DriveLog) -> Result<()> {
     if let Some(c) = &log.churn {
-        churn_log::write_jsonl(&dir.join("events.jsonl"), &c.events)
-            .with_context(|| format!("writing {}/events.jsonl", dir.display()))?;
+        churn_log::write_jsonl(&dir.path.join("events.jsonl"), &c.events)
+            .with_context(|| format!("writing {}/events.jsonl", dir.path.display()))?;
     }
-    crate::record::store::write_json(&dir.join("run.json"), record)?;
-    crate::report::write_all(dir, record)
+    dir.write_record(record)?;
+    crate::report::write_all(&dir.path, record)
 }
