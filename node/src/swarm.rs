@@ -25,6 +25,9 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
 }
 
+/// rust-libp2p pings every 15 s by default; this is "never" within any run.
+const PING_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 /// Identify's protocol version: peers of other testbed implementations announce the same.
 const IDENTIFY_PROTOCOL: &str = "/pubsub-testbed/1.0.0";
 
@@ -108,7 +111,9 @@ pub fn build(
                     identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                         .with_cache_size(0),
                 ),
-                ping: ping::Behaviour::default(),
+                // Answers pings, but sends none after the first on each connection: the Go
+                // and JS nodes do not ping periodically, and every ping wakes two nodes.
+                ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
             })
         })
         .map_err(|e| SwarmError::Build(e.to_string()))?

@@ -128,6 +128,7 @@ struct Node {
     publishes: Vec<PublishJob>,
     barriers: Barriers,
     next_snapshot: Option<Instant>,
+    rss: crate::proc_stats::RssProbe,
 }
 
 impl Node {
@@ -160,6 +161,7 @@ impl Node {
             publishes: Vec::new(),
             barriers: Barriers::default(),
             next_snapshot: None,
+            rss: crate::proc_stats::RssProbe::new(),
         }
     }
 

@@ -14,7 +14,6 @@ use testbed_contract::results::{ExitReason, NodeResult, NodeState, Snapshot, Top
 
 impl Node {
     pub(super) fn snapshot(&self) -> Snapshot {
-        let mem = proc_stats::memory();
         let topics: BTreeMap<String, TopicPeers> = self
             .subscriptions
             .iter()
@@ -35,7 +34,7 @@ impl Node {
             received: self.receiver.received,
             duplicates: self.receiver.duplicates,
             connected_peers: self.net.swarm.connected_peers().count() as u32,
-            rss_bytes: mem.rss_bytes,
+            rss_bytes: self.rss.rss_bytes(),
             cpu_ns: proc_stats::cpu_ns(),
             topics,
         }
