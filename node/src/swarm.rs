@@ -173,6 +173,9 @@ pub fn gossipsub_config(p: &GossipsubParams) -> Result<gossipsub::Config, SwarmE
             ValidationMode::None => gossipsub::ValidationMode::None,
         });
     b.message_id_fn(message_id);
+    // Patched gossipsub (patches/libp2p-gossipsub): drop duplicates before checking their
+    // signature, as go-libp2p-pubsub does; upstream verifies every copy while decoding.
+    b.verify_signatures_after_duplicate_check(true);
     b.build().map_err(|e| SwarmError::Params(e.to_string()))
 }
 

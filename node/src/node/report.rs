@@ -41,12 +41,16 @@ impl Node {
     }
 
     /// Counters the result has no field for (see the contract), sent in the `finish` ack.
-    pub(super) fn counters_info(&self) -> serde_json::Value {
-        serde_json::json!({
+    pub(super) fn counters_info(&self, figures: &metrics::RouterFigures) -> serde_json::Value {
+        let mut info = serde_json::json!({
             "malformed_payloads": self.receiver.malformed,
             "clamped_latencies": self.receiver.clamped,
             "router_failed_sends": self.net.failed_sends(),
-        })
+        });
+        if let Some(n) = figures.router_invalid {
+            info["router_invalid_messages"] = n.into();
+        }
+        info
     }
 
     /// Moves to Done (unless failed), acks the `finish` command if there was one, sends the
@@ -86,7 +90,7 @@ impl Node {
             t.shutdown().await;
         }
         if let Some(id) = finish_id {
-            self.ack(id, crate::ack::Outcome::ok(self.counters_info()));
+            self.ack(id, crate::ack::Outcome::ok(self.counters_info(&figures)));
         }
         let mem = proc_stats::memory();
         let result = NodeResult {

@@ -62,7 +62,7 @@ use crate::{
     handler::{Handler, HandlerEvent, HandlerIn},
     mcache::MessageCache,
     peer_score::{PeerScore, PeerScoreParams, PeerScoreState, PeerScoreThresholds, RejectReason},
-    protocol::SIGNING_PREFIX,
+    protocol::{GossipsubCodec, SIGNING_PREFIX},
     queue::Queue,
     rpc_proto::proto,
     subscription_filter::{AllowAllSubscriptionFilter, TopicSubscriptionFilter},
@@ -1989,13 +1989,35 @@ where
             return;
         }
 
-        if !self.duplicate_cache.insert(msg_id.clone()) {
+        // PATCHED (pubsub-testbed): with `verify_signatures_after_duplicate_check`, a duplicate
+        // is dropped before its signature is checked, and a message enters the duplicate cache
+        // only once its signature checked out (go-libp2p-pubsub's order).
+        let check_signature = self.config.verify_signatures_after_duplicate_check();
+        let is_new = if check_signature {
+            !self.duplicate_cache.contains(&msg_id)
+        } else {
+            self.duplicate_cache.insert(msg_id.clone())
+        };
+        if !is_new {
             tracing::debug!(message_id=%msg_id, "Message already received, ignoring");
             if let PeerScoreState::Active(peer_score) = &mut self.peer_score {
                 peer_score.duplicated_message(propagation_source, &msg_id, &message.topic);
             }
             self.mcache.observe_duplicate(&msg_id, propagation_source);
             return;
+        }
+        if check_signature {
+            if !self.signature_is_valid(&raw_message) {
+                tracing::warn!(peer=%propagation_source, "Invalid signature for received message");
+                self.handle_invalid_message(
+                    propagation_source,
+                    &raw_message.topic,
+                    None,
+                    RejectReason::ValidationError(ValidationError::InvalidSignature),
+                );
+                return;
+            }
+            self.duplicate_cache.insert(msg_id.clone());
         }
 
         tracing::debug!(
@@ -2052,6 +2074,23 @@ where
             );
             tracing::debug!(message_id=%msg_id, "Completed message handling for message");
         }
+    }
+
+    /// PATCHED (pubsub-testbed): the signature check the codec makes on every copy upstream,
+    /// made here once per message that is not a duplicate: `Strict` requires a valid
+    /// signature, `Permissive` checks one when present, the unsigned modes check nothing (the
+    /// codec refuses signed messages in `Anonymous`).
+    fn signature_is_valid(&self, raw_message: &RawMessage) -> bool {
+        let required = match self.config.validation_mode() {
+            ValidationMode::Strict => true,
+            ValidationMode::Permissive => raw_message.signature.is_some(),
+            ValidationMode::Anonymous | ValidationMode::None => false,
+        };
+        if !required {
+            return true;
+        }
+        let message: proto::Message = raw_message.clone().into();
+        GossipsubCodec::verify_signature(&message)
     }
 
     // Handles invalid messages received.

@@ -292,6 +292,12 @@ impl Config {
         &self.protocol.validation_mode
     }
 
+    /// PATCHED (pubsub-testbed): whether signatures are verified once per message after the
+    /// duplicate check (true) or on every received copy while decoding (false, the default).
+    pub fn verify_signatures_after_duplicate_check(&self) -> bool {
+        self.protocol.signatures_after_duplicate_check
+    }
+
     /// A user-defined function allowing the user to specify the message id of a gossipsub message.
     /// The default value is to concatenate the source peer id with a sequence number. Setting this
     /// parameter allows the user to address packets arbitrarily. One example is content based
@@ -828,6 +834,18 @@ impl ConfigBuilder {
     /// for the available types. The default is ValidationMode::Strict.
     pub fn validation_mode(&mut self, validation_mode: ValidationMode) -> &mut Self {
         self.config.protocol.validation_mode = validation_mode;
+        self
+    }
+
+    /// PATCHED (pubsub-testbed): verify a received message's signature only when it is not a
+    /// duplicate, and add it to the duplicate cache only once its signature checked out, as
+    /// go-libp2p-pubsub does (seen check, validation, mark seen). Upstream (the default,
+    /// `false`) verifies every copy while decoding, before the duplicate cache sees it, so each
+    /// duplicate costs a signature verification. What is accepted and refused is the same;
+    /// only duplicates are dropped sooner. A copy whose id is already known is dropped as a
+    /// duplicate whatever its signature (as in go-libp2p-pubsub).
+    pub fn verify_signatures_after_duplicate_check(&mut self, after: bool) -> &mut Self {
+        self.config.protocol.signatures_after_duplicate_check = after;
         self
     }
 

@@ -85,6 +85,10 @@ pub struct ProtocolConfig {
     /// The max byte size of each control message (IHAVE/IWANT/IDONTWANT/GRAFT/PRUNE) and
     /// subscription in a single RPC. Messages exceeding this size will be rejected.
     pub(crate) max_control_message_size: usize,
+    /// PATCHED (pubsub-testbed): signatures are checked by the behaviour after its duplicate
+    /// check instead of by the decoder for every copy. See
+    /// [`crate::ConfigBuilder::verify_signatures_after_duplicate_check`].
+    pub(crate) signatures_after_duplicate_check: bool,
 }
 
 impl Default for ProtocolConfig {
@@ -101,6 +105,7 @@ impl Default for ProtocolConfig {
             max_transmit_sizes: HashMap::new(),
             max_publish_messages: 500,
             max_control_message_size: 16384, // 16KB
+            signatures_after_duplicate_check: false,
         }
     }
 }
@@ -157,7 +162,8 @@ where
                     self.max_transmit_sizes,
                     self.max_publish_messages,
                     self.max_control_message_size,
-                ),
+                )
+                .check_signatures(!self.signatures_after_duplicate_check),
             ),
             protocol_id.kind,
         )))
@@ -182,7 +188,8 @@ where
                     self.max_transmit_sizes,
                     self.max_publish_messages,
                     self.max_control_message_size,
-                ),
+                )
+                .check_signatures(!self.signatures_after_duplicate_check),
             ),
             protocol_id.kind,
         )))
@@ -205,9 +212,17 @@ pub struct GossipsubCodec {
     /// The max byte size of each control message (IHAVE/IWANT/IDONTWANT/GRAFT/PRUNE) and
     /// subscription in a single RPC. Messages exceeding this size will be rejected.
     max_control_message_size: usize,
+    /// PATCHED (pubsub-testbed): whether `decode` verifies signatures (upstream: always).
+    check_signatures: bool,
 }
 
 impl GossipsubCodec {
+    /// PATCHED (pubsub-testbed): `false` leaves signature verification to the behaviour.
+    pub(crate) fn check_signatures(mut self, check: bool) -> Self {
+        self.check_signatures = check;
+        self
+    }
+
     pub fn new(
         global_max_transmit_size: usize,
         validation_mode: ValidationMode,
@@ -223,6 +238,7 @@ impl GossipsubCodec {
             max_transmit_sizes,
             max_publish_messages,
             max_control_message_size,
+            check_signatures: true,
         }
     }
 
@@ -234,7 +250,9 @@ impl GossipsubCodec {
     /// Verifies a gossipsub message. This returns either a success or failure. All errors
     /// are logged, which prevents error handling in the codec and handler. We simply drop invalid
     /// messages and log warnings, rather than propagating errors through the codec.
-    fn verify_signature(message: &proto::Message) -> bool {
+    ///
+    /// PATCHED (pubsub-testbed): also called by the behaviour (crate-visible).
+    pub(crate) fn verify_signature(message: &proto::Message) -> bool {
         let Some(from) = message.from.as_ref() else {
             tracing::debug!("Signature verification failed: No source id given");
             return false;
@@ -457,7 +475,11 @@ impl Decoder for GossipsubCodec {
             }
 
             // verify message signatures if required
-            if verify_signature && !GossipsubCodec::verify_signature(&message) {
+            // PATCHED (pubsub-testbed): unless the behaviour does it after its duplicate check.
+            if verify_signature
+                && self.check_signatures
+                && !GossipsubCodec::verify_signature(&message)
+            {
                 tracing::warn!("Invalid signature for received message");
                 // Build the invalid message (ignoring further validation of sequence number
                 // and source)

@@ -41,6 +41,8 @@ mod partial;
 mod peer_queues;
 mod publish;
 mod scoring;
+// PATCHED (pubsub-testbed)
+mod signatures;
 mod subscription;
 mod topic_config;
 
