@@ -21,6 +21,7 @@ mod security;
 mod seen_set;
 mod swarm;
 mod telemetry;
+mod wake_timer;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -340,6 +340,77 @@ mod tests {
         assert_eq!(lag.min(), 0);
     }
 
+    /// A publish the router refuses for a passing reason is retried later; the message keeps
+    /// its due time (from the schedule), only its send time moves.
+    #[tokio::test]
+    async fn a_retried_message_keeps_its_due_time() {
+        use testbed_contract::plan::{Security, Variant};
+        let mut registry = libp2p::metrics::Registry::default();
+        let swarm = crate::swarm::build(
+            Variant::Floodsub,
+            &Default::default(),
+            Security::Noise,
+            &mut registry,
+        )
+        .unwrap();
+        let mut net = Pubsub::new(swarm, Variant::Floodsub);
+        let peer = libp2p::PeerId::random();
+        let mut log = PublishLog::default();
+        let mut next_seq = 0;
+        let t0 = Instant::now();
+        // 10 per second: message 1 is due 100 ms after message 0.
+        let mut job = PublishJob::new(
+            1,
+            "t".into(),
+            2,
+            Some(10.0),
+            64,
+            Duration::from_secs(5),
+            1000,
+            &mut log,
+            t0,
+        )
+        .unwrap();
+        let mut step = |job: &mut PublishJob, net: &mut Pubsub, log: &mut PublishLog, at| {
+            let mut ctx = Ctx {
+                net,
+                log,
+                next_seq: &mut next_seq,
+                origin: 3,
+                tel: None,
+            };
+            job.step(at, &mut ctx)
+        };
+        net.set_test_subscriber("t", peer, true);
+        // Message 0 goes out at the start; message 1 is due 100 ms later.
+        assert!(matches!(
+            step(&mut job, &mut net, &mut log, t0),
+            Step::Wait(_)
+        ));
+        assert_eq!(log.len(), 1);
+        let start_ns = log.entries[0].due_ns.unwrap();
+        // At its due time nobody subscribes any more: refused, to be retried.
+        net.set_test_subscriber("t", peer, false);
+        let due1 = t0 + Duration::from_millis(100);
+        assert!(matches!(
+            step(&mut job, &mut net, &mut log, due1),
+            Step::Wait(_)
+        ));
+        assert_eq!(log.len(), 1);
+        // 300 ms late it goes out, still due at start + 100 ms.
+        std::thread::sleep(Duration::from_millis(5));
+        net.set_test_subscriber("t", peer, true);
+        let late = t0 + Duration::from_millis(400);
+        assert!(matches!(
+            step(&mut job, &mut net, &mut log, late),
+            Step::Done(_)
+        ));
+        let m1 = log.entries[1];
+        assert_eq!(m1.seq, 1);
+        assert_eq!(m1.due_ns, Some(start_ns + 100_000_000));
+        assert!(m1.send_ns > start_ns + 5_000_000, "sent when retried");
+    }
+
     #[test]
     fn requests_are_checked() {
         let mut log = PublishLog::default();

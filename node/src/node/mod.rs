@@ -169,8 +169,16 @@ impl Node {
     async fn run(mut self, mut rx: ControlRx, mut signals: Signals, welcomed: Instant) -> u8 {
         let interval = Duration::from_millis(self.cfg.snapshot_interval_ms);
         self.next_snapshot = (!interval.is_zero()).then(|| welcomed + interval);
-        let timer = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(timer);
+        // Precise to tens of µs (tokio's timer rounds up to whole ms): paced messages leave
+        // when they are due.
+        let mut timer = match crate::wake_timer::WakeTimer::new() {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .fail(format!("cannot create the wake-up timer: {e}"))
+                    .await;
+            }
+        };
         loop {
             let wake = self.progress();
             if let Some(at) = wake {
@@ -179,9 +187,13 @@ impl Node {
                     // tasks run first, so the messages we queue actually leave.
                     tokio::task::yield_now().await;
                 }
-                // Re-arming the timer costs a trip to the timer wheel; skip it when unchanged.
-                if timer.deadline() != at {
-                    timer.as_mut().reset(at);
+                // Re-arming costs a syscall; skip it when unchanged.
+                if timer.deadline() != Some(at)
+                    && let Err(e) = timer.arm(at)
+                {
+                    return self
+                        .fail(format!("cannot arm the wake-up timer: {e}"))
+                        .await;
                 }
             }
             let end = tokio::select! {
@@ -195,7 +207,10 @@ impl Node {
                     Ok(None) => Some(End::ChannelLost("the orchestrator closed the control channel".into())),
                     Err(e) => Some(End::ChannelLost(e.to_string())),
                 },
-                () = &mut timer, if wake.is_some() => None,
+                r = timer.wait(), if wake.is_some() => match r {
+                    Ok(()) => None,
+                    Err(e) => Some(End::Failed(format!("the wake-up timer failed: {e}"))),
+                },
                 (name, code) = signals.recv() => Some(End::Signal(name, code)),
             };
             if let Some(end) = end {
