@@ -17,9 +17,11 @@ mod proc_stats;
 mod publisher;
 mod pubsub;
 mod receiver;
+mod security;
 mod seen_set;
 mod swarm;
 mod telemetry;
+mod wake_timer;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -11,6 +11,8 @@ pub struct RouterFigures {
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
     pub router_duplicates: Option<u64>,
+    /// Messages the router refused as invalid (bad or missing signature, …), gossipsub only.
+    pub router_invalid: Option<u64>,
 }
 
 const BANDWIDTH: &str = "libp2p_bandwidth_bytes_total";
@@ -31,6 +33,7 @@ pub fn read(registry: &Registry, gossipsub: bool) -> RouterFigures {
         bytes_in: Some(f.bytes_in.unwrap_or(0)),
         bytes_out: Some(f.bytes_out.unwrap_or(0)),
         router_duplicates: gossipsub.then(|| f.router_duplicates.unwrap_or(0)),
+        router_invalid: gossipsub.then(|| f.router_invalid.unwrap_or(0)),
     }
 }
 
@@ -56,6 +59,7 @@ pub fn parse(text: &str) -> RouterFigures {
     }
     // Every message the router received is either new (filtered), invalid, or a duplicate.
     f.router_duplicates = unfiltered.map(|u| u.saturating_sub(filtered + invalid));
+    f.router_invalid = unfiltered.map(|_| invalid);
     f
 }
 
@@ -95,6 +99,7 @@ gossipsub_heartbeat_duration_sum 12.5
                 bytes_in: Some(3406),
                 bytes_out: Some(1200),
                 router_duplicates: Some(3),
+                router_invalid: Some(1),
             }
         );
     }
@@ -116,6 +121,7 @@ gossipsub_heartbeat_duration_sum 12.5
                 crate::swarm::build(
                     testbed_contract::plan::Variant::Gossipsub,
                     &Default::default(),
+                    Default::default(),
                     &mut registry,
                 )
                 .unwrap()
@@ -124,6 +130,7 @@ gossipsub_heartbeat_duration_sum 12.5
         assert_eq!(f.bytes_in, Some(0));
         assert_eq!(f.bytes_out, Some(0));
         assert_eq!(f.router_duplicates, Some(0));
+        assert_eq!(f.router_invalid, Some(0));
         assert_eq!(read(&registry, false).router_duplicates, None);
     }
 }

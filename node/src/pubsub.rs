@@ -220,6 +220,19 @@ impl Pubsub {
         }
     }
 
+    /// Tests: pretend a (not connected) peer subscribes to `topic`, or no longer does.
+    #[cfg(test)]
+    pub fn set_test_subscriber(&mut self, topic: &str, peer: PeerId, subscribed: bool) {
+        if subscribed {
+            self.subscribers
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(peer);
+        } else {
+            self.remove_subscriber(topic, &peer);
+        }
+    }
+
     fn remove_subscriber(&mut self, topic: &str, peer: &PeerId) {
         if let Some(peers) = self.subscribers.get_mut(topic) {
             peers.remove(peer);

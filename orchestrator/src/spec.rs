@@ -184,6 +184,8 @@ impl RunSpec {
                 origin_groups: self.origin_groups.clone(),
                 tracing: None,
                 node_metrics: self.plan.telemetry.node_metrics,
+                security: g.security,
+                report_deliveries: false,
             },
         })
     }

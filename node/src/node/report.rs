@@ -14,7 +14,6 @@ use testbed_contract::results::{ExitReason, NodeResult, NodeState, Snapshot, Top
 
 impl Node {
     pub(super) fn snapshot(&self) -> Snapshot {
-        let mem = proc_stats::memory();
         let topics: BTreeMap<String, TopicPeers> = self
             .subscriptions
             .iter()
@@ -35,19 +34,23 @@ impl Node {
             received: self.receiver.received,
             duplicates: self.receiver.duplicates,
             connected_peers: self.net.swarm.connected_peers().count() as u32,
-            rss_bytes: mem.rss_bytes,
+            rss_bytes: self.rss.rss_bytes(),
             cpu_ns: proc_stats::cpu_ns(),
             topics,
         }
     }
 
     /// Counters the result has no field for (see the contract), sent in the `finish` ack.
-    pub(super) fn counters_info(&self) -> serde_json::Value {
-        serde_json::json!({
+    pub(super) fn counters_info(&self, figures: &metrics::RouterFigures) -> serde_json::Value {
+        let mut info = serde_json::json!({
             "malformed_payloads": self.receiver.malformed,
             "clamped_latencies": self.receiver.clamped,
             "router_failed_sends": self.net.failed_sends(),
-        })
+        });
+        if let Some(n) = figures.router_invalid {
+            info["router_invalid_messages"] = n.into();
+        }
+        info
     }
 
     /// Moves to Done (unless failed), acks the `finish` command if there was one, sends the
@@ -64,6 +67,14 @@ impl Node {
             tracing::error!(error = %e, "cannot encode latency histograms; result has none");
             Vec::new()
         });
+        let latency_since_send = self.receiver.latency_since_send().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot encode latency histograms; result has none");
+            Vec::new()
+        });
+        let publish_lag = self.log.lag().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot encode the publish lag; result has none");
+            None
+        });
         if self.receiver.malformed > 0 || self.receiver.clamped > 0 {
             tracing::warn!(
                 malformed = self.receiver.malformed,
@@ -79,7 +90,7 @@ impl Node {
             t.shutdown().await;
         }
         if let Some(id) = finish_id {
-            self.ack(id, crate::ack::Outcome::ok(self.counters_info()));
+            self.ack(id, crate::ack::Outcome::ok(self.counters_info(&figures)));
         }
         let mem = proc_stats::memory();
         let result = NodeResult {
@@ -88,9 +99,12 @@ impl Node {
             exit: exit_reason,
             error,
             latency,
+            latency_since_send,
+            publish_lag,
             published: self.log.to_published(),
             seen: self.receiver.seen(),
             subscriptions: self.subscriptions.clone(),
+            mesh: self.mesh.take(),
             received: self.receiver.received,
             duplicates: self.receiver.duplicates,
             router_duplicates: figures.router_duplicates,
@@ -146,9 +160,12 @@ pub(super) async fn end_before_swarm(
         exit: exit_reason,
         error: Some(error),
         latency: Vec::new(),
+        latency_since_send: Vec::new(),
+        publish_lag: None,
         published: Vec::new(),
         seen: Vec::new(),
         subscriptions: Vec::new(),
+        mesh: None,
         received: 0,
         duplicates: 0,
         router_duplicates: None,

@@ -470,6 +470,8 @@ pub(super) fn node_config(index: u32, nodes: u32) -> NodeConfig {
         origin_groups: (0..nodes as u16).collect(),
         tracing: None,
         node_metrics: false,
+        security: Default::default(),
+        report_deliveries: false,
     }
 }
 

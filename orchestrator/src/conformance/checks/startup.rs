@@ -32,6 +32,7 @@ pub(crate) fn check_hello(
         pid,
         implementation,
         impl_version,
+        ..
     }) = &l.msg
     else {
         return Err(match &l.msg {
