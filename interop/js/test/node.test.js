@@ -6,10 +6,11 @@ import { parseHumanDuration } from '../src/duration.js'
 import { toLine } from '../src/wire.js'
 import { readEnv } from '../src/env.js'
 import { nowNs } from '../src/clock.js'
+import { decodeHistogram } from '../src/histogram.js'
 
 test('seen ranges, duplicates, own messages and origin groups', () => {
   const r = new Recorder(0, [0, 0, 1])
-  const msg = (origin, seq) => encodeHeader({ origin, seq: BigInt(seq), publishNs: nowNs() }, 64)
+  const msg = (origin, seq) => encodeHeader({ origin, seq: BigInt(seq), sendNs: nowNs() }, 64)
   r.deliver(msg(0, 0), nowNs()) // own message: ignored
   for (const s of [0, 1, 2, 5, 7, 6, 2]) r.deliver(msg(2, s), nowNs())
   r.deliver(msg(9, 0), nowNs())
@@ -20,6 +21,21 @@ test('seen ranges, duplicates, own messages and origin groups', () => {
   assert.equal(r.malformed, 1)
   assert.deepEqual(r.latency().map((l) => l.origin_group), [1, UNKNOWN_GROUP])
   assert.deepEqual(toRanges(new Set()), [])
+})
+
+test('latency is receive − due, latency_since_send receive − send; first deliveries reported', () => {
+  const r = new Recorder(0, [0, 3])
+  const ms = 1_000_000n
+  const base = 1_700_000_000_000_000_000n
+  const data = encodeHeader({ origin: 1, seq: 0n, dueNs: base, sendNs: base + 40n * ms, paced: true }, 64)
+  const h = r.deliver(data, base + 45n * ms)
+  assert.equal(h?.seq, 0n, 'first delivery returns its header')
+  assert.equal(r.deliver(data, base + 46n * ms), null, 'a duplicate is not a first delivery')
+  const [lat] = r.latency()
+  const [since] = r.latencySinceSend()
+  assert.equal(lat.origin_group, 3)
+  assert.equal(decodeHistogram(lat.hdr).maxValue, decodeHistogram(lat.hdr).highestEquivalentValue(45_000))
+  assert.equal(decodeHistogram(since.hdr).maxValue, decodeHistogram(since.hdr).highestEquivalentValue(5_000))
 })
 
 test('human durations as humantime writes them', () => {
@@ -41,7 +57,8 @@ test('wire form: exact u64 integers and the Rust field names', () => {
 
 test('environment', () => {
   assert.deepEqual(readEnv({ TESTBED_CONTROL_ADDR: 'tcp://127.0.0.1:1', JOB_COMPLETION_INDEX: '4' }),
-    { controlAddr: 'tcp://127.0.0.1:1', index: 4, runId: '', listenIp: '127.0.0.1' })
+    { controlAddr: 'tcp://127.0.0.1:1', index: 4, runId: '', listenIp: '127.0.0.1', secret: '' })
+  assert.equal(readEnv({ TESTBED_CONTROL_ADDR: 'x', TESTBED_NODE_INDEX: '1', TESTBED_RUN_SECRET: 's3' }).secret, 's3')
   assert.throws(() => readEnv({}), /TESTBED_CONTROL_ADDR/)
   assert.throws(() => readEnv({ TESTBED_CONTROL_ADDR: 'x', TESTBED_NODE_INDEX: '-1' }), /not a node index/)
 })
