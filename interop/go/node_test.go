@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -10,6 +12,10 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // payloadVectors is interop/fixtures/payload-vectors.json: the same bytes are checked by the
@@ -317,5 +323,32 @@ func TestPubsubOptionsAndGrace(t *testing.T) {
 	}
 	if id := payloadMessageID(&pb.Message{Data: header{Origin: 1, Seq: 2}.encode(49)}); id != string([]byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2}) {
 		t.Errorf("anonymous message id %x", id)
+	}
+}
+
+// Real hosts over loopback TCP: plaintext connects to plaintext, and a plaintext dial to a
+// noise host fails with an error that names the security mismatch.
+func TestSecurityMustMatch(t *testing.T) {
+	mk := func(security string) host.Host {
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := newHost(key, "127.0.0.1", metrics.NewBandwidthCounter(), security)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	plain, plain2, noisy := mk(securityPlaintext), mk(securityPlaintext), mk(securityNoise)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := plain.Connect(ctx, peer.AddrInfo{ID: plain2.ID(), Addrs: plain2.Addrs()}); err != nil {
+		t.Fatalf("plaintext to plaintext: %v", err)
+	}
+	err := explainDialError(plain.Connect(ctx, peer.AddrInfo{ID: noisy.ID(), Addrs: noisy.Addrs()}), securityPlaintext)
+	if err == nil || !strings.Contains(err.Error(), "security mismatch: this node uses plaintext security") {
+		t.Fatalf("plaintext to noise: %v", err)
 	}
 }

@@ -265,7 +265,7 @@ export class Node {
         const addr = multiaddr(`${p.addr}/p2p/${p.peer_id}`)
         await this.libp2p.dial(addr, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
       } catch (err) {
-        failures.push(`node ${p.index} (${p.peer_id} at ${p.addr}): ${err.message}`)
+        failures.push(`node ${p.index} (${p.peer_id} at ${p.addr}): ${explainDialError(err.message, this.config.security)}`)
       }
     }))
     failures.sort()
@@ -369,8 +369,8 @@ export class Node {
       if (paced) {
         const offsetMs = (i / rate) * 1000
         dueNs = sendStartNs + BigInt(Math.round(offsetMs * 1e6))
-        const wait = sendStart + offsetMs - performance.now()
-        if (wait > 0) await sleep(wait)
+        // Node's timers may fire up to a millisecond early: never send before the due time.
+        for (let wait; (wait = sendStart + offsetMs - performance.now()) > 0;) await sleep(wait)
       }
       if (this.stopping) throw failed('the node is stopping')
       const seq = this.nextSeq++
@@ -477,6 +477,17 @@ export class Node {
     r.last_snapshot = snap
     return r
   }
+}
+
+/**
+ * Names a security mismatch, which js-libp2p reports as a failed protocol selection of the
+ * connection encrypter.
+ */
+export function explainDialError (message, security) {
+  if (/could not negotiate \/(noise|plaintext\/)/.test(message)) {
+    return `${message} (security mismatch: this node uses ${security} security and the peer offers none it knows; every connected node must use the same security)`
+  }
+  return message
 }
 
 /**
