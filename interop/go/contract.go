@@ -47,7 +47,7 @@ type helloMsg struct {
 	Implementation string `json:"implementation"`
 	ImplVersion    string `json:"impl_version"`
 	// Secret is TESTBED_RUN_SECRET: the orchestrator drops a hello without the run's secret.
-	Secret string `json:"secret"`
+	Secret string `json:"secret,omitempty"`
 }
 
 type listeningMsg struct {

@@ -69,11 +69,12 @@ func (h header) encode(size int) []byte {
 	return out
 }
 
+// decodeHeader reads layout 2, or layout 1 (due = send, not paced).
 func decodeHeader(b []byte) (header, error) {
-	if len(b) < 3 || b[0] != 'P' || b[1] != 'T' {
-		if len(b) < headerLenV1 {
-			return header{}, fmt.Errorf("message is %d bytes, shorter than the %d-byte header", len(b), headerLenV1)
-		}
+	if len(b) < 3 {
+		return header{}, fmt.Errorf("message is %d bytes, shorter than the %d-byte header", len(b), headerLen)
+	}
+	if b[0] != 'P' || b[1] != 'T' {
 		return header{}, fmt.Errorf("message does not start with the magic bytes \"PT\"")
 	}
 	var need, traceAt int
@@ -86,7 +87,7 @@ func decodeHeader(b []byte) (header, error) {
 		return header{}, fmt.Errorf("unknown payload layout version %d", b[2])
 	}
 	if len(b) < need {
-		return header{}, fmt.Errorf("message is %d bytes, shorter than the %d-byte header of layout %d", len(b), need, b[2])
+		return header{}, fmt.Errorf("message is %d bytes, shorter than the %d-byte header", len(b), need)
 	}
 	h := header{
 		Origin: binary.BigEndian.Uint32(b[4:]),

@@ -94,7 +94,7 @@ export class Node {
       pid: process.pid,
       implementation: 'js',
       impl_version: implVersion(),
-      secret: this.env.secret
+      ...(this.env.secret !== '' ? { secret: this.env.secret } : {})
     })
     this.setState('starting')
     this.ctrl.listen(

@@ -53,14 +53,15 @@ export function encodeHeader (h, size) {
 }
 
 /**
+ * Reads layout 2, or layout 1 (due = send, not paced).
  * @param {Uint8Array} bytes
  * @returns {Header}
  */
 export function decodeHeader (bytes) {
-  if (bytes.length < 3 || bytes[0] !== 0x50 || bytes[1] !== 0x54) {
-    if (bytes.length < HEADER_LEN_V1) {
-      throw new Error(`message is ${bytes.length} bytes, shorter than the ${HEADER_LEN_V1}-byte header`)
-    }
+  if (bytes.length < 3) {
+    throw new Error(`message is ${bytes.length} bytes, shorter than the ${HEADER_LEN}-byte header`)
+  }
+  if (bytes[0] !== 0x50 || bytes[1] !== 0x54) {
     throw new Error('message does not start with the magic bytes "PT"')
   }
   const version = bytes[2]
@@ -69,7 +70,7 @@ export function decodeHeader (bytes) {
   }
   const need = version === 1 ? HEADER_LEN_V1 : HEADER_LEN
   if (bytes.length < need) {
-    throw new Error(`message is ${bytes.length} bytes, shorter than the ${need}-byte header of layout ${version}`)
+    throw new Error(`message is ${bytes.length} bytes, shorter than the ${need}-byte header`)
   }
   const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
   const sendNs = b.readBigUInt64BE(16)

@@ -5,7 +5,8 @@ import { encodeHeader, decodeHeader, HEADER_LEN, HEADER_LEN_V1 } from '../src/pa
 
 // interop/fixtures/payload-vectors.json: the Rust contract (interop/check-histograms) and the
 // Go node's tests check the same bytes.
-const VECTORS = JSON.parse(readFileSync(new URL('../../fixtures/payload-vectors.json', import.meta.url), 'utf8'))
+const VECTORS = Object.fromEntries(JSON.parse(readFileSync(new URL('../../fixtures/payload-vectors.json', import.meta.url), 'utf8'))
+  .vectors.map((v) => [v.name, v]))
 
 function headerOf (v) {
   const h = { origin: v.origin, seq: BigInt(v.seq), sendNs: BigInt(v.send_ns), dueNs: BigInt(v.due_ns), paced: v.paced }
@@ -15,10 +16,12 @@ function headerOf (v) {
   return h
 }
 
-test('payload layout 2 matches the shared vector, both ways; layout 1 still decodes', () => {
-  const v2 = VECTORS.layout_2
-  assert.equal(encodeHeader(headerOf(v2), v2.size).toString('hex'), v2.hex)
-  for (const name of ['layout_1', 'layout_2']) {
+test('payload layout 2 matches the shared vectors, both ways; layout 1 still decodes', () => {
+  for (const name of ['layout_2', 'layout_2_traced']) {
+    const v = VECTORS[name]
+    assert.equal(encodeHeader(headerOf(v), v.size).toString('hex'), v.hex, name)
+  }
+  for (const name of ['layout_1', 'layout_2', 'layout_2_traced']) {
     const v = VECTORS[name]
     assert.deepEqual(decodeHeader(Buffer.from(v.hex, 'hex')), headerOf(v), name)
   }
@@ -37,10 +40,10 @@ test('payload round trip, with and without trace context', () => {
 })
 
 test('payload garbage is refused', () => {
-  assert.throws(() => decodeHeader(Buffer.from('PT')), /shorter than the 49-byte header/)
+  assert.throws(() => decodeHeader(Buffer.from('PT')), /shorter than the 57-byte header/)
   assert.throws(() => decodeHeader(new Uint8Array(60)), /magic/)
   const h = encodeHeader({ origin: 1, seq: 1n, sendNs: 1n, dueNs: 1n, paced: false }, HEADER_LEN)
-  assert.throws(() => decodeHeader(h.subarray(0, HEADER_LEN_V1)), /57-byte header of layout 2/)
+  assert.throws(() => decodeHeader(h.subarray(0, HEADER_LEN_V1)), /49 bytes, shorter than the 57-byte header/)
   h[2] = 3
   assert.throws(() => decodeHeader(h), /layout version 3/)
 })
