@@ -21,7 +21,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	"github.com/libp2p/go-libp2p/p2p/security/insecure"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
@@ -37,8 +36,9 @@ const (
 )
 
 // implVersion names the pubsub and libp2p module versions compiled in, e.g.
-// "go-libp2p-pubsub v0.19.0, go-libp2p v0.51.0"; a replaced (forked) pubsub shows as
-// "go-libp2p-pubsub => example.com/fork v1.2.3".
+// "go-libp2p-pubsub v0.19.0, go-libp2p v0.51.0"; a fork shows as "go-libp2p-pubsub =>
+// example.com/fork v1.2.3", whether it replaces the upstream module or, under its own module
+// path, is imported directly (interop/go/build.sh rewrites the imports for that).
 func implVersion() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -54,10 +54,12 @@ func implVersion() string {
 				v = "=> " + d.Replace.Path
 			}
 		}
-		switch d.Path {
-		case pubsubModule:
+		switch {
+		case d.Path == pubsubModule:
 			pubsubV = v
-		case "github.com/libp2p/go-libp2p":
+		case strings.HasSuffix(d.Path, "/go-libp2p-pubsub") && pubsubV == "":
+			pubsubV = "=> " + d.Path + " " + v
+		case d.Path == "github.com/libp2p/go-libp2p":
 			libp2pV = v
 		}
 	}
@@ -98,7 +100,7 @@ func newHost(key crypto.PrivKey, listenIP string, bw metrics.Reporter, security 
 // security fail to negotiate one.
 func securityOption(security string) libp2p.Option {
 	if security == securityPlaintext {
-		return libp2p.Security(insecure.ID, insecure.NewWithIdentity)
+		return plaintextSecurity()
 	}
 	return libp2p.Security(noise.ID, noise.New)
 }
