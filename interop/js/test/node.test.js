@@ -4,6 +4,7 @@ import { Recorder, toRanges, UNKNOWN_GROUP } from '../src/recorder.js'
 import { encodeHeader } from '../src/payload.js'
 import { parseHumanDuration } from '../src/duration.js'
 import { toLine } from '../src/wire.js'
+import { parseLine } from '../src/control.js'
 import { readEnv } from '../src/env.js'
 import { nowNs } from '../src/clock.js'
 import { decodeHistogram } from '../src/histogram.js'
@@ -53,6 +54,9 @@ test('wire form: exact u64 integers and the Rust field names', () => {
     '{"type":"state","state":"ready","at_ns":1795511292599507145}\n')
   assert.equal(toLine({ type: 'ack', id: 5, ok: true }), '{"type":"ack","id":5,"ok":true}\n')
   assert.ok(nowNs() > 1_600_000_000_000_000_000n, 'nowNs is ns since the Unix epoch')
+  const ping = parseLine('{"type":"ping","id":18446744073709551615}')
+  assert.equal(toLine({ type: 'pong', id: ping.id, at_ns: 1n }), '{"type":"pong","id":18446744073709551615,"at_ns":1}\n')
+  assert.deepEqual(parseLine('{"type":"command","id":7,"cmd":{"op":"report"}}'), { type: 'command', id: 7, cmd: { op: 'report' } })
 })
 
 test('environment', () => {
