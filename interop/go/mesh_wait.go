@@ -9,9 +9,9 @@ import (
 // The mesh wait of `subscribe` with wait_mesh (docs/node-contract.md §5), as the Rust node's
 // node/src/mesh_wait.rs does it.
 //
-// A topic's target is min(mesh_n_low, known subscribed peers), at least 1 (floodsub: 1, its
-// "mesh" being every subscribed peer). A topic is meshed when it has a subscribed peer and a
-// mesh of at least its target. Right after a subscribe the peers' own subscriptions are still
+// A topic's target is min(mesh_n_low, known subscribed peers) (floodsub: min(1, subscribed),
+// its "mesh" being every subscribed peer). A topic's mesh is complete when its target is at
+// least 1 and the mesh reaches it; the node is meshed when every topic is complete. Right after a subscribe the peers' own subscriptions are still
 // arriving, so a mesh below mesh_n_low is only accepted once the grace (about a heartbeat) is
 // over. Two cases end the wait without a mesh, acked ok with meshed false so the run goes on
 // and the report can tell them apart: a topic nobody else subscribes to after the grace, and
@@ -79,25 +79,32 @@ func newMeshWait(topics []string, now time.Time, timeout, grace time.Duration, f
 }
 
 // evaluate looks at the topics' counts now; the outcome is meaningful unless meshWaiting,
-// and err is set for meshTimedOut.
-func (w *meshWait) evaluate(now time.Time, counts func(string) topicPeers) (meshStatus, meshOutcome, error) {
+// err is set for meshTimedOut, and wentAhead names the topics a meshDone without a mesh went
+// ahead without.
+func (w *meshWait) evaluate(now time.Time, counts func(string) topicPeers) (status meshStatus, out meshOutcome, wentAhead []string, err error) {
 	inGrace := now.Before(w.graceUntil)
-	out := meshOutcome{Topics: map[string]topicMesh{}}
+	out = meshOutcome{Topics: map[string]topicMesh{}}
 	var missing []string
 	allMeshed, settled := true, true
 	for _, t := range w.topics {
 		c := counts(t)
-		target := max(min(w.fullMesh, c.Subscribed), 1)
+		target := min(w.fullMesh, c.Subscribed)
 		last, ok := w.lastChange[t]
 		if !ok || last.mesh != c.Mesh {
 			last = lastMesh{mesh: c.Mesh, since: now}
 			w.lastChange[t] = last
 		}
-		meshed := c.Subscribed > 0 && c.Mesh >= target
+		meshed := target >= 1 && c.Mesh >= target
 		stuck := !inGrace && c.Mesh >= 1 && now.Sub(last.since) >= w.stuckAfter
 		alone := c.Subscribed == 0 && !inGrace
-		if !meshed && !stuck && !alone {
-			missing = append(missing, fmt.Sprintf("topic %q: %d mesh peer(s) of %d needed, %d subscribed peer(s) known", t, c.Mesh, target, c.Subscribed))
+		switch {
+		case meshed:
+		case alone:
+			wentAhead = append(wentAhead, fmt.Sprintf("topic %q: no subscribed peer", t))
+		case stuck:
+			wentAhead = append(wentAhead, fmt.Sprintf("topic %q: mesh stuck at %d of %d", t, c.Mesh, target))
+		default:
+			missing = append(missing, fmt.Sprintf("topic %q: %d mesh peer(s) of %d needed, %d subscribed peer(s) known", t, c.Mesh, max(target, 1), c.Subscribed))
 		}
 		allMeshed = allMeshed && meshed
 		// A full mesh is final; a smaller one may only mean subscriptions still arrive.
@@ -118,10 +125,10 @@ func (w *meshWait) evaluate(now time.Time, counts func(string) topicPeers) (mesh
 			ms := uint64(w.meshedSince.Sub(w.started).Milliseconds())
 			out.MeshMs, out.Meshed = &ms, true
 		}
-		return meshDone, out, nil
+		return meshDone, out, wentAhead, nil
 	case atDeadline:
-		return meshTimedOut, out, fmt.Errorf("no mesh within %d ms: %s", w.deadline.Sub(w.started).Milliseconds(), strings.Join(missing, "; "))
+		return meshTimedOut, out, nil, fmt.Errorf("no mesh within %d ms: %s", w.deadline.Sub(w.started).Milliseconds(), strings.Join(missing, "; "))
 	default:
-		return meshWaiting, out, nil
+		return meshWaiting, out, nil, nil
 	}
 }

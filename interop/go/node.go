@@ -438,7 +438,7 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 	}
 	w := newMeshWait(c.Topics, start, time.Duration(c.MeshTimeoutMs)*time.Millisecond, subscribeGrace(n.cfg.Gossipsub), fullMesh)
 	for {
-		status, outcome, err := w.evaluate(time.Now(), n.topicPeers)
+		status, outcome, wentAhead, err := w.evaluate(time.Now(), n.topicPeers)
 		if status != meshWaiting {
 			n.mu.Lock()
 			n.mesh = &outcome
@@ -446,7 +446,11 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 		}
 		switch status {
 		case meshDone:
-			n.setState(stateReady, "")
+			detail := ""
+			if len(wentAhead) > 0 {
+				detail = "went ahead without a mesh: " + strings.Join(wentAhead, "; ")
+			}
+			n.setState(stateReady, detail)
 			return outcome.ackInfo(), nil
 		case meshTimedOut:
 			return outcome.ackInfo(), err

@@ -1,9 +1,9 @@
 // The mesh wait of `subscribe` with wait_mesh (docs/node-contract.md §5), as the Rust node's
 // node/src/mesh_wait.rs does it.
 //
-// A topic's target is min(mesh_n_low, known subscribed peers), at least 1 (floodsub: 1, its
-// "mesh" being every subscribed peer). A topic is meshed when it has a subscribed peer and a
-// mesh of at least its target. Right after a subscribe the peers' own subscriptions are still
+// A topic's target is min(mesh_n_low, known subscribed peers) (floodsub: min(1, subscribed),
+// its "mesh" being every subscribed peer). A topic's mesh is complete when its target is at
+// least 1 and the mesh reaches it; the node is meshed when every topic is complete. Right after a subscribe the peers' own subscriptions are still
 // arriving, so a mesh below mesh_n_low is only accepted once the grace (about a heartbeat) is
 // over. Two cases end the wait without a mesh, acked ok with meshed false so the run goes on
 // and the report can tell them apart: a topic nobody else subscribes to after the grace, and
@@ -50,28 +50,36 @@ export class MeshWait {
    * Looks at the topics' counts now.
    * @param {number} now ms
    * @param {(topic: string) => TopicPeers} counts
-   * @returns {{ status: 'waiting' | 'done' | 'timed_out', outcome: MeshOutcome, error?: string }}
+   * @returns {{ status: 'waiting' | 'done' | 'timed_out', outcome: MeshOutcome, error?: string, wentAhead?: string[] }}
+   *   wentAhead: for 'done', the topics the node goes ahead without a mesh on
    */
   evaluate (now, counts) {
     const inGrace = now < this.graceUntil
     /** @type {MeshOutcome} */
     const outcome = { meshed: false, topics: {} }
     const missing = []
+    const wentAhead = []
     let allMeshed = true
     let settled = true
     for (const t of this.topics) {
       const c = counts(t)
-      const target = Math.max(Math.min(this.fullMesh, c.subscribed), 1)
+      const target = Math.min(this.fullMesh, c.subscribed)
       let last = this.lastChange.get(t)
       if (last === undefined || last.mesh !== c.mesh) {
         last = { mesh: c.mesh, since: now }
         this.lastChange.set(t, last)
       }
-      const meshed = c.subscribed > 0 && c.mesh >= target
+      const meshed = target >= 1 && c.mesh >= target
       const stuck = !inGrace && c.mesh >= 1 && now - last.since >= this.stuckAfter
       const alone = c.subscribed === 0 && !inGrace
-      if (!meshed && !stuck && !alone) {
-        missing.push(`topic ${JSON.stringify(t)}: ${c.mesh} mesh peer(s) of ${target} needed, ${c.subscribed} subscribed peer(s) known`)
+      if (meshed) {
+        // complete
+      } else if (alone) {
+        wentAhead.push(`topic ${JSON.stringify(t)}: no subscribed peer`)
+      } else if (stuck) {
+        wentAhead.push(`topic ${JSON.stringify(t)}: mesh stuck at ${c.mesh} of ${target}`)
+      } else {
+        missing.push(`topic ${JSON.stringify(t)}: ${c.mesh} mesh peer(s) of ${Math.max(target, 1)} needed, ${c.subscribed} subscribed peer(s) known`)
       }
       allMeshed &&= meshed
       // A full mesh is final; a smaller one may only mean subscriptions still arrive.
@@ -85,7 +93,7 @@ export class MeshWait {
         outcome.mesh_ms = this.meshedSince - this.started
         outcome.meshed = true
       }
-      return { status: 'done', outcome }
+      return { status: 'done', outcome, wentAhead }
     }
     if (atDeadline) {
       return { status: 'timed_out', outcome, error: `no mesh within ${this.deadline - this.started} ms: ${missing.join('; ')}` }

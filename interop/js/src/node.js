@@ -119,12 +119,14 @@ export class Node {
   }
 
   async handle (msg) {
+    if (msg.type === 'ping') {
+      // At once, with the wall clock when the line was read; also while draining (after the
+      // result the channel is closed and this is a no-op).
+      this.ctrl.send({ type: 'pong', id: msg.id, at_ns: nowNs() })
+      return
+    }
     if (this.stopping) return
     switch (msg.type) {
-      case 'ping':
-        // At once, with the wall clock when the line was read.
-        this.ctrl.send({ type: 'pong', id: msg.id, at_ns: nowNs() })
-        return
       case 'welcome':
         if (this.config != null) {
           this.log('second welcome ignored')
@@ -307,10 +309,10 @@ export class Node {
     const fullMesh = this.config.variant === 'gossipsub' ? this.config.gossipsub.mesh_n_low : 1
     const wait = new MeshWait(topics, start, Number(cmd.mesh_timeout_ms ?? 0), subscribeGrace(this.config.gossipsub), fullMesh)
     for (;;) {
-      const { status, outcome, error } = wait.evaluate(Date.now(), (t) => this.topicPeers(t))
+      const { status, outcome, error, wentAhead } = wait.evaluate(Date.now(), (t) => this.topicPeers(t))
       if (status !== 'waiting') this.mesh = outcome
       if (status === 'done') {
-        this.setState('ready')
+        this.setState('ready', wentAhead.length > 0 ? `went ahead without a mesh: ${wentAhead.join('; ')}` : undefined)
         return ackInfo(outcome)
       }
       if (status === 'timed_out') {

@@ -34,9 +34,10 @@ test('a topic nobody else subscribes to goes ahead after the grace, not meshed',
   assert.equal(w.evaluate(200, counts([5, 5], [0, 0])).status, 'waiting')
   const r = w.evaluate(1100, counts([5, 5], [0, 0]))
   assert.equal(r.status, 'done')
+  assert.deepEqual(r.wentAhead, ['topic "b": no subscribed peer'])
   assert.equal(r.outcome.meshed, false)
   assert.equal(r.outcome.mesh_ms, undefined, 'the result carries no mesh_ms')
-  assert.equal(toLine(ackInfo(r.outcome)), '{"mesh_ms":null,"meshed":false,"topics":{"a":{"mesh":5,"subscribed":5,"target":5},"b":{"mesh":0,"subscribed":0,"target":1}}}\n')
+  assert.equal(toLine(ackInfo(r.outcome)), '{"mesh_ms":null,"meshed":false,"topics":{"a":{"mesh":5,"subscribed":5,"target":5},"b":{"mesh":0,"subscribed":0,"target":0}}}\n')
 })
 
 test('a non-empty mesh stuck below its target goes ahead, not meshed; a changing one waits', () => {
@@ -45,6 +46,7 @@ test('a non-empty mesh stuck below its target goes ahead, not meshed; a changing
   for (const at of [0, 1500, 2900]) assert.equal(w.evaluate(at, stuck).status, 'waiting', `at ${at}`)
   const r = w.evaluate(3000, stuck)
   assert.equal(r.status, 'done')
+  assert.deepEqual(r.wentAhead, ['topic "a": mesh stuck at 3 of 5'])
   assert.equal(r.outcome.meshed, false)
   assert.equal(r.outcome.topics.a.target, 5)
   const changing = newWait()
