@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -364,4 +366,29 @@ func TestSecurityMustMatch(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "security mismatch: this node uses plaintext security") {
 		t.Fatalf("plaintext to noise: %v", err)
 	}
+}
+
+// The control reader answers a ping itself, with the time the line was read, and passes other
+// messages on; nobody needs to read the message channel for the pong to go out.
+func TestPingAnsweredByTheReader(t *testing.T) {
+	nodeEnd, orchEnd := net.Pipe()
+	c := &control{conn: nodeEnd, w: bufio.NewWriter(nodeEnd)}
+	msgs, bad := make(chan orchMsg, 1), make(chan error, 1)
+	go c.readLoop(msgs, bad)
+	before := nowNs()
+	go func() {
+		_, _ = orchEnd.Write([]byte("{\"type\":\"ping\",\"id\":18446744073709551615}\n{\"type\":\"released\",\"barrier\":\"b\",\"count\":1}\n"))
+	}()
+	line, err := bufio.NewReader(orchEnd).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pong pongMsg
+	if err := json.Unmarshal(line, &pong); err != nil || pong.Type != "pong" || pong.ID != 1<<64-1 || pong.AtNs < before || pong.AtNs > nowNs() {
+		t.Fatalf("pong %s: %+v %v", line, pong, err)
+	}
+	if m := <-msgs; m.Type != "released" {
+		t.Fatalf("next message %+v", m)
+	}
+	_ = orchEnd.Close()
 }
