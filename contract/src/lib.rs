@@ -16,8 +16,14 @@ pub mod results;
 pub mod selector;
 
 /// Version of the control protocol spoken on the control channel. A node announces it in
-/// `hello`; the orchestrator refuses a node that speaks another one.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// `hello`; the orchestrator answers in the same version if it speaks it (see
+/// [`SUPPORTED_PROTOCOLS`]) and refuses the node otherwise.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Control protocol versions an orchestrator accepts in `hello`. Version 2 only adds to
+/// version 1 (docs/node-contract.md, "What a protocol 1 node lacks"): a protocol 1 node gets
+/// a `welcome{protocol: 1}` and is never sent a message it does not know.
+pub const SUPPORTED_PROTOCOLS: std::ops::RangeInclusive<u32> = 1..=PROTOCOL_VERSION;
 
 /// Version of the plan schema (`version:` at the top of every plan).
 pub const PLAN_SCHEMA_VERSION: u32 = 1;
@@ -38,4 +44,8 @@ pub mod env {
     pub const OTLP_ENDPOINT: &str = "TESTBED_OTLP_ENDPOINT";
     /// Kubernetes Indexed Job: when NODE_INDEX is absent, the index comes from here.
     pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+    /// The run's secret (protocol 2): the node sends it in `hello` so the orchestrator can
+    /// tell its own nodes from anything else that reaches the control port. Passed in the
+    /// environment, never on a command line (where `ps` shows it); never logged.
+    pub const RUN_SECRET: &str = "TESTBED_RUN_SECRET";
 }

@@ -5,19 +5,22 @@
 //!
 //! ```text
 //! node                                   orchestrator
-//!  hello{protocol,index,pid,…}  ───────▶
-//!                               ◀─────── welcome{config}  (or abort{reason})
+//!  hello{protocol,index,pid,…,secret}  ───────▶
+//!                               ◀─────── welcome{protocol, config}  (or abort{reason})
 //!  listening{peer_id,addrs}     ───────▶
 //!  state{…}, snapshot{…}        ───────▶  (any time)
 //!                               ◀─────── command{id, cmd}
 //!  ack{id, ok, …}               ───────▶
+//!                               ◀─────── ping{id}             (protocol 2, any time)
+//!  pong{id, at_ns}              ───────▶
+//!  delivered{origin,seq,at_ns}  ───────▶  (protocol 2, when `report_deliveries`)
 //!  signal{barrier,target}       ───────▶
 //!                               ◀─────── released{barrier,count}
 //!                               ◀─────── command{id, finish}
 //!  result{…}, then close        ───────▶
 //! ```
 
-use crate::plan::{GossipsubParams, Variant};
+use crate::plan::{GossipsubParams, Security, Variant};
 use crate::results::{NodeResult, NodeState, Snapshot};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +37,10 @@ pub enum NodeMsg {
         implementation: String,
         /// Version of the implementation's libp2p/pubsub libraries, free text.
         impl_version: String,
+        /// The run secret from [`crate::env::RUN_SECRET`] (protocol 2); omitted when the
+        /// environment has none.
+        #[serde(default, skip_serializing_if = "Secret::is_empty")]
+        secret: Secret,
     },
     /// The libp2p swarm listens; the addresses are real (OS-assigned port resolved).
     Listening {
@@ -65,6 +72,12 @@ pub enum NodeMsg {
     Snapshot(Snapshot),
     /// Sync service: signal entry into `barrier`; released when `target` nodes signalled.
     Signal { barrier: String, target: u32 },
+    /// The first delivery of message `(origin, seq)` to this node, received at `at_ns` (wall
+    /// clock). Sent at once, only when the welcome's `report_deliveries` is on (protocol 2).
+    Delivered { origin: u32, seq: u64, at_ns: u64 },
+    /// The answer to `ping{id}`, sent at once: `at_ns` is the node's wall clock when the
+    /// ping was read (protocol 2).
+    Pong { id: u64, at_ns: u64 },
     /// The final result; the node closes the connection after it and exits.
     Result(Box<NodeResult>),
 }
@@ -91,6 +104,47 @@ pub enum OrchMsg {
     Abort {
         reason: String,
     },
+    /// Answer at once with `pong{id, at_ns}` (protocol 2): clock offset and liveness.
+    Ping {
+        id: u64,
+    },
+}
+
+/// The run secret as it travels in `hello`. Its `Debug` form never shows the value, so a
+/// logged message cannot leak it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value, for comparing with the run's secret.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares in time independent of where the values differ.
+    pub fn matches(&self, expected: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), expected.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(none)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
 }
 
 /// What the orchestrator asks a node to do. Each is acknowledged with `ack{id}`.
@@ -116,8 +170,8 @@ pub enum Command {
     Unsubscribe {
         topics: Vec<String>,
     },
-    /// Publish `count` messages of `size` bytes (payload layout v1), at `rate` per second
-    /// (absent: back to back). Before the first one, wait up to `peer_timeout_ms` until a
+    /// Publish `count` messages of `size` bytes (payload layout 2), at `rate` per second
+    /// (absent: back to back); message k is due at `start + k / rate`. Before the first one, wait up to `peer_timeout_ms` until a
     /// peer subscribed to the topic is known. Ack when all are published.
     Publish {
         topic: String,
@@ -163,6 +217,14 @@ pub struct NodeConfig {
     /// the address in `listening.metrics_addr`. Optional for implementations.
     #[serde(default, skip_serializing_if = "is_false")]
     pub node_metrics: bool,
+    /// Connection security (protocol 2); noise, the default, is not sent, so protocol 1
+    /// nodes see no change.
+    #[serde(default, skip_serializing_if = "Security::is_noise")]
+    pub security: Security,
+    /// Send `delivered{origin, seq, at_ns}` for every first delivery, as it happens
+    /// (protocol 2; lock-step publishing).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub report_deliveries: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -258,18 +320,21 @@ mod tests {
 
     #[test]
     fn wire_form_is_stable() {
+        // A protocol 1 hello (no secret) keeps its exact form and still parses.
         let m = NodeMsg::Hello {
             protocol: 1,
             index: 3,
             pid: 99,
             implementation: "rust".into(),
             impl_version: "libp2p 0.57".into(),
+            secret: Secret::default(),
         };
         let line = String::from_utf8(encode_line(&m)).unwrap();
         assert_eq!(
             line,
             "{\"type\":\"hello\",\"protocol\":1,\"index\":3,\"pid\":99,\"implementation\":\"rust\",\"impl_version\":\"libp2p 0.57\"}\n"
         );
+        assert_eq!(serde_json::from_str::<NodeMsg>(&line).unwrap(), m);
         let c = OrchMsg::Command {
             id: 5,
             cmd: Command::Subscribe {
@@ -280,6 +345,99 @@ mod tests {
         };
         let back: OrchMsg = serde_json::from_slice(&encode_line(&c)).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn hello_carries_the_secret_and_never_shows_it() {
+        let m = NodeMsg::Hello {
+            protocol: 2,
+            index: 0,
+            pid: 1,
+            implementation: "go".into(),
+            impl_version: "v".into(),
+            secret: Secret::new("s3cr3t"),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"hello","protocol":2,"index":0,"pid":1,"implementation":"go","impl_version":"v","secret":"s3cr3t"}"#
+        );
+        assert!(!format!("{m:?}").contains("s3cr3t"));
+        let NodeMsg::Hello { secret, .. } = m else {
+            unreachable!()
+        };
+        assert!(secret.matches("s3cr3t"));
+        assert!(!secret.matches("s3cr3u"));
+        assert!(!secret.matches("s3cr3t "));
+        assert!(!Secret::default().matches("s3cr3t"));
+    }
+
+    #[test]
+    fn delivered_pong_and_ping_wire_forms() {
+        let d = NodeMsg::Delivered {
+            origin: 4,
+            seq: 18_446_744_073_709_551_615,
+            at_ns: 1_800_000_000_000_000_001,
+        };
+        let line = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"delivered","origin":4,"seq":18446744073709551615,"at_ns":1800000000000000001}"#
+        );
+        assert_eq!(serde_json::from_str::<NodeMsg>(&line).unwrap(), d);
+
+        let p = NodeMsg::Pong {
+            id: 7,
+            at_ns: 1_800_000_000_000_000_002,
+        };
+        let line = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            line,
+            r#"{"type":"pong","id":7,"at_ns":1800000000000000002}"#
+        );
+        assert_eq!(serde_json::from_str::<NodeMsg>(&line).unwrap(), p);
+
+        let ping = OrchMsg::Ping { id: 7 };
+        let line = serde_json::to_string(&ping).unwrap();
+        assert_eq!(line, r#"{"type":"ping","id":7}"#);
+        assert_eq!(serde_json::from_str::<OrchMsg>(&line).unwrap(), ping);
+    }
+
+    fn config() -> NodeConfig {
+        NodeConfig {
+            run_id: "r".into(),
+            index: 0,
+            group: "g".into(),
+            variant: Variant::Gossipsub,
+            gossipsub: GossipsubParams::default(),
+            seed: 1,
+            snapshot_interval_ms: 0,
+            origin_groups: vec![0],
+            tracing: None,
+            node_metrics: false,
+            security: Security::Noise,
+            report_deliveries: false,
+        }
+    }
+
+    #[test]
+    fn new_config_fields_are_sent_only_when_not_default() {
+        // Defaults: the welcome a protocol 1 node gets is unchanged.
+        let v = serde_json::to_value(config()).unwrap();
+        assert!(v.get("security").is_none() && v.get("report_deliveries").is_none());
+        let c = NodeConfig {
+            security: Security::Plaintext,
+            report_deliveries: true,
+            ..config()
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["security"], "plaintext");
+        assert_eq!(v["report_deliveries"], true);
+        assert_eq!(serde_json::from_value::<NodeConfig>(v).unwrap(), c);
+        // An unknown security is refused by name.
+        let mut v = serde_json::to_value(config()).unwrap();
+        v["security"] = "tls".into();
+        let e = serde_json::from_value::<NodeConfig>(v).unwrap_err();
+        assert!(e.to_string().contains("tls"), "{e}");
     }
 
     #[test]

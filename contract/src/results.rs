@@ -83,7 +83,40 @@ pub struct TopicPeers {
 pub struct Published {
     pub seq: u64,
     pub topic: String,
+    /// Send time: when the message was handed to the router.
     pub at_ns: u64,
+    /// When the rate schedule said the message was due (paced publishing, protocol 2);
+    /// absent: due = send (back to back, or a protocol 1 node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_ns: Option<u64>,
+}
+
+/// The outcome of a `subscribe` with `wait_mesh`: whether every topic's mesh reached its
+/// target. The same object is the subscribe ack's `info` (protocol 2) and the result's `mesh`.
+///
+/// Wire form: `{"mesh_ms": 412, "meshed": true, "topics": {"t": {"mesh": 5, "subscribed": 8,
+/// "target": 5}}}`; `mesh_ms` is `null` unless `meshed`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MeshOutcome {
+    /// Time from the subscribe until every topic's mesh last reached its target; `None`
+    /// (JSON `null`) when the node went ahead without a mesh.
+    #[serde(default)]
+    pub mesh_ms: Option<u64>,
+    /// Every topic's mesh reached its target, and every target is at least 1.
+    pub meshed: bool,
+    pub topics: BTreeMap<String, TopicMesh>,
+}
+
+/// One topic's mesh at the end of a mesh wait.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicMesh {
+    pub mesh: u32,
+    pub subscribed: u32,
+    /// `min(mesh_n_low, subscribed)` for gossipsub, `min(1, subscribed)` for floodsub: the
+    /// mesh is complete when `mesh >= target` and `target >= 1`.
+    pub target: u32,
 }
 
 /// Sequence numbers received from one origin, as sorted inclusive ranges `[first, last]`.
@@ -133,11 +166,22 @@ pub struct NodeResult {
     pub exit: ExitReason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Delivery latency (receive − publish), per origin group.
+    /// Delivery latency (receive − due), per origin group (protocol 1 nodes: receive − send).
     pub latency: Vec<OriginLatency>,
+    /// Receive − send, per origin group: latency without the publisher's lag (protocol 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_since_send: Vec<OriginLatency>,
+    /// The publisher's lag, send − due, µs, one value per published message (0 when
+    /// publishing back to back): HDR V2 compressed, base64. Absent when nothing was published
+    /// (or from a protocol 1 node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_lag: Option<String>,
     pub published: Vec<Published>,
     pub seen: Vec<SeenFrom>,
     pub subscriptions: Vec<Subscription>,
+    /// The last `subscribe` with `wait_mesh`: its outcome (protocol 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshOutcome>,
     pub received: u64,
     pub duplicates: u64,
     /// Duplicates the pubsub router itself filtered (gossipsub metrics), where known.
@@ -186,4 +230,71 @@ pub struct TracedDelivery {
     pub origin: u32,
     pub seq: u64,
     pub latency_us: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_outcome_wire_form() {
+        let met = MeshOutcome {
+            mesh_ms: Some(412),
+            meshed: true,
+            topics: BTreeMap::from([(
+                "t".to_string(),
+                TopicMesh {
+                    mesh: 5,
+                    subscribed: 8,
+                    target: 5,
+                },
+            )]),
+        };
+        assert_eq!(
+            serde_json::to_string(&met).unwrap(),
+            r#"{"mesh_ms":412,"meshed":true,"topics":{"t":{"mesh":5,"subscribed":8,"target":5}}}"#
+        );
+        // Without a mesh, `mesh_ms` is an explicit null.
+        let lonely = MeshOutcome {
+            mesh_ms: None,
+            meshed: false,
+            topics: BTreeMap::from([("t".to_string(), TopicMesh::default())]),
+        };
+        let line = serde_json::to_string(&lonely).unwrap();
+        assert_eq!(
+            line,
+            r#"{"mesh_ms":null,"meshed":false,"topics":{"t":{"mesh":0,"subscribed":0,"target":0}}}"#
+        );
+        assert_eq!(serde_json::from_str::<MeshOutcome>(&line).unwrap(), lonely);
+    }
+
+    /// A protocol 1 node's result (none of the protocol 2 fields) still parses, and a v2
+    /// result carries them.
+    #[test]
+    fn v1_results_parse_and_v2_fields_round_trip() {
+        let v1 = r#"{"index":1,"peer_id":"p","exit":"finished","latency":[],
+            "published":[{"seq":0,"topic":"t","at_ns":5}],"seen":[],"subscriptions":[],
+            "received":0,"duplicates":0,"peak_rss_bytes":1,"final_rss_bytes":1,"cpu_ns":1,
+            "timeline":[]}"#;
+        let r: NodeResult = serde_json::from_str(v1).unwrap();
+        assert!(r.latency_since_send.is_empty() && r.publish_lag.is_none() && r.mesh.is_none());
+        assert_eq!(r.published[0].due_ns, None);
+
+        let mut v2 = r.clone();
+        v2.published[0].due_ns = Some(4);
+        v2.publish_lag = Some("HISTFAAAAA==".into());
+        v2.latency_since_send = vec![OriginLatency {
+            origin_group: 0,
+            hdr: "x".into(),
+        }];
+        v2.mesh = Some(MeshOutcome::default());
+        let text = serde_json::to_string(&v2).unwrap();
+        assert!(text.contains(r#""due_ns":4"#), "{text}");
+        assert_eq!(serde_json::from_str::<NodeResult>(&text).unwrap(), v2);
+        // Unset, the new fields are not sent at all.
+        let text = serde_json::to_string(&r).unwrap();
+        for key in ["due_ns", "publish_lag", "latency_since_send", "\"mesh\""] {
+            assert!(!text.contains(key), "{key} in {text}");
+        }
+    }
 }

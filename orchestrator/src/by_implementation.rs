@@ -483,11 +483,15 @@ mod tests {
                 exit: ExitReason::Finished,
                 error: None,
                 latency,
+                latency_since_send: vec![],
+                publish_lag: None,
+                mesh: None,
                 published: (0..published)
                     .map(|seq| Published {
                         seq,
                         topic: "t".into(),
                         at_ns: 100 + seq,
+                        due_ns: None,
                     })
                     .collect(),
                 received: seen

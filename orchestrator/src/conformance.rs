@@ -965,6 +965,8 @@ fn node_config(index: u32, nodes: u32) -> NodeConfig {
         origin_groups: (0..nodes as u16).collect(),
         tracing: None,
         node_metrics: false,
+        security: Default::default(),
+        report_deliveries: false,
     }
 }
 
@@ -1607,6 +1609,7 @@ fn check_hello(ctx: &Ctx, p: &Proc, first: Option<usize>, reference: bool) -> Re
         pid,
         implementation,
         impl_version,
+        ..
     }) = &l.msg
     else {
         return Err(match &l.msg {

@@ -31,7 +31,7 @@ pub struct ChurnPhase {
     /// Mock discovery: a peer that joins a topic is told to connect to up to this many peers
     /// of the topic (picked at random by the orchestrator's discovery service).
     pub discovery_peers: u32,
-    /// Bytes per message of `message_random_topic` (header included, at least 49).
+    /// Bytes per message of `message_random_topic` (header included, at least 57).
     pub message_size: u32,
     /// A message is expected at a receiver only when the receiver was subscribed to the
     /// topic for the whole window `[publish, publish + delivery_window]` (and took part until

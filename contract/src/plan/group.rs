@@ -20,6 +20,10 @@ pub struct Group {
     pub impl_version: Option<String>,
     #[serde(default)]
     pub gossipsub: GossipsubParams,
+    /// The connection security of this group's peers. Peers of different security cannot
+    /// connect to each other.
+    #[serde(default)]
+    pub security: Security,
     /// Kubernetes requests/limits for this group's pods.
     #[serde(default)]
     pub resources: Resources,
@@ -39,6 +43,31 @@ impl Variant {
             Variant::Gossipsub => "gossipsub",
             Variant::Floodsub => "floodsub",
         }
+    }
+}
+
+/// The security handshake of a node's libp2p connections.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Security {
+    /// Noise XX (X25519, ChaChaPoly, SHA-256): what libp2p deployments use.
+    #[default]
+    Noise,
+    /// libp2p's plaintext handshake (`/plaintext/2.0.0`): peer ids are exchanged, nothing
+    /// is encrypted. Measures the routers without the cost of encryption.
+    Plaintext,
+}
+
+impl Security {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Security::Noise => "noise",
+            Security::Plaintext => "plaintext",
+        }
+    }
+
+    pub fn is_noise(&self) -> bool {
+        *self == Security::Noise
     }
 }
 

@@ -13,7 +13,9 @@ mod workload;
 
 pub use assertion::{Assertion, Metric, Op};
 pub use churn::{ChurnPhase, Frequencies, Limits, Peak, RemoveMode};
-pub use group::{GossipsubParams, Group, Implementation, Resources, ValidationMode, Variant};
+pub use group::{
+    GossipsubParams, Group, Implementation, Resources, Security, ValidationMode, Variant,
+};
 pub use matrix::Matrix;
 pub use network::{
     Bandwidth, EventAction, Heal, JitterDistribution, LinkOverride, LinkParams, LinkProfile,

@@ -66,7 +66,7 @@ pub struct PublishPhase {
     /// Messages per second per node; absent means back to back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
-    /// Message size in bytes, header included (at least 49).
+    /// Message size in bytes, header included (at least 57).
     #[serde(default = "default_size")]
     pub size: u32,
 }

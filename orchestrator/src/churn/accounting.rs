@@ -375,6 +375,9 @@ mod tests {
             exit: ExitReason::Finished,
             error: None,
             latency: vec![],
+            latency_since_send: vec![],
+            publish_lag: None,
+            mesh: None,
             published,
             seen,
             subscriptions: subs,
@@ -449,6 +452,7 @@ mod tests {
             seq: 0,
             topic: "t".into(),
             at_ns: 10 * S,
+            due_ns: None,
         }];
         let nodes = vec![
             node(

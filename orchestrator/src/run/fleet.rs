@@ -7,9 +7,9 @@ use crate::control::{ConnId, ControlEvent};
 use crate::record::NodeStatus;
 use crate::runner::NodeExit;
 use std::collections::{HashMap, HashSet};
-use testbed_contract::PROTOCOL_VERSION;
 use testbed_contract::protocol::{Command, NodeConfig, NodeMsg, OrchMsg};
 use testbed_contract::results::{ExitReason, NodeResult, NodeState, Snapshot, StateChange};
+use testbed_contract::{PROTOCOL_VERSION, SUPPORTED_PROTOCOLS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -419,6 +419,8 @@ impl Fleet {
                 );
             }
             NodeMsg::Snapshot(s) => slot.last_snapshot = Some(s),
+            // Protocol 2 messages nothing asks for yet (report_deliveries is off, no pings).
+            NodeMsg::Delivered { .. } | NodeMsg::Pong { .. } => {}
             NodeMsg::Signal { barrier, target } => {
                 if let Some((nodes, count)) = self.barriers.signal(&barrier, i, target) {
                     for n in nodes {
@@ -465,6 +467,7 @@ impl Fleet {
             pid,
             implementation,
             impl_version,
+            ..
         } = msg
         else {
             self.anomalies
@@ -498,7 +501,7 @@ impl Fleet {
         slot.impl_version = Some(format!("{implementation} {impl_version}"));
         slot.tx = Some(tx.clone());
         self.conns.insert(conn, index);
-        if protocol != PROTOCOL_VERSION {
+        if !SUPPORTED_PROTOCOLS.contains(&protocol) {
             let _ = tx.send(OrchMsg::Abort {
                 reason: format!(
                     "control protocol v{protocol} is not supported; speak v{PROTOCOL_VERSION}"
@@ -512,9 +515,7 @@ impl Fleet {
             return;
         }
         let config = Box::new(slot.config.clone());
-        let _ = tx.send(OrchMsg::Welcome {
-            protocol: PROTOCOL_VERSION,
-            config,
-        });
+        // Answered in the node's own version: protocol 2 only adds to protocol 1.
+        let _ = tx.send(OrchMsg::Welcome { protocol, config });
     }
 }

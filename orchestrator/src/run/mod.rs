@@ -152,6 +152,8 @@ pub async fn run_plan(
                 origin_groups: origin_groups.clone(),
                 tracing: telemetry.tracing_for(index),
                 node_metrics: telemetry.node_metrics(),
+                security: g.security,
+                report_deliveries: false,
             };
             slots.push(NodeSlot::new(config, g.implementation.as_str()));
             index += 1;
