@@ -111,7 +111,8 @@ impl Header {
 
     /// Decodes layout 2, or layout 1 (due = send, not paced).
     pub fn decode(bytes: &[u8]) -> Result<Header, PayloadError> {
-        if bytes.len() < 3 {
+        // Shorter than any layout's header: too short, whatever it starts with.
+        if bytes.len() < HEADER_LEN_V1 {
             return Err(PayloadError::TooShort {
                 len: bytes.len(),
                 need: HEADER_LEN,

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use testbed_contract::env;
+use testbed_contract::protocol::Secret;
 
 /// Where the orchestrator's control server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct EnvConfig {
     pub index: u32,
     pub run_id: Option<String>,
     pub listen_ip: IpAddr,
+    /// Sent back in `hello`; its `Debug` form hides the value, so it is never logged.
+    pub secret: Secret,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -98,6 +101,7 @@ impl EnvConfig {
             index,
             run_id: get(env::RUN_ID).filter(|v| !v.is_empty()),
             listen_ip,
+            secret: Secret::new(get(env::RUN_SECRET).unwrap_or_default()),
         })
     }
 }
@@ -152,6 +156,19 @@ mod tests {
         assert_eq!(c.index, 7);
         assert_eq!(c.listen_ip, IpAddr::from([10, 0, 0, 2]));
         assert_eq!(c.run_id.as_deref(), Some("r1"));
+        assert!(c.secret.is_empty());
+    }
+
+    #[test]
+    fn the_secret_is_read_but_never_shown() {
+        let c = cfg(&[
+            (env::CONTROL_ADDR, "tcp://h:1"),
+            (env::NODE_INDEX, "1"),
+            (env::RUN_SECRET, "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.secret.expose(), "hunter2");
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

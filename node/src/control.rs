@@ -1,9 +1,12 @@
 //! The control channel client: newline-delimited JSON to and from the orchestrator.
 //!
-//! Reading stays in the node's event loop (`ControlRx::recv` is cancel-safe, so it can be a
-//! `select!` branch). Writing goes through a small task so that a slow orchestrator never
-//! stalls the swarm: `ControlTx::send` only queues the line.
+//! A reader task parses lines as they arrive and answers `ping` itself, at once, with the
+//! wall clock of the moment it read it (clock offset and liveness must not wait for the
+//! node's event loop); everything else goes to the loop (`ControlRx::recv` is cancel-safe,
+//! so it can be a `select!` branch). Writing goes through a small task so that a slow
+//! orchestrator never stalls the swarm: `ControlTx::send` only queues the line.
 
+use crate::clock::now_ns;
 use crate::config::ControlAddr;
 use std::pin::Pin;
 use std::time::Duration;
@@ -40,7 +43,14 @@ pub enum Incoming {
 }
 
 pub struct ControlRx {
-    lines: Lines<BufReader<BoxRead>>,
+    rx: mpsc::UnboundedReceiver<Result<Incoming, ControlError>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for ControlRx {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 pub struct ControlTx {
@@ -71,12 +81,9 @@ pub async fn connect(
             }
         }
     };
-    Ok((
-        ControlRx {
-            lines: BufReader::new(read).lines(),
-        },
-        ControlTx::spawn(write),
-    ))
+    let tx = ControlTx::spawn(write);
+    let rx = ControlRx::spawn(BufReader::new(read).lines(), &tx);
+    Ok((rx, tx))
 }
 
 async fn open(addr: &ControlAddr) -> std::io::Result<(BoxRead, BoxWrite)> {
@@ -109,17 +116,45 @@ async fn write_lines(
 }
 
 impl ControlRx {
+    /// Starts the reader task; pongs go out through `tx`'s writer. The reader holds the
+    /// writer only weakly, so closing `tx` still ends the writer.
+    fn spawn(mut lines: Lines<BufReader<BoxRead>>, tx: &ControlTx) -> Self {
+        let (fwd, rx) = mpsc::unbounded_channel();
+        let pong = tx.tx.downgrade();
+        let reader = tokio::spawn(async move {
+            loop {
+                let line = match lines.next_line().await {
+                    Ok(Some(line)) => line,
+                    Ok(None) => return, // dropping `fwd` ends the stream: Ok(None)
+                    Err(e) => {
+                        let _ = fwd.send(Err(e.into()));
+                        return;
+                    }
+                };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match parse_line(&line) {
+                    Incoming::Msg(OrchMsg::Ping { id }) => {
+                        let at_ns = now_ns();
+                        if let Some(w) = pong.upgrade() {
+                            let _ = w.send(encode_line(&NodeMsg::Pong { id, at_ns }));
+                        }
+                    }
+                    other => {
+                        if fwd.send(Ok(other)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        ControlRx { rx, reader }
+    }
+
     /// The next message; `Ok(None)` when the orchestrator closed the channel. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Option<Incoming>, ControlError> {
-        loop {
-            let Some(line) = self.lines.next_line().await? else {
-                return Ok(None);
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            return Ok(Some(parse_line(&line)));
-        }
+        self.rx.recv().await.transpose()
     }
 }
 
@@ -171,6 +206,36 @@ impl ControlTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A ping is answered by the reader at once, without the event loop; other messages
+    /// reach the loop in order; closing the sender still ends the writer.
+    #[tokio::test]
+    async fn pings_are_answered_by_the_reader() {
+        let (orch, node) = tokio::io::duplex(4096);
+        let (node_r, node_w) = tokio::io::split(node);
+        let (orch_r, mut orch_w) = tokio::io::split(orch);
+        let tx = ControlTx::spawn(Box::pin(node_w));
+        let read: BoxRead = Box::pin(node_r);
+        let mut rx = ControlRx::spawn(BufReader::new(read).lines(), &tx);
+        orch_w
+            .write_all(b"{\"type\":\"ping\",\"id\":7}\n\n{\"type\":\"abort\",\"reason\":\"x\"}\n")
+            .await
+            .unwrap();
+        let mut from_node = BufReader::new(orch_r).lines();
+        let line = from_node.next_line().await.unwrap().unwrap();
+        match serde_json::from_str::<NodeMsg>(&line).unwrap() {
+            NodeMsg::Pong { id: 7, at_ns } => assert!(at_ns > 1_600_000_000_000_000_000),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            Some(Incoming::Msg(OrchMsg::Abort { .. }))
+        ));
+        orch_w.shutdown().await.unwrap();
+        assert!(rx.recv().await.unwrap().is_none());
+        assert!(tx.close(Duration::from_secs(5)).await);
+        assert!(from_node.next_line().await.unwrap().is_none());
+    }
 
     #[test]
     fn unknown_commands_keep_their_id() {

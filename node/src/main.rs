@@ -17,6 +17,7 @@ mod proc_stats;
 mod publisher;
 mod pubsub;
 mod receiver;
+mod security;
 mod seen_set;
 mod swarm;
 mod telemetry;

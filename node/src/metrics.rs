@@ -116,6 +116,7 @@ gossipsub_heartbeat_duration_sum 12.5
                 crate::swarm::build(
                     testbed_contract::plan::Variant::Gossipsub,
                     &Default::default(),
+                    Default::default(),
                     &mut registry,
                 )
                 .unwrap()

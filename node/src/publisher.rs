@@ -1,11 +1,18 @@
 //! `publish`: wait for a subscribed peer, then publish `count` messages at a rate or back to
 //! back, as a job the event loop steps between swarm events (publishing never blocks the
 //! swarm).
+//!
+//! Paced messages carry their due time (`start + i / rate`, wall clock) besides their send
+//! time, so receivers measure latency from when the message should have left: a publisher
+//! that falls behind shows up in the latency (no coordinated omission) and in its own
+//! `publish_lag` histogram.
 
 use crate::ack::Outcome;
 use crate::clock::now_ns;
 use crate::pubsub::{PublishFailure, Pubsub};
+use hdrhistogram::Histogram;
 use std::time::Duration;
+use testbed_contract::histogram::{self, new_latency_histogram};
 use testbed_contract::payload::Header;
 use testbed_contract::results::Published;
 use tokio::time::Instant;
@@ -17,11 +24,23 @@ const BATCH: u32 = 32;
 const RETRY_FOR: Duration = Duration::from_secs(1);
 const RETRY_EVERY: Duration = Duration::from_millis(10);
 
-/// Every message this node published, compactly (topic names stored once).
+/// Every message this node published, compactly (topic names stored once), and the
+/// publisher's lag (send − due).
 #[derive(Debug, Default)]
 pub struct PublishLog {
     topics: Vec<String>,
-    entries: Vec<(u64, u32, u64)>,
+    entries: Vec<Entry>,
+    /// Send − due per published message, µs; created with the first one.
+    lag: Option<Histogram<u64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    seq: u64,
+    topic: u32,
+    send_ns: u64,
+    /// Paced messages only: back to back, due = send.
+    due_ns: Option<u64>,
 }
 
 impl PublishLog {
@@ -39,15 +58,31 @@ impl PublishLog {
         self.entries.len() as u64
     }
 
+    fn record(&mut self, e: Entry) {
+        let lag_us = e
+            .due_ns
+            .map_or(0, |due| e.send_ns.saturating_sub(due) / 1_000);
+        self.lag
+            .get_or_insert_with(new_latency_histogram)
+            .saturating_record(lag_us);
+        self.entries.push(e);
+    }
+
     pub fn to_published(&self) -> Vec<Published> {
         self.entries
             .iter()
-            .map(|&(seq, topic, at_ns)| Published {
-                seq,
-                topic: self.topics[topic as usize].clone(),
-                at_ns,
+            .map(|e| Published {
+                seq: e.seq,
+                topic: self.topics[e.topic as usize].clone(),
+                at_ns: e.send_ns,
+                due_ns: e.due_ns,
             })
             .collect()
+    }
+
+    /// The `publish_lag` histogram in the contract's encoding; None if nothing was published.
+    pub fn lag(&self) -> Result<Option<String>, histogram::HistogramError> {
+        self.lag.as_ref().map(histogram::encode).transpose()
     }
 }
 
@@ -69,7 +104,8 @@ enum Phase {
     WaitPeers { until: Instant },
     /// Message `i` is due at `start + i / rate`: scheduled against the start, not the
     /// previous send, so the rate does not drift (a late message is sent at once).
-    Sending { start: Instant },
+    /// `start_ns` is the same instant on the wall clock, for the due times in the header.
+    Sending { start: Instant, start_ns: u64 },
 }
 
 #[derive(Debug)]
@@ -151,7 +187,10 @@ impl PublishJob {
         }
         if let Phase::WaitPeers { until } = self.phase {
             if ctx.net.subscribed_peers(&self.topic) > 0 {
-                self.phase = Phase::Sending { start: now };
+                self.phase = Phase::Sending {
+                    start: now,
+                    start_ns: now_ns(),
+                };
             } else if now >= until {
                 return Step::Done(Outcome {
                     error: Some(format!(
@@ -166,7 +205,7 @@ impl PublishJob {
                 return Step::Wait(until);
             }
         }
-        let Phase::Sending { start } = self.phase else {
+        let Phase::Sending { start, start_ns } = self.phase else {
             unreachable!("handled above")
         };
         for _ in 0..BATCH {
@@ -175,15 +214,19 @@ impl PublishJob {
                 return Step::Wait(due);
             }
             let seq = *ctx.next_seq;
-            let at_ns = now_ns();
+            let send_ns = now_ns();
+            // A retried message keeps this: it depends only on its index.
+            let due_ns = self.due_offset().map(|d| start_ns + d.as_nanos() as u64);
             let mut span = match ctx.tel.as_deref_mut() {
-                Some(t) => t.start_publish(seq, &self.topic, self.size, at_ns),
+                Some(t) => t.start_publish(seq, &self.topic, self.size, due_ns.unwrap_or(send_ns)),
                 None => None,
             };
             let data = Header {
                 origin: ctx.origin,
                 seq,
-                publish_ns: at_ns,
+                send_ns,
+                due_ns: due_ns.unwrap_or(send_ns),
+                paced: due_ns.is_some(),
                 trace: span.as_ref().map(|(_, c)| *c),
             }
             .encode(self.size);
@@ -194,7 +237,12 @@ impl PublishJob {
             match published {
                 Ok(()) => {
                     *ctx.next_seq += 1;
-                    ctx.log.entries.push((seq, self.topic_idx, at_ns));
+                    ctx.log.record(Entry {
+                        seq,
+                        topic: self.topic_idx,
+                        send_ns,
+                        due_ns,
+                    });
                     self.done += 1;
                     self.failing_since = None;
                     if self.done == self.count {
@@ -217,10 +265,13 @@ impl PublishJob {
 
     /// When the next message (index `done`) is due.
     fn due(&self, start: Instant) -> Instant {
-        match self.rate {
-            None => start,
-            Some(r) => start + Duration::from_secs_f64(f64::from(self.done) / r),
-        }
+        start + self.due_offset().unwrap_or_default()
+    }
+
+    /// How long after the start the next message is due; None when back to back.
+    fn due_offset(&self) -> Option<Duration> {
+        self.rate
+            .map(|r| Duration::from_secs_f64(f64::from(self.done) / r))
     }
 
     fn finished(&self, now: Instant) -> Outcome {
@@ -259,9 +310,16 @@ mod tests {
         let a = log.topic_index("a");
         let b = log.topic_index("b");
         assert_eq!(log.topic_index("a"), a);
-        log.entries.push((0, a, 10));
-        log.entries.push((1, b, 20));
-        log.entries.push((2, a, 30));
+        assert_eq!(log.lag().unwrap(), None);
+        let entry = |seq, topic, send_ns, due_ns| Entry {
+            seq,
+            topic,
+            send_ns,
+            due_ns,
+        };
+        log.record(entry(0, a, 10_000, None));
+        log.record(entry(1, b, 2_020_000, Some(20_000)));
+        log.record(entry(2, a, 30_000, Some(30_000)));
         let p = log.to_published();
         assert_eq!(p.len(), 3);
         assert_eq!(
@@ -269,10 +327,17 @@ mod tests {
             Published {
                 seq: 1,
                 topic: "b".into(),
-                at_ns: 20
+                at_ns: 2_020_000,
+                due_ns: Some(20_000),
             }
         );
+        assert_eq!(p[0].due_ns, None);
         assert_eq!(log.topics.len(), 2);
+        // Lag: 0 back to back, 2000 µs late, on time.
+        let lag = histogram::decode(&log.lag().unwrap().unwrap()).unwrap();
+        assert_eq!(lag.len(), 3);
+        assert!(lag.equivalent(lag.max(), 2_000));
+        assert_eq!(lag.min(), 0);
     }
 
     #[test]
@@ -292,8 +357,10 @@ mod tests {
         let j = mk(Some(4.0), 10, &mut log).unwrap();
         let t0 = Instant::now();
         assert_eq!(j.due(t0), t0);
+        assert_eq!(j.due_offset(), Some(Duration::ZERO));
         let j = PublishJob { done: 3, ..j };
         assert_eq!(j.due(t0), t0 + Duration::from_millis(750));
+        assert_eq!(mk(None, 100, &mut log).unwrap().due_offset(), None);
         // Smaller than the header: the header alone is sent.
         assert_eq!(j.size, testbed_contract::payload::HEADER_LEN);
     }

@@ -1,6 +1,6 @@
 //! What happens to each delivered message: decode the header, record latency per origin
-//! group, count it in its receive second, mark (origin, seq) seen, count duplicates and
-//! malformed payloads.
+//! group (from the due time, and from the send time), count it in its receive second, mark
+//! (origin, seq) seen, count duplicates and malformed payloads.
 
 use crate::seen_set::SeenSet;
 use hdrhistogram::Histogram;
@@ -53,7 +53,7 @@ impl PerSecond {
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// First delivery of this (origin, seq).
+    /// First delivery of this (origin, seq); `latency_us` from its due time.
     New {
         origin: u32,
         seq: u64,
@@ -68,13 +68,18 @@ pub enum Delivery {
     Own,
 }
 
+struct Latencies {
+    since_due: Histogram<u64>,
+    since_send: Histogram<u64>,
+}
+
 pub struct Receiver {
     /// This node's index: its own messages, if a router echoes them back, are ignored.
     own: u32,
     origin_groups: Vec<u16>,
-    /// One histogram per origin group, created on first use: a histogram reserves ~190 KB of
-    /// (lazily zeroed) counts, so groups nobody hears from should cost nothing.
-    latency: BTreeMap<u16, Histogram<u64>>,
+    /// Per origin group, created on first use, receive − due and receive − send: a histogram
+    /// reserves ~190 KB of (lazily zeroed) counts, so groups nobody hears from cost nothing.
+    latency: BTreeMap<u16, Latencies>,
     /// Receive-time counts per origin group: a `Vec<u32>` per group, one slot per second.
     per_second: BTreeMap<u16, PerSecond>,
     seen: SeenSet,
@@ -82,7 +87,7 @@ pub struct Receiver {
     pub received: u64,
     pub duplicates: u64,
     pub malformed: u64,
-    /// Deliveries that arrived "before" they were published (clock skew between hosts); their
+    /// Deliveries that arrived "before" they were due (clock skew between hosts); their
     /// latency is recorded as 0.
     pub clamped: u64,
 }
@@ -122,23 +127,26 @@ impl Receiver {
             };
         }
         self.received += 1;
-        let latency_us = match now_ns.checked_sub(h.publish_ns) {
+        let latency_us = match now_ns.checked_sub(h.due_ns) {
             Some(d) => d / 1_000,
             None => {
                 self.clamped += 1;
                 0
             }
         };
+        let since_send_us = now_ns.saturating_sub(h.send_ns) / 1_000;
         let group = self
             .origin_groups
             .get(h.origin as usize)
             .copied()
             .unwrap_or(UNKNOWN_GROUP);
         // Saturating: a latency beyond the histogram's hour is recorded as the hour.
-        self.latency
-            .entry(group)
-            .or_insert_with(new_latency_histogram)
-            .saturating_record(latency_us);
+        let l = self.latency.entry(group).or_insert_with(|| Latencies {
+            since_due: new_latency_histogram(),
+            since_send: new_latency_histogram(),
+        });
+        l.since_due.saturating_record(latency_us);
+        l.since_send.saturating_record(since_send_us);
         self.per_second
             .entry(group)
             .or_default()
@@ -166,14 +174,27 @@ impl Receiver {
             .collect()
     }
 
-    /// Latency histograms in the contract's encoding, by origin group ascending.
+    /// Latency histograms (receive − due) in the contract's encoding, by origin group
+    /// ascending.
     pub fn latency(&self) -> Result<Vec<OriginLatency>, histogram::HistogramError> {
+        self.encode(|l| &l.since_due)
+    }
+
+    /// Receive − send histograms, by origin group ascending.
+    pub fn latency_since_send(&self) -> Result<Vec<OriginLatency>, histogram::HistogramError> {
+        self.encode(|l| &l.since_send)
+    }
+
+    fn encode(
+        &self,
+        pick: impl Fn(&Latencies) -> &Histogram<u64>,
+    ) -> Result<Vec<OriginLatency>, histogram::HistogramError> {
         self.latency
             .iter()
-            .map(|(&origin_group, h)| {
+            .map(|(&origin_group, l)| {
                 Ok(OriginLatency {
                     origin_group,
-                    hdr: histogram::encode(h)?,
+                    hdr: histogram::encode(pick(l))?,
                 })
             })
             .collect()
@@ -185,13 +206,51 @@ mod tests {
     use super::*;
 
     fn msg(origin: u32, seq: u64, publish_ns: u64) -> Vec<u8> {
-        Header {
-            origin,
-            seq,
-            publish_ns,
-            trace: None,
-        }
-        .encode(100)
+        Header::unpaced(origin, seq, publish_ns).encode(100)
+    }
+
+    #[test]
+    fn latency_counts_from_the_due_time_and_since_send_from_the_send_time() {
+        let mut r = Receiver::new(9, vec![0]);
+        let due = 1_700_000_000_000_000_000u64;
+        // Due at `due`, sent 3 ms late, received 1 ms after sending.
+        let paced = Header {
+            send_ns: due + 3_000_000,
+            due_ns: due,
+            paced: true,
+            ..Header::unpaced(0, 0, 0)
+        };
+        assert_eq!(
+            r.on_message(&paced.encode(64), due + 4_000_000),
+            Delivery::New {
+                origin: 0,
+                seq: 0,
+                latency_us: 4_000
+            }
+        );
+        let from_due = histogram::decode(&r.latency().unwrap()[0].hdr).unwrap();
+        let from_send = histogram::decode(&r.latency_since_send().unwrap()[0].hdr).unwrap();
+        assert!(from_due.equivalent(from_due.max(), 4_000));
+        assert!(from_send.equivalent(from_send.max(), 1_000));
+        assert_eq!((from_due.len(), from_send.len()), (1, 1));
+    }
+
+    #[test]
+    fn layout_1_payloads_count_from_their_publish_time() {
+        let mut r = Receiver::new(9, vec![0]);
+        let v1 = "50540100000000010000000000000002000000000000000300000000000000000000000000000000000000000000000000";
+        let bytes: Vec<u8> = (0..v1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(
+            r.on_message(&bytes, 2_003),
+            Delivery::New {
+                origin: 1,
+                seq: 2,
+                latency_us: 2
+            }
+        );
     }
 
     #[test]
@@ -299,7 +358,7 @@ mod tests {
         let mut r = Receiver::new(9, vec![]);
         assert!(matches!(
             r.on_message(b"short", 1),
-            Delivery::Malformed(PayloadError::TooShort(5))
+            Delivery::Malformed(PayloadError::TooShort { len: 5, .. })
         ));
         assert!(matches!(
             r.on_message(&[0u8; 64], 1),

@@ -1,12 +1,17 @@
-//! The libp2p swarm: TCP + noise + yamux, and a behaviour of gossipsub or floodsub (per the
-//! group's variant) plus identify and ping.
+//! The libp2p swarm: TCP + noise (or plaintext) + yamux, and a behaviour of gossipsub or
+//! floodsub (per the group's variant) plus identify and ping.
 
+use crate::security::Labelled;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, Transport};
+use libp2p::core::upgrade::Version;
 use libp2p::gossipsub::{self, IdentityTransform, MessageAuthenticity, MessageId};
+use libp2p::identity::Keypair;
 use libp2p::metrics::Registry;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use libp2p::{Swarm, SwarmBuilder, floodsub, identify, noise, ping, tcp, yamux};
+use libp2p::{PeerId, Swarm, SwarmBuilder, floodsub, identify, noise, ping, plaintext, tcp, yamux};
 use std::time::Duration;
-use testbed_contract::plan::{GossipsubParams, ValidationMode, Variant};
+use testbed_contract::plan::{GossipsubParams, Security, ValidationMode, Variant};
 
 pub type Gossipsub = gossipsub::Behaviour<IdentityTransform, gossipsub::AllowAllSubscriptionFilter>;
 
@@ -31,10 +36,34 @@ pub enum SwarmError {
     Build(String),
 }
 
+/// TCP (no Nagle: pubsub frames are small and latency is what is measured), the group's
+/// security, yamux: the same upgrade path as `SwarmBuilder::with_tcp`, with the security
+/// chosen at run time.
+fn transport(
+    key: &Keypair,
+    security: Security,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    let tcp =
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true)).upgrade(Version::V1Lazy);
+    Ok(match security {
+        Security::Noise => tcp
+            .authenticate(Labelled::new(noise::Config::new(key)?, security))
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+        Security::Plaintext => tcp
+            .authenticate(Labelled::new(plaintext::Config::new(key), security))
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    })
+}
+
 /// Builds the swarm. Metrics (transport bandwidth, gossipsub router counters) go to `registry`.
 pub fn build(
     variant: Variant,
     params: &GossipsubParams,
+    security: Security,
     registry: &mut Registry,
 ) -> Result<Swarm<Behaviour>, SwarmError> {
     let gossipsub_config = match variant {
@@ -43,11 +72,7 @@ pub fn build(
     };
     let swarm = SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
+        .with_other_transport(|key| transport(key, security))
         .map_err(|e| SwarmError::Build(e.to_string()))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| {
@@ -263,13 +288,7 @@ mod tests {
         use testbed_contract::payload::Header;
         let msg = |origin, seq, publish_ns| gossipsub::Message {
             source: None,
-            data: Header {
-                origin,
-                seq,
-                publish_ns,
-                trace: None,
-            }
-            .encode(64),
+            data: Header::unpaced(origin, seq, publish_ns).encode(64),
             sequence_number: None,
             topic: gossipsub::TopicHash::from_raw("t"),
         };
@@ -312,7 +331,7 @@ mod tests {
     async fn both_variants_build() {
         for v in [Variant::Gossipsub, Variant::Floodsub] {
             let mut r = Registry::default();
-            let s = build(v, &GossipsubParams::default(), &mut r).unwrap();
+            let s = build(v, &GossipsubParams::default(), Security::Noise, &mut r).unwrap();
             assert_eq!(
                 s.behaviour().gossipsub.is_enabled(),
                 v == Variant::Gossipsub

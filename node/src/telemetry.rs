@@ -266,7 +266,7 @@ impl Telemetry {
         if !parent.is_valid() {
             return;
         }
-        let latency_us = received_ns.saturating_sub(h.publish_ns) / 1_000;
+        let latency_us = received_ns.saturating_sub(h.due_ns) / 1_000;
         let mut attrs = vec![
             KeyValue::new("messaging.system", "libp2p-pubsub"),
             KeyValue::new("messaging.operation", "receive"),
@@ -283,7 +283,7 @@ impl Telemetry {
             .tracer
             .span_builder("deliver")
             .with_kind(SpanKind::Consumer)
-            .with_start_time(system_time(h.publish_ns.min(received_ns)))
+            .with_start_time(system_time(h.due_ns.min(received_ns)))
             .with_attributes(attrs)
             .start_with_context(&self.tracer, &cx);
         span.end_with_timestamp(system_time(received_ns));

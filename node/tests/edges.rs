@@ -213,6 +213,23 @@ async fn commands_that_cannot_be_done_are_refused_not_dropped() {
             })
             .await;
         assert_eq!(info["topics"]["lonely"]["subscribed"], 0);
+        // ... but the node went ahead without a mesh, and says so.
+        assert_eq!(info["meshed"], false, "{info}");
+        assert!(info["mesh_ms"].is_null(), "{info}");
+        assert_eq!(info["topics"]["lonely"]["target"], 0, "{info}");
+        let ready = n.conn.seen.iter().find_map(|m| match m {
+            NodeMsg::State {
+                state: NodeState::Ready,
+                detail,
+                ..
+            } => Some(detail.clone()),
+            _ => None,
+        });
+        let detail = ready.expect("ready").expect("a detail");
+        assert!(
+            detail.contains("without a mesh") && detail.contains("lonely"),
+            "{detail}"
+        );
         n.conn
             .ok(Command::Unsubscribe {
                 topics: vec!["lonely".into()],
@@ -231,6 +248,9 @@ async fn commands_that_cannot_be_done_are_refused_not_dropped() {
         assert_eq!(r.subscriptions.len(), 1);
         assert!(r.subscriptions[0].to_ns.is_some());
         assert!(r.published.is_empty());
+        assert!(r.publish_lag.is_none(), "nothing published, no lag");
+        let mesh = r.mesh.expect("the mesh outcome is in the result");
+        assert!(!mesh.meshed && mesh.mesh_ms.is_none());
         assert!(
             n.conn
                 .seen

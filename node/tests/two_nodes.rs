@@ -1,17 +1,25 @@
 //! Two real `pubsub-node` processes driven by a minimal scripted orchestrator over TCP:
 //! connect, subscribe (waiting for the mesh), publish 5 messages each, finish, and check the
-//! results — for gossipsub and for floodsub.
+//! results — for gossipsub and for floodsub. Node 0 reports its deliveries (`delivered`) and
+//! is pinged while it publishes.
 
 mod common;
 
-use common::{Conn, Node, SCENARIO_LIMIT, start};
+use common::{Conn, Node, SCENARIO_LIMIT, config, start_with};
 use std::time::Duration;
 use testbed_contract::histogram;
 use testbed_contract::plan::Variant;
-use testbed_contract::protocol::{Command, NodeMsg, OrchMsg};
+use testbed_contract::protocol::{Command, NodeConfig, NodeMsg, OrchMsg};
 use testbed_contract::results::{ExitReason, NodeResult, NodeState, SeenFrom, Snapshot};
 
 const MESSAGES: u32 = 5;
+
+fn testbed_contract_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
 
 /// Asks for snapshots until the node has received `want` messages; returns that snapshot.
 async fn wait_received(conn: &mut Conn, want: u64) -> Snapshot {
@@ -63,7 +71,12 @@ async fn finish(node: &mut Node) -> NodeResult {
 }
 
 async fn scenario(variant: Variant) {
-    let [mut a, mut b]: [Node; 2] = start(2, variant).await.try_into().ok().unwrap();
+    let nodes = start_with(2, |i| NodeConfig {
+        report_deliveries: i == 0,
+        ..config(i, variant)
+    })
+    .await;
+    let [mut a, mut b]: [Node; 2] = nodes.try_into().ok().unwrap();
 
     // Connect: a dials b; b's dial finds the connection already there.
     let info = a
@@ -87,7 +100,9 @@ async fn scenario(variant: Variant) {
     let (ia, ib) = tokio::join!(a.conn.ok(subscribe()), b.conn.ok(subscribe()));
     for info in [&ia, &ib] {
         assert!(info["mesh_ms"].is_u64(), "{info}");
+        assert_eq!(info["meshed"], true, "{info}");
         assert_eq!(info["topics"]["t"]["mesh"], 1, "{info}");
+        assert_eq!(info["topics"]["t"]["target"], 1, "{info}");
     }
 
     let publish = || Command::Publish {
@@ -97,9 +112,28 @@ async fn scenario(variant: Variant) {
         size: 256,
         peer_timeout_ms: 10_000,
     };
+    // A ping while node 0 publishes is answered at once (before the publish ack, which
+    // takes the 80 ms of the schedule).
+    let ping_sent = testbed_contract_now_ns();
+    a.conn.send(&OrchMsg::Ping { id: 77 }).await;
     let (pa, pb) = tokio::join!(a.conn.ok(publish()), b.conn.ok(publish()));
     assert_eq!(pa["published"], MESSAGES);
     assert_eq!(pb["published"], MESSAGES);
+    let pongs: Vec<(u64, u64)> = a
+        .conn
+        .seen
+        .iter()
+        .filter_map(|m| match m {
+            NodeMsg::Pong { id, at_ns } => Some((*id, *at_ns)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pongs.len(), 1, "one pong");
+    assert_eq!(pongs[0].0, 77);
+    assert!(
+        pongs[0].1 >= ping_sent,
+        "the pong's clock reads after the ping was sent"
+    );
 
     let (sa, sb) = tokio::join!(
         wait_received(&mut a.conn, MESSAGES.into()),
@@ -152,6 +186,56 @@ async fn scenario(variant: Variant) {
             "{who}"
         );
         let first_publish_ns = [&ra, &rb][other.index as usize].published[0].at_ns;
+        // Paced publishing: each message's due time is on the 50/s schedule and not after
+        // its send time; the lag histogram has one value per message.
+        let due: Vec<u64> = result
+            .published
+            .iter()
+            .map(|p| p.due_ns.expect("paced messages have a due time"))
+            .collect();
+        for (i, p) in result.published.iter().enumerate() {
+            assert!(due[i] <= p.at_ns, "{who}: due after send");
+            let step = (due[i] - due[0]) as i64 - i as i64 * 20_000_000;
+            assert!(
+                step.abs() <= 1_000,
+                "{who}: message {i} due off schedule by {step} ns"
+            );
+        }
+        let lag = histogram::decode(result.publish_lag.as_ref().expect("publish lag")).unwrap();
+        assert_eq!(lag.len(), u64::from(MESSAGES), "{who}");
+        // Receive − send: as many samples as receive − due, never larger.
+        assert_eq!(result.latency_since_send.len(), 1, "{who}");
+        let since_send = histogram::decode(&result.latency_since_send[0].hdr).unwrap();
+        assert_eq!(since_send.len(), u64::from(MESSAGES), "{who}");
+        assert!(
+            since_send.lowest_equivalent(since_send.max()) <= h.highest_equivalent(h.max()),
+            "{who}"
+        );
+        let mesh = result.mesh.as_ref().expect("mesh outcome");
+        assert!(mesh.meshed && mesh.mesh_ms.is_some(), "{who}");
+        // Deliveries are reported by node 0 only, once per message, as they happened.
+        let delivered: Vec<(u32, u64, u64)> = node
+            .conn
+            .seen
+            .iter()
+            .filter_map(|m| match m {
+                NodeMsg::Delivered { origin, seq, at_ns } => Some((*origin, *seq, *at_ns)),
+                _ => None,
+            })
+            .collect();
+        if node.index == 0 {
+            assert_eq!(
+                delivered.iter().map(|d| (d.0, d.1)).collect::<Vec<_>>(),
+                (0..u64::from(MESSAGES)).map(|s| (1, s)).collect::<Vec<_>>(),
+                "{who}"
+            );
+            let other_due = [&ra, &rb][other.index as usize].published[0]
+                .due_ns
+                .unwrap();
+            assert!(delivered.iter().all(|d| d.2 >= other_due), "{who}");
+        } else {
+            assert!(delivered.is_empty(), "{who}: report_deliveries is off");
+        }
         assert!(
             over_time.start_unix_s >= first_publish_ns / 1_000_000_000,
             "{who}"

@@ -27,7 +27,7 @@ use libp2p::metrics::Registry;
 use libp2p::swarm::SwarmEvent;
 use std::time::Duration;
 use testbed_contract::protocol::{NodeConfig, NodeMsg, OrchMsg};
-use testbed_contract::results::{ExitReason, NodeState, Subscription};
+use testbed_contract::results::{ExitReason, MeshOutcome, NodeState, Subscription};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::Instant;
 
@@ -70,7 +70,12 @@ pub async fn run(env: EnvConfig) -> u8 {
     let welcomed = Instant::now();
 
     let mut registry = Registry::default();
-    let swarm = match crate::swarm::build(config.variant, &config.gossipsub, &mut registry) {
+    let swarm = match crate::swarm::build(
+        config.variant,
+        &config.gossipsub,
+        config.security,
+        &mut registry,
+    ) {
         Ok(s) => s,
         Err(e) => {
             let end = startup::PreRunEnd::Failed(e.to_string());
@@ -118,6 +123,8 @@ struct Node {
     connects: Vec<ConnectOp>,
     disconnects: Vec<DisconnectOp>,
     mesh_waits: Vec<MeshWait>,
+    /// The outcome of the last finished mesh wait, for the result.
+    mesh: Option<MeshOutcome>,
     publishes: Vec<PublishJob>,
     barriers: Barriers,
     next_snapshot: Option<Instant>,
@@ -149,6 +156,7 @@ impl Node {
             connects: Vec::new(),
             disconnects: Vec::new(),
             mesh_waits: Vec::new(),
+            mesh: None,
             publishes: Vec::new(),
             barriers: Barriers::default(),
             next_snapshot: None,
@@ -228,7 +236,14 @@ impl Node {
                     let now = now_ns();
                     match self.receiver.on_message(data, now) {
                         Delivery::Malformed(e) => tracing::debug!(error = %e, "malformed payload"),
-                        Delivery::New { .. } => {
+                        Delivery::New { origin, seq, .. } => {
+                            if self.cfg.report_deliveries {
+                                self.send(&NodeMsg::Delivered {
+                                    origin,
+                                    seq,
+                                    at_ns: now,
+                                });
+                            }
                             if let Some(t) = self.tel.as_mut() {
                                 t.on_delivery(data, now, crate::telemetry::forwarded_by(&ev));
                             }
@@ -302,6 +317,8 @@ impl Node {
                 }
             }
             OrchMsg::Welcome { .. } => tracing::warn!("ignoring a second welcome"),
+            // Answered by the control channel's reader as it arrives (control.rs).
+            OrchMsg::Ping { .. } => {}
         }
         None
     }
@@ -349,25 +366,26 @@ impl Node {
                     wake.at(Some(self.mesh_waits[i].wake_at(now)));
                     i += 1;
                 }
-                MeshStatus::Ready { mesh_ms, topics } => {
+                MeshStatus::Done { outcome, why_not } => {
                     let w = self.mesh_waits.swap_remove(i);
                     if self.mesh_waits.is_empty() {
-                        self.advance(NodeState::Ready, None);
+                        // Ready also without a mesh: the wait is over and the run goes on;
+                        // the detail and the ack's `meshed` say there is none.
+                        self.advance(NodeState::Ready, why_not);
                     }
-                    self.ack(
-                        w.cmd_id,
-                        Outcome::ok(serde_json::json!({ "mesh_ms": mesh_ms, "topics": topics })),
-                    );
+                    self.ack(w.cmd_id, Outcome::ok(mesh_info(&outcome)));
+                    self.mesh = Some(outcome);
                 }
-                MeshStatus::TimedOut { error, topics } => {
+                MeshStatus::TimedOut { error, outcome } => {
                     let w = self.mesh_waits.swap_remove(i);
                     self.ack(
                         w.cmd_id,
                         Outcome {
                             error: Some(error),
-                            info: serde_json::json!({ "topics": topics }),
+                            info: mesh_info(&outcome),
                         },
                     );
+                    self.mesh = Some(outcome);
                 }
             }
         }
@@ -466,6 +484,10 @@ impl Node {
             self.ack(id, Outcome::failed(format!("cancelled: {why}")));
         }
     }
+}
+
+fn mesh_info(outcome: &MeshOutcome) -> serde_json::Value {
+    serde_json::to_value(outcome).expect("a mesh outcome always serializes")
 }
 
 /// The earliest of several wake-up times.

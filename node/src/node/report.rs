@@ -64,6 +64,14 @@ impl Node {
             tracing::error!(error = %e, "cannot encode latency histograms; result has none");
             Vec::new()
         });
+        let latency_since_send = self.receiver.latency_since_send().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot encode latency histograms; result has none");
+            Vec::new()
+        });
+        let publish_lag = self.log.lag().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot encode the publish lag; result has none");
+            None
+        });
         if self.receiver.malformed > 0 || self.receiver.clamped > 0 {
             tracing::warn!(
                 malformed = self.receiver.malformed,
@@ -88,9 +96,12 @@ impl Node {
             exit: exit_reason,
             error,
             latency,
+            latency_since_send,
+            publish_lag,
             published: self.log.to_published(),
             seen: self.receiver.seen(),
             subscriptions: self.subscriptions.clone(),
+            mesh: self.mesh.take(),
             received: self.receiver.received,
             duplicates: self.receiver.duplicates,
             router_duplicates: figures.router_duplicates,
@@ -146,9 +157,12 @@ pub(super) async fn end_before_swarm(
         exit: exit_reason,
         error: Some(error),
         latency: Vec::new(),
+        latency_since_send: Vec::new(),
+        publish_lag: None,
         published: Vec::new(),
         seen: Vec::new(),
         subscriptions: Vec::new(),
+        mesh: None,
         received: 0,
         duplicates: 0,
         router_duplicates: None,

@@ -57,6 +57,7 @@ pub async fn handshake(
         pid: std::process::id(),
         implementation: "rust".into(),
         impl_version: IMPL_VERSION.into(),
+        secret: env.secret.clone(),
     });
     tx.send(&life.last_msg());
     let deadline = tokio::time::Instant::now() + WELCOME_TIMEOUT;

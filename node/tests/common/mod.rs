@@ -14,6 +14,9 @@ use tokio::process::{Child, Command as Process};
 /// Upper bound for a whole scenario, so a broken node fails the test instead of hanging it.
 pub const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 
+/// The run secret every test node gets in its environment, and must say in `hello`.
+pub const SECRET: &str = "test-secret-0123456789";
+
 /// The orchestrator's end of one node's control channel.
 pub struct Conn {
     pub lines: Lines<BufReader<OwnedReadHalf>>,
@@ -132,6 +135,7 @@ pub fn spawn(control: &str, index: u32) -> Child {
         .env(testbed_contract::env::NODE_INDEX, index.to_string())
         .env(testbed_contract::env::RUN_ID, "test")
         .env(testbed_contract::env::LISTEN_IP, "127.0.0.1")
+        .env(testbed_contract::env::RUN_SECRET, SECRET)
         .env_remove(testbed_contract::env::JOB_COMPLETION_INDEX)
         .env("RUST_LOG", "warn")
         // Killed when the test ends, passing or failing.
@@ -158,6 +162,8 @@ pub fn config(index: u32, variant: Variant) -> NodeConfig {
         origin_groups: vec![10, 11],
         tracing: None,
         node_metrics: false,
+        security: Default::default(),
+        report_deliveries: false,
     }
 }
 
@@ -187,10 +193,12 @@ pub async fn spawn_fleet(n: u32) -> (Vec<Hello>, Vec<Child>) {
                 protocol,
                 index,
                 implementation,
+                secret,
                 ..
             } => {
                 assert_eq!(protocol, testbed_contract::PROTOCOL_VERSION);
                 assert_eq!(implementation, "rust");
+                assert!(secret.matches(SECRET), "hello carries the run secret");
                 index
             }
             other => panic!("expected hello first, got {other:?}"),
@@ -231,10 +239,15 @@ pub async fn welcome(hello: Hello, child: Child, config: NodeConfig) -> Node {
 
 /// Starts `n` nodes of `variant` and takes them through hello, welcome and listening.
 pub async fn start(n: u32, variant: Variant) -> Vec<Node> {
+    start_with(n, |i| config(i, variant)).await
+}
+
+/// Starts `n` nodes, node `i` with the welcome config `config(i)`.
+pub async fn start_with(n: u32, config: impl Fn(u32) -> NodeConfig) -> Vec<Node> {
     let (hellos, children) = spawn_fleet(n).await;
     let mut nodes = Vec::new();
     for (hello, child) in hellos.into_iter().zip(children) {
-        let cfg = config(hello.index, variant);
+        let cfg = config(hello.index);
         nodes.push(welcome(hello, child, cfg).await);
     }
     nodes
