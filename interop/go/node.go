@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +30,9 @@ const (
 	dialTimeout    = 30 * time.Second
 	drainTimeout   = 3 * time.Second
 	pollInterval   = 10 * time.Millisecond
+	// routerTimeout bounds a question to the router's event loop: a router that stopped
+	// answering (a hung fork) must not stop the node from reporting and ending.
+	routerTimeout = time.Second
 )
 
 type topicState struct {
@@ -68,6 +72,8 @@ type node struct {
 	lastSnap  *snapshot
 	lag       *hdrhistogram.Histogram // send − due per published message (µs)
 	mesh      *meshOutcome            // the last subscribe-with-wait_mesh's outcome
+
+	routerBusy atomic.Bool // a ListPeers call has not returned within routerTimeout
 }
 
 func newNode(env nodeEnv, ctrl *control, startNs uint64) (*node, error) {
@@ -303,7 +309,12 @@ func (n *node) takeSnapshot() snapshot {
 	if len(names) > 0 {
 		s.Topics = map[string]topicPeers{}
 		for _, t := range names {
-			s.Topics[t] = n.topicPeers(t)
+			tp, ok := n.topicPeers(t)
+			if !ok {
+				s.Topics = nil // the router does not answer: no topic counts rather than wrong ones
+				break
+			}
+			s.Topics[t] = tp
 		}
 	}
 	n.mu.Lock()
@@ -313,11 +324,15 @@ func (n *node) takeSnapshot() snapshot {
 }
 
 // topicPeers: known subscribed peers (connected) and mesh peers; floodsub sends to every
-// subscribed peer, so its mesh is its subscribed peers.
-func (n *node) topicPeers(topic string) topicPeers {
-	subscribed := n.ps.ListPeers(topic)
+// subscribed peer, so its mesh is its subscribed peers. ok is false when the router did not
+// answer (see listPeers).
+func (n *node) topicPeers(topic string) (tp topicPeers, ok bool) {
+	subscribed, ok := n.listPeers(topic)
+	if !ok {
+		return topicPeers{}, false
+	}
 	if n.cfg.Variant != "gossipsub" {
-		return topicPeers{Mesh: uint32(len(subscribed)), Subscribed: uint32(len(subscribed))}
+		return topicPeers{Mesh: uint32(len(subscribed)), Subscribed: uint32(len(subscribed))}, true
 	}
 	mesh := n.tracer.meshPeers(topic)
 	count := 0
@@ -326,7 +341,27 @@ func (n *node) topicPeers(topic string) topicPeers {
 			count++
 		}
 	}
-	return topicPeers{Mesh: uint32(count), Subscribed: uint32(len(subscribed))}
+	return topicPeers{Mesh: uint32(count), Subscribed: uint32(len(subscribed))}, true
+}
+
+// listPeers is the router's ListPeers, which runs on its event loop, given routerTimeout to
+// answer. While one call is overdue, others give up at once instead of piling up behind it.
+func (n *node) listPeers(topic string) ([]peer.ID, bool) {
+	if n.routerBusy.Load() {
+		return nil, false
+	}
+	answer := make(chan []peer.ID, 1)
+	go func() { answer <- n.ps.ListPeers(topic) }()
+	select {
+	case peers := <-answer:
+		return peers, true
+	case <-time.After(routerTimeout):
+		if n.routerBusy.CompareAndSwap(false, true) {
+			n.logf("the pubsub router has not answered ListPeers(%q) within %s; topic counts are left out until it does", topic, routerTimeout)
+			go func() { <-answer; n.routerBusy.Store(false) }()
+		}
+		return nil, false
+	}
 }
 
 func (n *node) command(ctx context.Context, c command) (map[string]any, error) {
@@ -438,7 +473,20 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 	}
 	w := newMeshWait(c.Topics, start, time.Duration(c.MeshTimeoutMs)*time.Millisecond, subscribeGrace(n.cfg.Gossipsub), fullMesh)
 	for {
-		status, outcome, wentAhead, err := w.evaluate(time.Now(), n.topicPeers)
+		now := time.Now()
+		counts, answered := map[string]topicPeers{}, true
+		for _, t := range c.Topics {
+			tp, ok := n.topicPeers(t)
+			answered = answered && ok
+			counts[t] = tp
+		}
+		status, outcome, wentAhead, err := meshWaiting, meshOutcome{}, []string(nil), error(nil)
+		if answered {
+			status, outcome, wentAhead, err = w.evaluate(now, func(t string) topicPeers { return counts[t] })
+		} else if now.Sub(start) >= time.Duration(c.MeshTimeoutMs)*time.Millisecond {
+			// No counts from the router this round: only the deadline still counts.
+			return nil, fmt.Errorf("no mesh within %d ms: the pubsub router does not answer", c.MeshTimeoutMs)
+		}
 		if status != meshWaiting {
 			n.mu.Lock()
 			n.mesh = &outcome
@@ -514,24 +562,27 @@ func (n *node) subscribeOne(name string) error {
 }
 
 func (n *node) unsubscribe(topics []string) (map[string]any, error) {
+	// Spans close and topics leave the node's books under the lock; the router is told
+	// afterwards, so a router that does not answer holds up this command only.
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	closed := 0
+	var leaving []*topicState
 	for _, name := range topics {
 		ts, ok := n.topics[name]
 		if !ok || ts.sub == nil {
 			continue
 		}
-		ts.sub.Cancel()
-		ts.cancel()
 		to := nowNs()
 		n.subs[ts.subIdx].ToNs = &to
-		ts.sub, ts.subIdx = nil, -1
-		_ = ts.topic.Close()
 		delete(n.topics, name)
-		closed++
+		leaving = append(leaving, ts)
 	}
-	return map[string]any{"unsubscribed": closed}, nil
+	n.mu.Unlock()
+	for _, ts := range leaving {
+		ts.cancel()
+		ts.sub.Cancel()
+		_ = ts.topic.Close()
+	}
+	return map[string]any{"unsubscribed": len(leaving)}, nil
 }
 
 func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
@@ -544,10 +595,18 @@ func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
 	// Wait until some peer subscribed to the topic is known; none by the timeout: fail.
 	started := time.Now()
 	peerDeadline := started.Add(time.Duration(c.PeerTimeoutMs) * time.Millisecond)
-	for len(n.ps.ListPeers(c.Topic)) == 0 {
+	for {
+		peers, answered := n.listPeers(c.Topic)
+		if len(peers) > 0 {
+			break
+		}
 		if !time.Now().Before(peerDeadline) {
+			why := ""
+			if !answered {
+				why = " (the pubsub router does not answer)"
+			}
 			return map[string]any{"published": 0},
-				fmt.Errorf("no peer subscribed to topic %q within %d ms; published nothing", c.Topic, c.PeerTimeoutMs)
+				fmt.Errorf("no peer subscribed to topic %q within %d ms%s; published nothing", c.Topic, c.PeerTimeoutMs, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -656,7 +715,15 @@ func (n *node) stop(exit string, reason string, finishID *uint64) int {
 	}
 	n.cancelP2P()
 	if n.host != nil {
-		_ = n.host.Close()
+		// The result is out: closing gets a second, so the process exits promptly (§12)
+		// even when the router or a connection hangs.
+		closed := make(chan struct{})
+		go func() { _ = n.host.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(routerTimeout):
+			n.logf("libp2p did not close within %s; exiting anyway", routerTimeout)
+		}
 	}
 	if exit == exitError {
 		return exitCodeFailed
