@@ -10,6 +10,11 @@
 #                                       upstream module path; it replaces it)
 #   interop/go/build.sh /path/to/checkout
 #                                       a fork in a local directory (absolute or ./relative)
+#   interop/go/build.sh psmon-origin psmon-states
+#                                       a pinned variant: variants/<name>/ holds its go.mod and
+#                                       go.sum (every module version and hash fixed, other
+#                                       go-libp2p era included) and the node files that era
+#                                       needs instead of the node's own
 #
 # Several versions may be given at once. Each lands in bin/pubsub-node-go-<name>, where
 # <name> is the version text with every character outside [A-Za-z0-9._-] turned into '_'
@@ -39,8 +44,36 @@ fail() {
   exit 1
 }
 
+# build_variant NAME: variants/NAME/go.mod and go.sum as they are (-mod=readonly: nothing is
+# resolved anew), the variant's .go files replacing the node's files of the same name. A fork
+# required under its own module path (not replacing the upstream one) is imported there.
+build_variant() (
+  name="$1"
+  vdir="$here/variants/$name"
+  out="$here/bin/$(binary_name "$name")"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  cp "$here"/*.go "$tmp"/
+  rm -f "$tmp"/*_test.go
+  cp "$vdir"/*.go "$vdir"/go.mod "$vdir"/go.sum "$tmp"/
+  start=$(date +%s)
+  cd "$tmp"
+  fork="$(sed -n 's#^[[:space:]]*\([^[:space:]]*/go-libp2p-pubsub\) v[^[:space:]]*.*$#\1#p' go.mod | grep -v "^$upstream\$" | head -1 || true)"
+  if [ -n "$fork" ]; then
+    sed -i "s#^\([[:space:]]*[A-Za-z_.]* *\)\"$upstream\(/[^\"]*\)\{0,1\}\"\$#\1\"$fork\2\"#" ./*.go
+  fi
+  mkdir -p "$here/bin"
+  CGO_ENABLED=0 go build -mod=readonly -trimpath -o "$out" . ||
+    fail "$name" "the pinned variant does not build (see above; its modules come from the Go module proxy, hashes from variants/$name/go.sum)"
+  echo "built $(basename "$out") in $(( $(date +%s) - start ))s: $("$out" --version)"
+)
+
 build_one() (
   version="$1"
+  if [ -f "$here/variants/$version/go.mod" ]; then
+    build_variant "$version"
+    exit
+  fi
   out="$here/bin/$(binary_name "$version")"
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
@@ -61,7 +94,7 @@ build_one() (
       go get "$upstream@$version" || fail "$version" "the Go module proxy does not serve it (see above; list versions with: go list -m -versions $upstream)"
       ;;
     *)
-      echo "error: '$version' is not a version (v0.14.2), a module@version or a directory" >&2
+      echo "error: '$version' is not a version (v0.14.2), a module@version, a directory or a variant ($(cd "$here/variants" && ls -d -- */ | tr -d / | tr '\n' ' '| sed 's/ $//'))" >&2
       exit 2
       ;;
   esac

@@ -4,9 +4,18 @@ package main
 // testbed-contract (contract/src/protocol.rs and results.rs). Field names and optionality
 // must match exactly: the orchestrator refuses unknown fields in node messages.
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+)
 
-const protocolVersion = 1
+const protocolVersion = 2
+
+// Connection security (NodeConfig.security).
+const (
+	securityNoise     = "noise"
+	securityPlaintext = "plaintext"
+)
 
 // Node states (contract/src/results.rs NodeState).
 const (
@@ -37,6 +46,8 @@ type helloMsg struct {
 	Pid            uint32 `json:"pid"`
 	Implementation string `json:"implementation"`
 	ImplVersion    string `json:"impl_version"`
+	// Secret is TESTBED_RUN_SECRET: the orchestrator drops a hello without the run's secret.
+	Secret string `json:"secret,omitempty"`
 }
 
 type listeningMsg struct {
@@ -85,6 +96,21 @@ type snapshotMsg struct {
 	snapshot
 }
 
+// deliveredMsg reports a first delivery when the welcome asked for report_deliveries.
+type deliveredMsg struct {
+	Type   string `json:"type"`
+	Origin uint32 `json:"origin"`
+	Seq    uint64 `json:"seq"`
+	AtNs   uint64 `json:"at_ns"`
+}
+
+// pongMsg answers ping at once: at_ns is the node's wall clock when the ping was read.
+type pongMsg struct {
+	Type string `json:"type"`
+	ID   uint64 `json:"id"`
+	AtNs uint64 `json:"at_ns"`
+}
+
 type signalMsg struct {
 	Type    string `json:"type"`
 	Barrier string `json:"barrier"`
@@ -95,6 +121,8 @@ type published struct {
 	Seq   uint64 `json:"seq"`
 	Topic string `json:"topic"`
 	AtNs  uint64 `json:"at_ns"`
+	// DueNs is the schedule's due time of a paced message; absent: due = send (at_ns).
+	DueNs *uint64 `json:"due_ns,omitempty"`
 }
 
 type seenFrom struct {
@@ -119,6 +147,9 @@ type nodeResult struct {
 	Exit             string          `json:"exit"`
 	Error            *string         `json:"error,omitempty"`
 	Latency          []originLatency `json:"latency"`
+	LatencySinceSend []originLatency `json:"latency_since_send"`
+	PublishLag       *string         `json:"publish_lag,omitempty"`
+	Mesh             *meshOutcome    `json:"mesh,omitempty"`
 	Published        []published     `json:"published"`
 	Seen             []seenFrom      `json:"seen"`
 	Subscriptions    []subscription  `json:"subscriptions"`
@@ -163,6 +194,8 @@ type nodeConfig struct {
 	SnapshotInterval uint64          `json:"snapshot_interval_ms"`
 	OriginGroups     []uint16        `json:"origin_groups"`
 	Tracing          *tracingConfig  `json:"tracing,omitempty"`
+	Security         string          `json:"security"`          // noise (default) or plaintext
+	ReportDeliveries bool            `json:"report_deliveries"` // send `delivered` for first deliveries
 }
 
 type tracingConfig struct {
@@ -221,9 +254,14 @@ type peerAddr struct {
 
 // parseWelcomeConfig decodes the config with gossipsub defaults for absent fields.
 func parseWelcomeConfig(raw json.RawMessage) (*nodeConfig, error) {
-	cfg := &nodeConfig{Gossipsub: defaultGossipsubParams()}
+	cfg := &nodeConfig{Gossipsub: defaultGossipsubParams(), Security: securityNoise}
 	if err := json.Unmarshal(raw, cfg); err != nil {
 		return nil, err
+	}
+	switch cfg.Security {
+	case securityNoise, securityPlaintext:
+	default:
+		return nil, fmt.Errorf("config.security %q: expected noise or plaintext", cfg.Security)
 	}
 	return cfg, nil
 }

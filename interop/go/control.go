@@ -84,16 +84,20 @@ func (c *control) close() {
 }
 
 // readLoop delivers every orchestrator message on out; a line that is not a valid message
-// is reported on errs (the node logs it and goes on). out is closed at EOF.
+// is reported on errs (the node logs it and goes on). out is closed at EOF. A ping is
+// answered here at once, whatever the node is busy with, with the time the line was read.
 func (c *control) readLoop(out chan<- orchMsg, errs chan<- error) {
 	defer close(out)
 	r := bufio.NewReaderSize(c.conn, 64*1024)
 	for {
 		line, err := r.ReadBytes('\n')
+		at := nowNs()
 		if len(strings.TrimSpace(string(line))) > 0 {
 			var m orchMsg
 			if jerr := json.Unmarshal(line, &m); jerr != nil {
 				errs <- fmt.Errorf("malformed control message %q: %v", truncate(string(line), 200), jerr)
+			} else if m.Type == "ping" {
+				_ = c.send(pongMsg{Type: "pong", ID: m.ID, AtNs: at})
 			} else {
 				out <- m
 			}

@@ -36,8 +36,9 @@ const (
 )
 
 // implVersion names the pubsub and libp2p module versions compiled in, e.g.
-// "go-libp2p-pubsub v0.19.0, go-libp2p v0.51.0"; a replaced (forked) pubsub shows as
-// "go-libp2p-pubsub => example.com/fork v1.2.3".
+// "go-libp2p-pubsub v0.19.0, go-libp2p v0.51.0"; a fork shows as "go-libp2p-pubsub =>
+// example.com/fork v1.2.3", whether it replaces the upstream module or, under its own module
+// path, is imported directly (interop/go/build.sh rewrites the imports for that).
 func implVersion() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -53,19 +54,21 @@ func implVersion() string {
 				v = "=> " + d.Replace.Path
 			}
 		}
-		switch d.Path {
-		case pubsubModule:
+		switch {
+		case d.Path == pubsubModule:
 			pubsubV = v
-		case "github.com/libp2p/go-libp2p":
+		case strings.HasSuffix(d.Path, "/go-libp2p-pubsub") && pubsubV == "":
+			pubsubV = "=> " + d.Path + " " + v
+		case d.Path == "github.com/libp2p/go-libp2p":
 			libp2pV = v
 		}
 	}
 	return fmt.Sprintf("go-libp2p-pubsub %s, go-libp2p %s", pubsubV, libp2pV)
 }
 
-// newHost builds a libp2p host with TCP, noise and yamux only (identify and ping come with
-// go-libp2p's basic host), listening on an OS-assigned port of listenIP.
-func newHost(key crypto.PrivKey, listenIP string, bw metrics.Reporter) (host.Host, error) {
+// newHost builds a libp2p host with TCP, noise (or plaintext) and yamux only (identify and
+// ping come with go-libp2p's basic host), listening on an OS-assigned port of listenIP.
+func newHost(key crypto.PrivKey, listenIP string, bw metrics.Reporter, security string) (host.Host, error) {
 	ip := net.ParseIP(listenIP)
 	if ip == nil {
 		return nil, fmt.Errorf("TESTBED_LISTEN_IP %q is not an IP address", listenIP)
@@ -78,7 +81,7 @@ func newHost(key crypto.PrivKey, listenIP string, bw metrics.Reporter) (host.Hos
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(fmt.Sprintf("/%s/%s/tcp/0", proto, listenIP)),
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Security(noise.ID, noise.New),
+		securityOption(security),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 		libp2p.DisableRelay(),
@@ -90,6 +93,25 @@ func newHost(key crypto.PrivKey, listenIP string, bw metrics.Reporter) (host.Hos
 		libp2p.WithDialTimeout(dialTimeout),
 		libp2p.SwarmOpts(swarm.WithDialTimeoutLocal(dialTimeout)),
 	)
+}
+
+// securityOption: noise, or go-libp2p's insecure transport for plaintext (peer ids are still
+// exchanged and checked, nothing is encrypted). A node offers only its own: peers of another
+// security fail to negotiate one.
+func securityOption(security string) libp2p.Option {
+	if security == securityPlaintext {
+		return plaintextSecurity()
+	}
+	return libp2p.Security(noise.ID, noise.New)
+}
+
+// explainDialError names a security mismatch, which go-libp2p reports as a failed
+// multistream negotiation.
+func explainDialError(err error, security string) error {
+	if err != nil && strings.Contains(err.Error(), "failed to negotiate security protocol") {
+		return fmt.Errorf("%w (security mismatch: this node uses %s security and the peer offers none it knows; every connected node must use the same security)", err, security)
+	}
+	return err
 }
 
 // pubsubOptions maps the contract's GossipsubParams onto go-libp2p-pubsub options.

@@ -25,6 +25,7 @@ type nodeEnv struct {
 	index       uint32
 	runID       string
 	listenIP    string
+	secret      string // TESTBED_RUN_SECRET, sent in hello only (never logged)
 }
 
 func readEnv() (nodeEnv, error) {
@@ -32,6 +33,7 @@ func readEnv() (nodeEnv, error) {
 		controlAddr: os.Getenv("TESTBED_CONTROL_ADDR"),
 		runID:       os.Getenv("TESTBED_RUN_ID"),
 		listenIP:    os.Getenv("TESTBED_LISTEN_IP"),
+		secret:      os.Getenv("TESTBED_RUN_SECRET"),
 	}
 	if env.controlAddr == "" {
 		return env, fmt.Errorf("TESTBED_CONTROL_ADDR is not set (tcp://HOST:PORT or unix:/PATH); this program is launched by the orchestrator")
@@ -61,7 +63,7 @@ func main() {
 			fmt.Println("pubsub-node-go,", implVersion())
 			return
 		default:
-			fmt.Fprintln(os.Stderr, "usage: pubsub-node-go [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP and TESTBED_RUN_ID; see docs/node-contract.md.")
+			fmt.Fprintln(os.Stderr, "usage: pubsub-node-go [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP, TESTBED_RUN_ID and TESTBED_RUN_SECRET; see docs/node-contract.md.")
 			os.Exit(exitCodeUsage)
 		}
 	}

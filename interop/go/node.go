@@ -10,9 +10,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -28,6 +30,9 @@ const (
 	dialTimeout    = 30 * time.Second
 	drainTimeout   = 3 * time.Second
 	pollInterval   = 10 * time.Millisecond
+	// routerTimeout bounds a question to the router's event loop: a router that stopped
+	// answering (a hung fork) must not stop the node from reporting and ending.
+	routerTimeout = time.Second
 )
 
 type topicState struct {
@@ -65,6 +70,10 @@ type node struct {
 	published []published
 	nextSeq   uint64
 	lastSnap  *snapshot
+	lag       *hdrhistogram.Histogram // send − due per published message (µs)
+	mesh      *meshOutcome            // the last subscribe-with-wait_mesh's outcome
+
+	routerBusy atomic.Bool // a ListPeers call has not returned within routerTimeout
 }
 
 func newNode(env nodeEnv, ctrl *control, startNs uint64) (*node, error) {
@@ -82,7 +91,7 @@ func newNode(env nodeEnv, ctrl *control, startNs uint64) (*node, error) {
 		env: env, ctrl: ctrl, startNs: startNs, key: key, peerID: id,
 		tracer: newMeshTracer(), bw: metrics.NewBandwidthCounter(),
 		workCtx: ctx, cancelWork: cancel, p2pCtx: p2pCtx, cancelP2P: cancelP2P,
-		topics: map[string]*topicState{},
+		topics: map[string]*topicState{}, lag: newLatencyHistogram(),
 	}, nil
 }
 
@@ -131,6 +140,7 @@ func (n *node) run() int {
 	err := n.ctrl.send(helloMsg{
 		Type: "hello", Protocol: protocolVersion, Index: n.env.index,
 		Pid: uint32(os.Getpid()), Implementation: "go", ImplVersion: implVersion(),
+		Secret: n.env.secret,
 	})
 	if err != nil {
 		n.logf("cannot send hello: %v", err)
@@ -187,7 +197,7 @@ func (n *node) handle(m orchMsg) (code int, done bool) {
 	case "abort":
 		return n.stop(exitAborted, "aborted by the orchestrator: "+m.Reason, nil), true
 	case "released":
-		// No command of protocol v1 makes this node signal; accepted and ignored.
+		// No command makes this node signal; accepted and ignored.
 	case "command":
 		var c command
 		if err := json.Unmarshal(m.Cmd, &c); err != nil {
@@ -237,7 +247,7 @@ func (n *node) start(m orchMsg) error {
 	}
 	n.cfg = cfg
 	n.rec = newRecorder(cfg.Index, cfg.OriginGroups)
-	h, err := newHost(n.key, n.env.listenIP, n.bw)
+	h, err := newHost(n.key, n.env.listenIP, n.bw, cfg.Security)
 	if err != nil {
 		return fmt.Errorf("libp2p: %v", err)
 	}
@@ -299,7 +309,12 @@ func (n *node) takeSnapshot() snapshot {
 	if len(names) > 0 {
 		s.Topics = map[string]topicPeers{}
 		for _, t := range names {
-			s.Topics[t] = n.topicPeers(t)
+			tp, ok := n.topicPeers(t)
+			if !ok {
+				s.Topics = nil // the router does not answer: no topic counts rather than wrong ones
+				break
+			}
+			s.Topics[t] = tp
 		}
 	}
 	n.mu.Lock()
@@ -309,11 +324,15 @@ func (n *node) takeSnapshot() snapshot {
 }
 
 // topicPeers: known subscribed peers (connected) and mesh peers; floodsub sends to every
-// subscribed peer, so its mesh is its subscribed peers.
-func (n *node) topicPeers(topic string) topicPeers {
-	subscribed := n.ps.ListPeers(topic)
+// subscribed peer, so its mesh is its subscribed peers. ok is false when the router did not
+// answer (see listPeers).
+func (n *node) topicPeers(topic string) (tp topicPeers, ok bool) {
+	subscribed, ok := n.listPeers(topic)
+	if !ok {
+		return topicPeers{}, false
+	}
 	if n.cfg.Variant != "gossipsub" {
-		return topicPeers{Mesh: uint32(len(subscribed)), Subscribed: uint32(len(subscribed))}
+		return topicPeers{Mesh: uint32(len(subscribed)), Subscribed: uint32(len(subscribed))}, true
 	}
 	mesh := n.tracer.meshPeers(topic)
 	count := 0
@@ -322,7 +341,27 @@ func (n *node) topicPeers(topic string) topicPeers {
 			count++
 		}
 	}
-	return topicPeers{Mesh: uint32(count), Subscribed: uint32(len(subscribed))}
+	return topicPeers{Mesh: uint32(count), Subscribed: uint32(len(subscribed))}, true
+}
+
+// listPeers is the router's ListPeers, which runs on its event loop, given routerTimeout to
+// answer. While one call is overdue, others give up at once instead of piling up behind it.
+func (n *node) listPeers(topic string) ([]peer.ID, bool) {
+	if n.routerBusy.Load() {
+		return nil, false
+	}
+	answer := make(chan []peer.ID, 1)
+	go func() { answer <- n.ps.ListPeers(topic) }()
+	select {
+	case peers := <-answer:
+		return peers, true
+	case <-time.After(routerTimeout):
+		if n.routerBusy.CompareAndSwap(false, true) {
+			n.logf("the pubsub router has not answered ListPeers(%q) within %s; topic counts are left out until it does", topic, routerTimeout)
+			go func() { <-answer; n.routerBusy.Store(false) }()
+		}
+		return nil, false
+	}
 }
 
 func (n *node) command(ctx context.Context, c command) (map[string]any, error) {
@@ -383,7 +422,7 @@ func (n *node) dial(ctx context.Context, p peerAddr) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	return n.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}})
+	return explainDialError(n.host.Connect(ctx, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{addr}}), n.cfg.Security)
 }
 
 func (n *node) disconnect(peers []peerAddr) (map[string]any, error) {
@@ -428,24 +467,41 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 	if !c.WaitMesh {
 		return nil, nil
 	}
-	grace := subscribeGrace(n.cfg.Gossipsub)
-	deadline := start.Add(time.Duration(c.MeshTimeoutMs) * time.Millisecond)
-	var metSince time.Time // since when every topic's condition has held
+	fullMesh := n.cfg.Gossipsub.MeshNLow
+	if n.cfg.Variant != "gossipsub" {
+		fullMesh = 1
+	}
+	w := newMeshWait(c.Topics, start, time.Duration(c.MeshTimeoutMs)*time.Millisecond, subscribeGrace(n.cfg.Gossipsub), fullMesh)
 	for {
 		now := time.Now()
-		inGrace := now.Sub(start) < grace
-		missing, settled := n.meshShortfall(c.Topics, inGrace)
-		if len(missing) > 0 {
-			metSince = time.Time{}
-		} else if metSince.IsZero() {
-			metSince = now
+		counts, answered := map[string]topicPeers{}, true
+		for _, t := range c.Topics {
+			tp, ok := n.topicPeers(t)
+			answered = answered && ok
+			counts[t] = tp
 		}
-		if !metSince.IsZero() && (settled || !now.Before(deadline)) {
-			break
+		status, outcome, wentAhead, err := meshWaiting, meshOutcome{}, []string(nil), error(nil)
+		if answered {
+			status, outcome, wentAhead, err = w.evaluate(now, func(t string) topicPeers { return counts[t] })
+		} else if now.Sub(start) >= time.Duration(c.MeshTimeoutMs)*time.Millisecond {
+			// No counts from the router this round: only the deadline still counts.
+			return nil, fmt.Errorf("no mesh within %d ms: the pubsub router does not answer", c.MeshTimeoutMs)
 		}
-		if !now.Before(deadline) {
-			return map[string]any{"topics": n.topicsInfo(c.Topics)},
-				fmt.Errorf("no mesh within %d ms: %s", c.MeshTimeoutMs, strings.Join(missing, "; "))
+		if status != meshWaiting {
+			n.mu.Lock()
+			n.mesh = &outcome
+			n.mu.Unlock()
+		}
+		switch status {
+		case meshDone:
+			detail := ""
+			if len(wentAhead) > 0 {
+				detail = "went ahead without a mesh: " + strings.Join(wentAhead, "; ")
+			}
+			n.setState(stateReady, detail)
+			return outcome.ackInfo(), nil
+		case meshTimedOut:
+			return outcome.ackInfo(), err
 		}
 		select {
 		case <-ctx.Done():
@@ -453,8 +509,6 @@ func (n *node) subscribe(ctx context.Context, c command) (map[string]any, error)
 		case <-time.After(pollInterval):
 		}
 	}
-	n.setState(stateReady, "")
-	return map[string]any{"mesh_ms": metSince.Sub(start).Milliseconds(), "topics": n.topicsInfo(c.Topics)}, nil
 }
 
 // subscribeGrace is how long a subscribe with wait_mesh treats a small mesh as possibly
@@ -468,39 +522,6 @@ func subscribeGrace(gp gossipsubParams) time.Duration {
 		grace = hb + delay
 	}
 	return grace
-}
-
-// meshShortfall names the topics whose condition does not hold: a mesh of at least
-// max(1, min(mesh_n_low, subscribed peers)) peers (floodsub: one subscribed peer); a topic
-// no known peer subscribes to holds once the grace is over. settled says no topic's mesh
-// can be expected to grow: each is at mesh_n_low or the grace is over.
-func (n *node) meshShortfall(topics []string, inGrace bool) (missing []string, settled bool) {
-	settled = true
-	meshNLow := n.cfg.Gossipsub.MeshNLow
-	if n.cfg.Variant != "gossipsub" {
-		meshNLow = 1
-	}
-	for _, t := range topics {
-		tp := n.topicPeers(t)
-		need := max(min(meshNLow, tp.Subscribed), 1)
-		met := tp.Mesh >= need
-		if tp.Subscribed == 0 {
-			met = !inGrace
-		}
-		if !met {
-			missing = append(missing, fmt.Sprintf("topic %q: %d mesh peer(s) of %d needed, %d subscribed peer(s) known", t, tp.Mesh, need, tp.Subscribed))
-		}
-		settled = settled && (tp.Mesh >= meshNLow || !inGrace)
-	}
-	return missing, settled
-}
-
-func (n *node) topicsInfo(topics []string) map[string]topicPeers {
-	out := map[string]topicPeers{}
-	for _, t := range topics {
-		out[t] = n.topicPeers(t)
-	}
-	return out
 }
 
 func (n *node) subscribeOne(name string) error {
@@ -531,31 +552,37 @@ func (n *node) subscribeOne(name string) error {
 			if msg.ReceivedFrom == self {
 				continue // our own message
 			}
-			n.rec.deliver(msg.GetData(), nowNs())
+			at := nowNs()
+			if h, first := n.rec.deliver(msg.GetData(), at); first && n.cfg.ReportDeliveries {
+				_ = n.ctrl.send(deliveredMsg{Type: "delivered", Origin: h.Origin, Seq: h.Seq, AtNs: at})
+			}
 		}
 	}()
 	return nil
 }
 
 func (n *node) unsubscribe(topics []string) (map[string]any, error) {
+	// Spans close and topics leave the node's books under the lock; the router is told
+	// afterwards, so a router that does not answer holds up this command only.
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	closed := 0
+	var leaving []*topicState
 	for _, name := range topics {
 		ts, ok := n.topics[name]
 		if !ok || ts.sub == nil {
 			continue
 		}
-		ts.sub.Cancel()
-		ts.cancel()
 		to := nowNs()
 		n.subs[ts.subIdx].ToNs = &to
-		ts.sub, ts.subIdx = nil, -1
-		_ = ts.topic.Close()
 		delete(n.topics, name)
-		closed++
+		leaving = append(leaving, ts)
 	}
-	return map[string]any{"unsubscribed": closed}, nil
+	n.mu.Unlock()
+	for _, ts := range leaving {
+		ts.cancel()
+		ts.sub.Cancel()
+		_ = ts.topic.Close()
+	}
+	return map[string]any{"unsubscribed": len(leaving)}, nil
 }
 
 func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
@@ -568,10 +595,18 @@ func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
 	// Wait until some peer subscribed to the topic is known; none by the timeout: fail.
 	started := time.Now()
 	peerDeadline := started.Add(time.Duration(c.PeerTimeoutMs) * time.Millisecond)
-	for len(n.ps.ListPeers(c.Topic)) == 0 {
+	for {
+		peers, answered := n.listPeers(c.Topic)
+		if len(peers) > 0 {
+			break
+		}
 		if !time.Now().Before(peerDeadline) {
+			why := ""
+			if !answered {
+				why = " (the pubsub router does not answer)"
+			}
 			return map[string]any{"published": 0},
-				fmt.Errorf("no peer subscribed to topic %q within %d ms; published nothing", c.Topic, c.PeerTimeoutMs)
+				fmt.Errorf("no peer subscribed to topic %q within %d ms%s; published nothing", c.Topic, c.PeerTimeoutMs, why)
 		}
 		select {
 		case <-ctx.Done():
@@ -579,15 +614,20 @@ func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
 		case <-time.After(pollInterval):
 		}
 	}
+	// Message i is due at sendStart + i/rate (paced) or as soon as it can go (back to back,
+	// due = send). Scheduling against sendStart, not the previous send, keeps the rate from
+	// drifting, and a late message carries its due time: latency counts the publisher's lag.
 	sendStart := time.Now()
+	paced := c.Rate != nil && *c.Rate > 0
 	done := 0
 	failed := func(e error) (map[string]any, error) {
 		return map[string]any{"published": done},
 			fmt.Errorf("published %d of %d on topic %q, then: %v", done, c.Count, c.Topic, e)
 	}
 	for i := 0; i < int(c.Count); i++ {
-		if c.Rate != nil && *c.Rate > 0 {
-			due := sendStart.Add(time.Duration(float64(i) / *c.Rate * float64(time.Second)))
+		var due time.Time
+		if paced {
+			due = sendStart.Add(time.Duration(float64(i) / *c.Rate * float64(time.Second)))
 			if wait := time.Until(due); wait > 0 {
 				select {
 				case <-ctx.Done():
@@ -603,13 +643,24 @@ func (n *node) publish(ctx context.Context, c command) (map[string]any, error) {
 		seq := n.nextSeq
 		n.nextSeq++
 		n.mu.Unlock()
+		// go-libp2p-pubsub never refuses a publish for a passing reason (no peers, full
+		// queues: it drops silently), so there is no retry; the due time is fixed above.
 		at := nowNs()
-		data := header{Origin: n.cfg.Index, Seq: seq, PublishNs: at}.encode(int(c.Size))
+		dueNs := at
+		if paced {
+			dueNs = uint64(due.UnixNano())
+		}
+		data := header{Origin: n.cfg.Index, Seq: seq, SendNs: at, DueNs: dueNs, Paced: paced}.encode(int(c.Size))
 		if err := ts.topic.Publish(ctx, data); err != nil {
 			return failed(err)
 		}
+		p := published{Seq: seq, Topic: c.Topic, AtNs: at}
+		if paced {
+			p.DueNs = &dueNs
+		}
 		n.mu.Lock()
-		n.published = append(n.published, published{Seq: seq, Topic: c.Topic, AtNs: at})
+		n.published = append(n.published, p)
+		recordLatencyNs(n.lag, int64(at)-int64(dueNs))
 		n.mu.Unlock()
 		done++
 		n.setState(stateRunning, "")
@@ -664,7 +715,15 @@ func (n *node) stop(exit string, reason string, finishID *uint64) int {
 	}
 	n.cancelP2P()
 	if n.host != nil {
-		_ = n.host.Close()
+		// The result is out: closing gets a second, so the process exits promptly (§12)
+		// even when the router or a connection hangs.
+		closed := make(chan struct{})
+		go func() { _ = n.host.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(routerTimeout):
+			n.logf("libp2p did not close within %s; exiting anyway", routerTimeout)
+		}
 	}
 	if exit == exitError {
 		return exitCodeFailed
@@ -694,7 +753,7 @@ func (n *node) minimalResult(exit, reason string) *nodeResult {
 	rss, peak := rssBytes()
 	r := &nodeResult{
 		Index: n.env.index, PeerID: n.peerID.String(), Exit: exit,
-		Latency: []originLatency{}, Published: []published{}, Seen: []seenFrom{},
+		Latency: []originLatency{}, LatencySinceSend: []originLatency{}, Published: []published{}, Seen: []seenFrom{},
 		Subscriptions: []subscription{}, PeakRssBytes: peak, FinalRssBytes: rss, CPUNs: cpuNs(),
 	}
 	if exit != exitFinished && reason != "" {
@@ -705,12 +764,12 @@ func (n *node) minimalResult(exit, reason string) *nodeResult {
 
 func (n *node) result(exit, reason string) (*nodeResult, error) {
 	snap := n.takeSnapshot()
-	lat, err := n.rec.latency()
+	lat, sinceSend, err := n.rec.latency()
 	if err != nil {
 		return nil, err
 	}
 	r := n.minimalResult(exit, reason)
-	r.Latency = lat
+	r.Latency, r.LatencySinceSend = lat, sinceSend
 	r.Seen = n.rec.seenRanges()
 	r.Received, r.Duplicates = n.rec.counts()
 	dups := n.tracer.duplicates.Load()
@@ -720,9 +779,17 @@ func (n *node) result(exit, reason string) (*nodeResult, error) {
 	r.BytesIn, r.BytesOut = &in, &out
 	r.LastSnapshot = &snap
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	r.Published = append(r.Published, n.published...)
 	r.Subscriptions = append(r.Subscriptions, n.subs...)
-	n.mu.Unlock()
+	r.Mesh = n.mesh
+	if len(n.published) > 0 {
+		enc, err := encodeHistogram(n.lag)
+		if err != nil {
+			return nil, err
+		}
+		r.PublishLag = &enc
+	}
 	return r, nil
 }
 

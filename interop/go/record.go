@@ -10,13 +10,14 @@ import (
 // unknownGroup is the origin group of an origin index outside config.origin_groups.
 const unknownGroup = 0xFFFF
 
-// recorder keeps what the node received: latency per origin group, the seen set per origin,
-// and the distinct and duplicate delivery counts.
+// recorder keeps what the node received: latency per origin group (receive − due, and
+// receive − send), the seen set per origin, and the distinct and duplicate delivery counts.
 type recorder struct {
 	mu           sync.Mutex
 	self         uint32 // own node index: own messages are not recorded
 	originGroups []uint16
-	hists        map[uint16]*hdrhistogram.Histogram
+	hists        map[uint16]*hdrhistogram.Histogram // receive − due: the latency
+	sinceSend    map[uint16]*hdrhistogram.Histogram // receive − send
 	seen         map[uint32]map[uint64]struct{}
 	received     uint64
 	duplicates   uint64
@@ -29,22 +30,24 @@ func newRecorder(self uint32, originGroups []uint16) *recorder {
 		self:         self,
 		originGroups: originGroups,
 		hists:        map[uint16]*hdrhistogram.Histogram{},
+		sinceSend:    map[uint16]*hdrhistogram.Histogram{},
 		seen:         map[uint32]map[uint64]struct{}{},
 	}
 }
 
 // deliver records one message delivered to the application at recvNs. The node's own
-// messages (echoed back by some routers, e.g. floodsub) are ignored.
-func (r *recorder) deliver(data []byte, recvNs uint64) {
+// messages (echoed back by some routers, e.g. floodsub) are ignored. first says this was the
+// message's first delivery (not malformed, not own, not a duplicate).
+func (r *recorder) deliver(data []byte, recvNs uint64) (h header, first bool) {
 	h, err := decodeHeader(data)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
 		r.malformed++
-		return
+		return h, false
 	}
 	if h.Origin == r.self {
-		return
+		return h, false
 	}
 	seqs := r.seen[h.Origin]
 	if seqs == nil {
@@ -53,7 +56,7 @@ func (r *recorder) deliver(data []byte, recvNs uint64) {
 	}
 	if _, dup := seqs[h.Seq]; dup {
 		r.duplicates++
-		return
+		return h, false
 	}
 	seqs[h.Seq] = struct{}{}
 	r.received++
@@ -61,15 +64,21 @@ func (r *recorder) deliver(data []byte, recvNs uint64) {
 	if int(h.Origin) < len(r.originGroups) {
 		group = r.originGroups[h.Origin]
 	}
-	hist := r.hists[group]
-	if hist == nil {
-		hist = newLatencyHistogram()
-		r.hists[group] = hist
+	if recvNs < h.DueNs {
+		r.clamped++ // clock skew between hosts: the latency is recorded as 0
 	}
-	if recvNs < h.PublishNs {
-		r.clamped++
+	recordLatencyNs(histOf(r.hists, group), int64(recvNs)-int64(h.DueNs))
+	recordLatencyNs(histOf(r.sinceSend, group), int64(recvNs)-int64(h.SendNs))
+	return h, true
+}
+
+func histOf(m map[uint16]*hdrhistogram.Histogram, group uint16) *hdrhistogram.Histogram {
+	h := m[group]
+	if h == nil {
+		h = newLatencyHistogram()
+		m[group] = h
 	}
-	recordLatencyNs(hist, int64(recvNs)-int64(h.PublishNs))
+	return h
 }
 
 func (r *recorder) counts() (received, duplicates uint64) {
@@ -78,18 +87,27 @@ func (r *recorder) counts() (received, duplicates uint64) {
 	return r.received, r.duplicates
 }
 
-// latency returns one encoded histogram per origin group that has samples, by group.
-func (r *recorder) latency() ([]originLatency, error) {
+// latency returns one encoded histogram per origin group that has samples, by group:
+// receive − due (latency) and receive − send (latencySinceSend).
+func (r *recorder) latency() (latency, latencySinceSend []originLatency, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	groups := make([]int, 0, len(r.hists))
-	for g := range r.hists {
+	if latency, err = encodeGroups(r.hists); err != nil {
+		return nil, nil, err
+	}
+	latencySinceSend, err = encodeGroups(r.sinceSend)
+	return latency, latencySinceSend, err
+}
+
+func encodeGroups(hists map[uint16]*hdrhistogram.Histogram) ([]originLatency, error) {
+	groups := make([]int, 0, len(hists))
+	for g := range hists {
 		groups = append(groups, int(g))
 	}
 	sort.Ints(groups)
 	out := []originLatency{}
 	for _, g := range groups {
-		enc, err := encodeHistogram(r.hists[uint16(g)])
+		enc, err := encodeHistogram(hists[uint16(g)])
 		if err != nil {
 			return nil, err
 		}

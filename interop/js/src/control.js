@@ -70,7 +70,7 @@ export class Control {
         if (line === '') continue
         let msg
         try {
-          msg = JSON.parse(line)
+          msg = parseLine(line)
         } catch (err) {
           onBadLine(`malformed control message ${JSON.stringify(line.slice(0, 200))}: ${err.message}`)
           continue
@@ -80,4 +80,15 @@ export class Control {
     })
     this.sock.on('close', () => onClose())
   }
+}
+
+/**
+ * Parses one orchestrator line. Message ids are u64: one beyond 2^53 would lose digits as a
+ * JS number, so it becomes a BigInt (echoed exactly in ack and pong by wire.js).
+ * @param {string} line
+ */
+export function parseLine (line) {
+  const msg = JSON.parse(line.replace(/"id":(\d{16,})/g, '"id":"$1"'))
+  if (typeof msg?.id === 'string' && /^\d+$/.test(msg.id)) msg.id = BigInt(msg.id)
+  return msg
 }

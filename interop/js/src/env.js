@@ -19,6 +19,8 @@ export function readEnv (env = process.env) {
     controlAddr,
     index: Number(text),
     runId: env.TESTBED_RUN_ID ?? '',
-    listenIp: env.TESTBED_LISTEN_IP || '127.0.0.1'
+    listenIp: env.TESTBED_LISTEN_IP || '127.0.0.1',
+    // Sent in hello only, never logged: the orchestrator drops a hello without it.
+    secret: env.TESTBED_RUN_SECRET ?? ''
   }
 }

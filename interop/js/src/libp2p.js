@@ -1,10 +1,12 @@
-// The js-libp2p stack: TCP, noise, yamux, identify, ping, and gossipsub or floodsub.
+// The js-libp2p stack: TCP, noise (or plaintext), yamux, identify, ping, and gossipsub or
+// floodsub.
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
+import { plaintext } from '@libp2p/plaintext'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
@@ -125,7 +127,8 @@ export async function newLibp2p (privateKey, listenIp, config) {
     privateKey,
     addresses: { listen: [`/${proto}/${listenIp}/tcp/0`] },
     transports: [tcp()],
-    connectionEncrypters: [noise()],
+    // A node offers only its own security: peers of another fail to negotiate one.
+    connectionEncrypters: [config.security === 'plaintext' ? plaintext() : noise()],
     streamMuxers: [yamux()],
     // A fleet on one host dials from one IP: lift the per-host inbound rate limit (5/s) and
     // the pending-connection cap (10) that would refuse its peers.

@@ -16,7 +16,7 @@ async function main () {
     return 0
   }
   if (arg != null) {
-    process.stderr.write('usage: pubsub-node-js [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP and TESTBED_RUN_ID; see docs/node-contract.md.\n')
+    process.stderr.write('usage: pubsub-node-js [--version]\n\nConfigured through TESTBED_CONTROL_ADDR, TESTBED_NODE_INDEX, TESTBED_LISTEN_IP, TESTBED_RUN_ID and TESTBED_RUN_SECRET; see docs/node-contract.md.\n')
     return EXIT_USAGE
   }
   const startNs = nowNs()

@@ -4,13 +4,15 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Recorder } from './recorder.js'
+import { MeshWait, ackInfo } from './mesh_wait.js'
+import { newLatencyHistogram, recordLatencyNs, encodeHistogram } from './histogram.js'
 import { encodeHeader } from './payload.js'
 import { newLibp2p, implVersion } from './libp2p.js'
 import { parseHumanDuration } from './duration.js'
 import { rssBytes, cpuNs } from './procstat.js'
 import { nowNs } from './clock.js'
 
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 // Exit codes (docs/node-contract.md, "Exit codes"), the same in every implementation.
 export const EXIT_OK = 0 // finished, or aborted by the orchestrator; the result was sent
@@ -56,6 +58,8 @@ export class Node {
     this.published = []
     this.nextSeq = 0n
     this.lastSnapshot = null
+    this.lag = newLatencyHistogram() // send − due per published message (µs)
+    this.mesh = null // the last subscribe-with-wait_mesh's outcome
     this.stopping = false
     this.starting = null
     this.inflight = new Set()
@@ -89,7 +93,8 @@ export class Node {
       index: this.env.index,
       pid: process.pid,
       implementation: 'js',
-      impl_version: implVersion()
+      impl_version: implVersion(),
+      ...(this.env.secret !== '' ? { secret: this.env.secret } : {})
     })
     this.setState('starting')
     this.ctrl.listen(
@@ -114,6 +119,12 @@ export class Node {
   }
 
   async handle (msg) {
+    if (msg.type === 'ping') {
+      // At once, with the wall clock when the line was read; also while draining (after the
+      // result the channel is closed and this is a no-op).
+      this.ctrl.send({ type: 'pong', id: msg.id, at_ns: nowNs() })
+      return
+    }
     if (this.stopping) return
     switch (msg.type) {
       case 'welcome':
@@ -132,7 +143,7 @@ export class Node {
         await this.stop('aborted', `aborted by the orchestrator: ${msg.reason}`)
         return
       case 'released':
-        return // no command of protocol v1 makes this node signal
+        return // no command makes this node signal
       case 'command': {
         const cmd = msg.cmd ?? {}
         if (this.starting != null) await this.starting.catch(() => {})
@@ -173,6 +184,10 @@ export class Node {
       throw new Error(`welcome is for node ${config.index} but this is node ${this.env.index}`)
     }
     config.gossipsub = { ...DEFAULT_GOSSIPSUB, ...(config.gossipsub ?? {}) }
+    config.security ??= 'noise'
+    if (config.security !== 'noise' && config.security !== 'plaintext') {
+      throw new Error(`config.security ${JSON.stringify(config.security)}: expected noise or plaintext`)
+    }
     this.config = config
     this.rec = new Recorder(config.index, config.origin_groups ?? [])
     try {
@@ -183,7 +198,12 @@ export class Node {
     this.pubsub = this.libp2p.services.pubsub
     this.pubsub.addEventListener('message', (evt) => {
       const m = evt.detail
-      if (this.subscribed.has(m.topic)) this.rec.deliver(m.data, nowNs())
+      if (!this.subscribed.has(m.topic)) return
+      const at = nowNs()
+      const h = this.rec.deliver(m.data, at)
+      if (h != null && config.report_deliveries === true) {
+        this.ctrl.send({ type: 'delivered', origin: h.origin, seq: h.seq, at_ns: at })
+      }
     })
     const addrs = this.libp2p.getMultiaddrs().map((a) => a.toString().replace(/\/p2p\/.*$/, ''))
     this.ctrl.send({ type: 'listening', peer_id: this.peerId.toString(), listen_addrs: addrs })
@@ -247,7 +267,7 @@ export class Node {
         const addr = multiaddr(`${p.addr}/p2p/${p.peer_id}`)
         await this.libp2p.dial(addr, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
       } catch (err) {
-        failures.push(`node ${p.index} (${p.peer_id} at ${p.addr}): ${err.message}`)
+        failures.push(`node ${p.index} (${p.peer_id} at ${p.addr}): ${explainDialError(err.message, this.config.security)}`)
       }
     }))
     failures.sort()
@@ -286,51 +306,23 @@ export class Node {
     }
     this.setState('subscribed')
     if (!cmd.wait_mesh) return null
-    const grace = subscribeGrace(this.config.gossipsub)
-    const deadline = start + Number(cmd.mesh_timeout_ms ?? 0)
-    let metSince = null // since when every topic's condition has held
+    const fullMesh = this.config.variant === 'gossipsub' ? this.config.gossipsub.mesh_n_low : 1
+    const wait = new MeshWait(topics, start, Number(cmd.mesh_timeout_ms ?? 0), subscribeGrace(this.config.gossipsub), fullMesh)
     for (;;) {
-      const now = Date.now()
-      const { missing, settled } = this.meshShortfall(topics, now - start < grace)
-      if (missing.length > 0) metSince = null
-      else if (metSince == null) metSince = now
-      if (metSince != null && (settled || now >= deadline)) break
-      if (now >= deadline) {
-        const err = new Error(`no mesh within ${cmd.mesh_timeout_ms} ms: ${missing.join('; ')}`)
-        err.info = { topics: this.topicsInfo(topics) }
+      const { status, outcome, error, wentAhead } = wait.evaluate(Date.now(), (t) => this.topicPeers(t))
+      if (status !== 'waiting') this.mesh = outcome
+      if (status === 'done') {
+        this.setState('ready', wentAhead.length > 0 ? `went ahead without a mesh: ${wentAhead.join('; ')}` : undefined)
+        return ackInfo(outcome)
+      }
+      if (status === 'timed_out') {
+        const err = new Error(error)
+        err.info = ackInfo(outcome)
         throw err
       }
       if (this.stopping) throw new Cancelled('cancelled: the node is stopping')
       await sleep(POLL_MS)
     }
-    this.setState('ready')
-    return { mesh_ms: metSince - start, topics: this.topicsInfo(topics) }
-  }
-
-  /**
-   * Topics whose condition does not hold: a mesh of at least max(1, min(mesh_n_low,
-   * subscribed peers)) peers (floodsub: one subscribed peer); a topic no known peer
-   * subscribes to holds once the grace is over. settled: no topic's mesh can be expected to
-   * grow (each is at mesh_n_low, or the grace is over).
-   */
-  meshShortfall (topics, inGrace) {
-    const missing = []
-    let settled = true
-    const meshNLow = this.config.variant === 'gossipsub' ? this.config.gossipsub.mesh_n_low : 1
-    for (const t of topics) {
-      const tp = this.topicPeers(t)
-      const need = Math.max(Math.min(meshNLow, tp.subscribed), 1)
-      const met = tp.subscribed === 0 ? !inGrace : tp.mesh >= need
-      if (!met) missing.push(`topic "${t}": ${tp.mesh} mesh peer(s) of ${need} needed, ${tp.subscribed} subscribed peer(s) known`)
-      settled = settled && (tp.mesh >= meshNLow || !inGrace)
-    }
-    return { missing, settled }
-  }
-
-  topicsInfo (topics) {
-    const out = {}
-    for (const t of topics) out[t] = this.topicPeers(t)
-    return out
   }
 
   async unsubscribe (topics) {
@@ -362,7 +354,12 @@ export class Node {
       if (this.stopping) throw new Cancelled('cancelled: the node is stopping')
       await sleep(POLL_MS)
     }
+    // Message i is due at sendStart + i/rate (paced) or as soon as it can go (back to back,
+    // due = send). Scheduling against sendStart, not the previous send, keeps the rate from
+    // drifting, and a late message carries its due time: latency counts the publisher's lag.
     const sendStart = performance.now()
+    const sendStartNs = nowNs()
+    const paced = rate != null && rate > 0
     let done = 0
     const failed = (why) => {
       const err = new Error(`published ${done} of ${count} on topic ${JSON.stringify(topic)}, then: ${why}`)
@@ -370,20 +367,28 @@ export class Node {
       return err
     }
     for (let i = 0; i < count; i++) {
-      if (rate != null && rate > 0) {
-        const wait = sendStart + (i / rate) * 1000 - performance.now()
-        if (wait > 0) await sleep(wait)
+      let dueNs = null
+      if (paced) {
+        const offsetMs = (i / rate) * 1000
+        dueNs = sendStartNs + BigInt(Math.round(offsetMs * 1e6))
+        // Node's timers may fire up to a millisecond early: never send before the due time.
+        for (let wait; (wait = sendStart + offsetMs - performance.now()) > 0;) await sleep(wait)
       }
       if (this.stopping) throw failed('the node is stopping')
       const seq = this.nextSeq++
+      // @libp2p/gossipsub (allowPublishToZeroTopicPeers) and @libp2p/floodsub never refuse a
+      // publish for a passing reason, so there is no retry; the due time is fixed above.
       const at = nowNs()
-      const data = encodeHeader({ origin: this.config.index, seq, publishNs: at }, Number(cmd.size))
+      const data = encodeHeader({ origin: this.config.index, seq, sendNs: at, dueNs: dueNs ?? at, paced }, Number(cmd.size))
       try {
         await this.pubsub.publish(topic, data)
       } catch (e) {
         throw failed(e.message)
       }
-      this.published.push({ seq, topic, at_ns: at })
+      const p = { seq, topic, at_ns: at }
+      if (paced) p.due_ns = dueNs
+      this.published.push(p)
+      recordLatencyNs(this.lag, at - (dueNs ?? at))
       done++
       this.setState('running')
     }
@@ -443,6 +448,7 @@ export class Node {
       peer_id: this.peerId.toString(),
       exit,
       latency: [],
+      latency_since_send: [],
       published: [],
       seen: [],
       subscriptions: [],
@@ -462,6 +468,9 @@ export class Node {
     if (this.libp2p == null) return r
     const snap = this.takeSnapshot()
     r.latency = this.rec.latency()
+    r.latency_since_send = this.rec.latencySinceSend()
+    if (this.published.length > 0) r.publish_lag = encodeHistogram(this.lag)
+    if (this.mesh != null) r.mesh = this.mesh
     r.seen = this.rec.seenRanges()
     r.received = this.rec.received
     r.duplicates = this.rec.duplicates
@@ -470,6 +479,17 @@ export class Node {
     r.last_snapshot = snap
     return r
   }
+}
+
+/**
+ * Names a security mismatch, which js-libp2p reports as a failed protocol selection of the
+ * connection encrypter.
+ */
+export function explainDialError (message, security) {
+  if (/could not negotiate \/(noise|plaintext\/)/.test(message)) {
+    return `${message} (security mismatch: this node uses ${security} security and the peer offers none it knows; every connected node must use the same security)`
+  }
+  return message
 }
 
 /**

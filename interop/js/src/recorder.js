@@ -1,5 +1,5 @@
-// What the node received: latency per origin group, the seen set per origin, and the
-// distinct and duplicate delivery counts.
+// What the node received: latency per origin group (receive − due, and receive − send), the
+// seen set per origin, and the distinct and duplicate delivery counts.
 import { decodeHeader } from './payload.js'
 import { newLatencyHistogram, recordLatencyNs, encodeHistogram } from './histogram.js'
 
@@ -13,8 +13,10 @@ export class Recorder {
   constructor (self, originGroups) {
     this.self = self
     this.originGroups = originGroups
-    /** @type {Map<number, import('hdr-histogram-js').Histogram>} */
+    /** @type {Map<number, import('hdr-histogram-js').Histogram>} receive − due: the latency */
     this.hists = new Map()
+    /** @type {Map<number, import('hdr-histogram-js').Histogram>} receive − send */
+    this.sinceSend = new Map()
     /** @type {Map<number, Set<bigint>>} */
     this.seen = new Map()
     this.received = 0
@@ -28,6 +30,8 @@ export class Recorder {
    * by some routers, e.g. floodsub) are ignored.
    * @param {Uint8Array} data
    * @param {bigint} recvNs
+   * @returns {import('./payload.js').Header | null} the header of a first delivery (not
+   *   malformed, not own, not a duplicate), else null
    */
   deliver (data, recvNs) {
     let h
@@ -35,9 +39,9 @@ export class Recorder {
       h = decodeHeader(data)
     } catch {
       this.malformed++
-      return
+      return null
     }
-    if (h.origin === this.self) return
+    if (h.origin === this.self) return null
     let seqs = this.seen.get(h.origin)
     if (seqs === undefined) {
       seqs = new Set()
@@ -45,24 +49,25 @@ export class Recorder {
     }
     if (seqs.has(h.seq)) {
       this.duplicates++
-      return
+      return null
     }
     seqs.add(h.seq)
     this.received++
     const group = h.origin < this.originGroups.length ? this.originGroups[h.origin] : UNKNOWN_GROUP
-    let hist = this.hists.get(group)
-    if (hist === undefined) {
-      hist = newLatencyHistogram()
-      this.hists.set(group, hist)
-    }
-    if (recvNs < h.publishNs) this.clamped++
-    recordLatencyNs(hist, recvNs - h.publishNs)
+    if (recvNs < h.dueNs) this.clamped++ // clock skew between hosts: recorded as 0
+    recordLatencyNs(histOf(this.hists, group), recvNs - h.dueNs)
+    recordLatencyNs(histOf(this.sinceSend, group), recvNs - h.sendNs)
+    return h
   }
 
-  /** One encoded histogram per origin group with samples, by group. */
+  /** One encoded histogram per origin group with samples, by group: receive − due. */
   latency () {
-    return [...this.hists.keys()].sort((a, b) => a - b)
-      .map((g) => ({ origin_group: g, hdr: encodeHistogram(this.hists.get(g)) }))
+    return encodeGroups(this.hists)
+  }
+
+  /** The same for receive − send. */
+  latencySinceSend () {
+    return encodeGroups(this.sinceSend)
   }
 
   /** Per origin (ascending), the sorted inclusive ranges of seqs seen. */
@@ -70,6 +75,20 @@ export class Recorder {
     return [...this.seen.keys()].sort((a, b) => a - b)
       .map((o) => ({ origin: o, ranges: toRanges(this.seen.get(o)) }))
   }
+}
+
+function histOf (map, group) {
+  let h = map.get(group)
+  if (h === undefined) {
+    h = newLatencyHistogram()
+    map.set(group, h)
+  }
+  return h
+}
+
+function encodeGroups (map) {
+  return [...map.keys()].sort((a, b) => a - b)
+    .map((g) => ({ origin_group: g, hdr: encodeHistogram(map.get(g)) }))
 }
 
 /** @param {Set<bigint>} set */
