@@ -154,6 +154,7 @@ if [ "$SMOKE" = 1 ]; then
 fi
 if [ -n "$SAVE" ]; then
   step "saving $TAG to $SAVE (for \`kind load image-archive $SAVE\`)"
+  rm -f "$SAVE"
   "${PODMAN[@]}" save -q -o "$SAVE" "$TAG"
 fi
 step "done"

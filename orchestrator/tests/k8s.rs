@@ -578,10 +578,11 @@ fn run_rendered_commands(nodes_per_pod: u32) {
             .unwrap(),
     );
 
-    // A PATH where `getent` always succeeds and `pubsub-node` is this build's node.
+    // A PATH where `getent` always resolves to 127.0.0.1 and `pubsub-node` is this build's node.
     let bin = work.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("getent"), "#!/bin/sh\nexit 0\n").unwrap();
+    // `getent hosts NAME` answers as for the headless Service: the address, then the name.
+    std::fs::write(bin.join("getent"), "#!/bin/sh\necho \"127.0.0.1 $3\"\n").unwrap();
     std::fs::set_permissions(
         bin.join("getent"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -765,5 +766,8 @@ fn node_jobs_survive_one_failed_pod_spread_out_and_request_a_measured_node() {
     assert!(command.ends_with(&["--client-lease".to_string(), "1m".to_string()]));
     // The coordinator's /metrics would serve on the pod's loopback: off unless asked for.
     let plan_text = &objects.config_map.data.as_ref().unwrap()["plan.yaml"];
-    assert!(plan_text.contains("metrics_listen: off"), "{plan_text}");
+    let resolved = plan::load_text(Path::new("/plan/plan.yaml"), plan_text, &BTreeMap::new())
+        .unwrap()
+        .plan;
+    assert_eq!(resolved.telemetry.metrics_listen.as_deref(), Some("off"));
 }

@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::workspace;
 
-/// One test at a time on the cluster.
-static CLUSTER: Mutex<()> = Mutex::new(());
+/// One test at a time on the cluster (an async lock: it is held across the whole test).
+static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The cluster, or `None` after saying why the test is skipped (a panic under CI).
 async fn cluster() -> Option<Client> {
@@ -62,8 +62,8 @@ async fn cluster() -> Option<Client> {
     }
 }
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().await
 }
 
 /// A run id no earlier run used (the namespace is `testbed-<run id>`).
@@ -249,7 +249,7 @@ fn record(dir: &Path) -> Value {
 
 #[tokio::test]
 async fn smoke_passes_with_results_logs_and_nothing_left_behind() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -308,7 +308,7 @@ async fn smoke_passes_with_results_logs_and_nothing_left_behind() {
 
 #[tokio::test]
 async fn several_nodes_per_pod_pass() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -343,7 +343,7 @@ async fn several_nodes_per_pod_pass() {
 
 #[tokio::test]
 async fn a_bad_image_fails_fast_with_a_clear_message() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -379,7 +379,7 @@ async fn a_bad_image_fails_fast_with_a_clear_message() {
 
 #[tokio::test]
 async fn a_pod_that_cannot_be_created_is_named_with_the_event_reason() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -425,7 +425,7 @@ async fn a_pod_that_cannot_be_created_is_named_with_the_event_reason() {
 
 #[tokio::test]
 async fn ctrl_c_once_stops_the_run_and_keeps_partial_results() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -460,7 +460,7 @@ async fn ctrl_c_once_stops_the_run_and_keeps_partial_results() {
 
 #[tokio::test]
 async fn ctrl_c_twice_stops_waiting_and_still_deletes() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -607,7 +607,7 @@ async fn service_account_kubeconfig(client: &Client, ns: &str, dir: &Path) -> Pa
 
 #[tokio::test]
 async fn the_rbac_service_account_runs_in_an_existing_namespace_and_leaves_nothing() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -679,7 +679,7 @@ async fn the_rbac_service_account_runs_in_an_existing_namespace_and_leaves_nothi
 /// points at their own loopback, where nothing listens), so no other test is disturbed.
 #[tokio::test]
 async fn cluster_dns_that_does_not_answer_is_named_as_such() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };
@@ -777,7 +777,7 @@ async fn cluster_dns_that_does_not_answer_is_named_as_such() {
 /// stays (the next run's sweep deletes it once it is old enough).
 #[tokio::test]
 async fn a_lost_launcher_leaves_nothing_running_behind() {
-    let _turn = lock();
+    let _turn = lock().await;
     let Some(client) = cluster().await else {
         return;
     };

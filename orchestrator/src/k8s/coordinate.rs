@@ -134,7 +134,8 @@ pub async fn coordinate(args: CoordinateArgs, mut interrupt: watch::Receiver<boo
         tokio::select! {
             _ = tokio::time::sleep(args.hold) => {}
             _ = interrupt.wait_for(|v| *v) => {}
-            _ = lost.wait_for(|v| *v) => {}
+            // Without a lease nobody sends on `lost` (and a closed channel must not end the hold).
+            _ = lost.wait_for(|v| *v), if args.client_lease.is_some() => {}
         }
     }
     if let Some(l) = lease {

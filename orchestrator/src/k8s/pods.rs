@@ -172,7 +172,7 @@ impl std::fmt::Display for Problem {
             ),
             Problem::ImagePull { reason, message } => write!(
                 f,
-                "{reason}{}; check the image name, that it was loaded into the cluster (`kind load docker-image`) or pushed to a registry the cluster can pull from",
+                "{reason}{}; check the image name, that it is in the cluster (`kind load docker-image`, `scripts/local-cluster.sh image`) or in a registry the cluster can pull from",
                 msg(message)
             ),
             Problem::CrashLoop { message } => write!(f, "CrashLoopBackOff{}", msg(message)),

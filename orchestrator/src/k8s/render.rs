@@ -676,16 +676,19 @@ pub fn coordinator_command(opts: &RenderOptions) -> Vec<String> {
 /// The node container's shell line: wait until the coordinator's (headless) name resolves,
 /// i.e. it is ready, saying every few seconds what it waits for (and whether cluster DNS
 /// answers at all, giving up early if it does not), then become `pubsub-node` with the global
-/// node index, or, with several nodes per pod, run them side by side.
+/// node index, or, with several nodes per pod, run them side by side. The nodes get the
+/// address the name resolved to (the port of `TESTBED_CONTROL_ADDR`): one lookup per pod, not
+/// one per node process, however busy cluster DNS is.
 pub fn node_command(nodes_per_pod: u32) -> Vec<String> {
     let wait = STARTUP_ALLOWANCE.as_secs();
     let give_up = DNS_GIVE_UP.as_secs();
     let every = DNS_LOG_EVERY.as_secs();
     let idx = env::NODE_INDEX;
+    let control = env::CONTROL_ADDR;
     let dns_wait = format!(
         "t0=$(date +%s)\n\
          next={every}\n\
-         until timeout 2 getent hosts {COORDINATOR} >/dev/null 2>&1; do\n\
+         until addr=$(timeout 2 getent hosts {COORDINATOR}); do\n\
          \x20 waited=$(($(date +%s) - t0))\n\
          \x20 if timeout 2 getent hosts kubernetes.default.svc >/dev/null 2>&1; then\n\
          \x20   why=\"cluster DNS answers, but {COORDINATOR} has no address yet (its pod is not ready)\"\n\
@@ -696,7 +699,10 @@ pub fn node_command(nodes_per_pod: u32) -> Vec<String> {
          \x20 if [ \"$waited\" -ge {wait} ]; then echo \"{COORDINATOR} did not resolve in $waited s: $why\" >&2; exit {EXIT_NO_COORDINATOR}; fi\n\
          \x20 if [ \"$waited\" -ge \"$next\" ]; then echo \"waiting $waited s for the name {COORDINATOR} to resolve: $why\"; next=$((next + {every})); fi\n\
          \x20 sleep 1\n\
-         done\n"
+         done\n\
+         addr=${{addr%% *}}\n\
+         case $addr in *:*) addr=\"[$addr]\" ;; esac\n\
+         export {control}=\"tcp://$addr:${{{control}##*:}}\"\n"
     );
     let start = if nodes_per_pod <= 1 {
         format!(

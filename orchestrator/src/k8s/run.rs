@@ -891,27 +891,34 @@ impl KubeRun {
     }
 
     /// Each pod's log into `logs/`: `coordinator.log`, `node-NNNN.log` (a pod of several nodes
-    /// is split by its lines' `node N | ` prefix; its own lines go to each of its nodes).
+    /// is split by its lines' `node N | ` prefix; its own lines go to each of its nodes). A
+    /// pod that never started has no log: its file says why.
     async fn fetch_logs(&self, t: &Tracked, dir: &std::path::Path) {
         let pods: Api<Pod> = self.api();
         let mut failed = 0;
-        for (name, (role, _)) in &t.pods {
-            let files: Vec<(String, String)> = match role {
-                Role::Coordinator => match pods.logs(name, &LogParams::default()).await {
-                    Ok(text) => vec![("coordinator.log".into(), text)],
-                    Err(_) => {
-                        failed += 1;
-                        continue;
-                    }
-                },
-                Role::Node { .. } => match pods.logs(name, &LogParams::default()).await {
-                    Ok(text) => split_node_log(role, &text),
-                    Err(_) => {
-                        failed += 1;
-                        continue;
-                    }
-                },
-                _ => continue,
+        for (name, (role, status)) in &t.pods {
+            if !matches!(role, Role::Coordinator | Role::Node { .. }) {
+                continue;
+            }
+            let text = match pods.logs(name, &LogParams::default()).await {
+                Ok(text) => text,
+                Err(_) if status.pending() => {
+                    let why = t
+                        .problems
+                        .iter()
+                        .find(|p| &p.pod == name)
+                        .map(|p| p.problem.to_string())
+                        .unwrap_or_else(|| "it was still Pending".into());
+                    format!("(no log: pod {name} never started: {why})\n")
+                }
+                Err(_) => {
+                    failed += 1;
+                    continue;
+                }
+            };
+            let files = match role {
+                Role::Coordinator => vec![("coordinator.log".to_string(), text)],
+                _ => split_node_log(role, &text),
             };
             for (file, text) in files {
                 if std::fs::write(dir.join("logs").join(file), text).is_err() {

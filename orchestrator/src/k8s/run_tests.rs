@@ -129,23 +129,37 @@ impl Fake {
         self.said.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// The first node and the fate of every node pod (a pod's fate is its first node's).
+    fn pods(&self) -> Vec<(u32, Fate)> {
+        let per_pod = self.sc.nodes_per_pod;
+        [(0u32, 3u32), (3, 2)]
+            .iter()
+            .flat_map(|&(offset, count)| {
+                (0..count.div_ceil(per_pod)).map(move |ci| offset + ci * per_pod)
+            })
+            .map(|first| (first, self.fate(first)))
+            .collect()
+    }
+
     /// The fake coordinator's run is over once the runner has seen every pod's fate; a node
     /// that never starts (image, scheduling) keeps it waiting, as a real coordinator would.
     fn finished(&self) -> bool {
-        if (0..NODES).any(|i| {
+        let pods = self.pods();
+        if pods.iter().any(|(_, f)| {
             matches!(
-                self.fate(i),
+                f,
                 Fate::ImagePull | Fate::Unschedulable | Fate::SandboxFails | Fate::NoDns
             )
         }) {
             return false;
         }
-        let succeeded = (0..NODES)
-            .filter(|&i| self.fate(i) == Fate::Succeeds)
-            .count();
-        let failures_seen = (0..NODES)
-            .filter(|&i| self.fate(i) != Fate::Succeeds)
-            .all(|i| self.said(&format!("FAILED node {i} ")));
+        let succeeded = pods.iter().filter(|(_, f)| *f == Fate::Succeeds).count();
+        let failures_seen = pods
+            .iter()
+            .filter(|(_, f)| *f != Fate::Succeeds)
+            .all(|(i, _)| {
+                self.said(&format!("FAILED node {i} ")) || self.said(&format!("FAILED nodes {i}-"))
+            });
         failures_seen && self.said(&format!("{succeeded} Succeeded"))
     }
 
