@@ -45,7 +45,7 @@ pub async fn stale_namespaces(client: &Client, say: &Say) {
         }
         if all.delete(&name, &DeleteParams::background()).await.is_ok() {
             say(format!(
-                "deleted namespace {name}, left behind {} ago by a run whose launcher was stopped",
+                "deleted namespace {name} (created {} ago): left behind, empty, by a run whose launcher was stopped",
                 humantime::format_duration(Duration::from_secs(age.as_secs()))
             ));
         }
