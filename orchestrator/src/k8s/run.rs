@@ -682,7 +682,7 @@ impl KubeRun {
                 match gi {
                     None if t.coordinator_pod.is_none() => {
                         t.coordinator_gone = Some(problem.to_string());
-                        self.record_problem(t, job, Role::Other, problem)
+                        self.record_problem(t, format!("Job {job}"), Role::Coordinator, problem)
                     }
                     Some(gi) if self.pods_seen(t, gi) < self.objects.layout.pods_of(gi) => {
                         self.record_problem(t, job, Role::Group { group_index: gi }, problem)
