@@ -209,21 +209,22 @@ impl Fake {
             method.as_str()
         };
         // A Job's creation is recorded with its name (the coordinator's and the nodes' share a path).
-        let job_name = (*method == Method::POST && path.ends_with("/jobs"))
-            .then(|| {
-                let j = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-                self.job_owners.push((
-                    j["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    j["metadata"]["ownerReferences"][0]["uid"]
-                        .as_str()
-                        .map(String::from),
-                ));
-                format!(" {}", j["metadata"]["name"].as_str().unwrap_or_default())
-            })
-            .unwrap_or_default();
+        let job_name = if *method == Method::POST && path.ends_with("/jobs") {
+            let j = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+            let name = j["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            self.job_owners.push((
+                name.clone(),
+                j["metadata"]["ownerReferences"][0]["uid"]
+                    .as_str()
+                    .map(String::from),
+            ));
+            format!(" {name}")
+        } else {
+            String::new()
+        };
         self.requests.push(format!("{tag} {path}{job_name}"));
         let ns_path = format!("/api/v1/namespaces/{NS}");
         let proxy = format!("{ns_path}/pods/coordinator-x:7001/proxy");
