@@ -3,7 +3,17 @@
 # with no Docker engine and no container registry (this project's dev machines and CI).
 # Where a registry exists, `docker build -t pubsub-testbed:dev .` is all you need.
 #
-#   scripts/podman-build.sh [--tag NAME] [--save FILE.tar] [--no-smoke]
+#   scripts/podman-build.sh [--tag NAME] [--save FILE.tar] [--no-smoke] [--from-binaries DIR]
+#
+# The image is named as Docker and containerd name it: `pubsub-testbed:dev` is tagged
+# `docker.io/library/pubsub-testbed:dev` (podman alone would call it
+# `localhost/pubsub-testbed:dev`, which a cluster then tries to pull from Docker Hub), so the
+# archive of `--save` is what `kind load image-archive` and `ctr images import` need for the
+# rendered objects' default `--image pubsub-testbed:dev`.
+#
+# `--from-binaries DIR` (e.g. target/release) skips the Rust build: the Dockerfile's runtime
+# stage as written, with `orchestrator` and `pubsub-node` from DIR (built on a Debian
+# bookworm host like the image's base, with `--features k8s`). Seconds instead of minutes.
 #
 # 1. Installs podman, runc and debootstrap from Debian's packages if missing, and writes
 #    /etc/containers/containers.conf with `default_ulimits = []` (raising rlimits is refused
@@ -26,14 +36,21 @@ cd "$(dirname "$0")/.."
 TAG=pubsub-testbed:dev
 SAVE=""
 SMOKE=1
+FROM_BINARIES=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --tag) TAG=$2; shift 2 ;;
     --save) SAVE=$2; shift 2 ;;
     --no-smoke) SMOKE=0; shift ;;
-    *) echo "usage: $0 [--tag NAME] [--save FILE.tar] [--no-smoke]" >&2; exit 64 ;;
+    --from-binaries) FROM_BINARIES=$(cd "$2" && pwd); shift 2 ;;
+    *) echo "usage: $0 [--tag NAME] [--save FILE.tar] [--no-smoke] [--from-binaries DIR]" >&2; exit 64 ;;
   esac
 done
+# Fully qualified, as Docker and containerd read a short name.
+case "${TAG%%/*}" in
+  *.*|*:*|localhost) ;;
+  *) if [[ "$TAG" == */* ]]; then TAG=docker.io/$TAG; else TAG=docker.io/library/$TAG; fi ;;
+esac
 
 BASE=docker.io/library/debian:bookworm-slim
 BUILDER=localhost/pubsub-testbed-rust:local
@@ -67,7 +84,27 @@ if ! "${PODMAN[@]}" image exists "$BASE"; then
   rm -rf "$root"
 fi
 
-if ! "${PODMAN[@]}" image exists "$BUILDER"; then
+if [ -n "$FROM_BINARIES" ]; then
+  for b in orchestrator pubsub-node; do
+    [ -x "$FROM_BINARIES/$b" ] || { echo "error: no $FROM_BINARIES/$b" >&2; exit 1; }
+  done
+  # The runtime stage, unchanged but for where the binaries come from.
+  grep -q '^COPY --from=build /out/orchestrator /out/pubsub-node /usr/local/bin/$' Dockerfile ||
+    { echo "error: the Dockerfile's runtime stage no longer copies /out/orchestrator /out/pubsub-node" >&2; exit 1; }
+  ctx=$(mktemp -d)
+  trap 'rm -rf "$ctx"' EXIT
+  mkdir -p "$ctx/out"
+  cp "$FROM_BINARIES/orchestrator" "$FROM_BINARIES/pubsub-node" "$ctx/out/"
+  strip "$ctx/out/orchestrator" "$ctx/out/pubsub-node"
+  cp -r testplans "$ctx/testplans"
+  sed -n '/^ARG RUNTIME_IMAGE=/p' Dockerfile >"$ctx/Containerfile"
+  sed -n '/^FROM ${RUNTIME_IMAGE}$/,$p' Dockerfile |
+    sed 's#^COPY --from=build /out/orchestrator /out/pubsub-node #COPY out/orchestrator out/pubsub-node #' >>"$ctx/Containerfile"
+  step "podman build -t $TAG (runtime stage, binaries from $FROM_BINARIES)"
+  epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+  "${PODMAN[@]}" build --pull=never --network host -q --build-arg RUNTIME_IMAGE="$BASE" --build-arg SOURCE_DATE_EPOCH="$epoch" \
+    -t "$TAG" -f "$ctx/Containerfile" "$ctx" >/dev/null
+elif ! "${PODMAN[@]}" image exists "$BUILDER"; then
   sysroot=$(rustc --print sysroot)
   step "Rust builder stand-in $BUILDER (gcc from Debian, toolchain from $sysroot)"
   "${PODMAN[@]}" rm -f pubsub-testbed-rust-standin >/dev/null 2>&1 || true
@@ -88,32 +125,36 @@ if ! "${PODMAN[@]}" image exists "$BUILDER"; then
   "${PODMAN[@]}" rm -f pubsub-testbed-rust-standin >/dev/null
 fi
 
-step "cargo fetch --locked (crates for an offline build)"
-cargo fetch --locked >/dev/null
-registry="${CARGO_HOME:-$HOME/.cargo}/registry"
+if [ -z "$FROM_BINARIES" ]; then
+  step "cargo fetch --locked (crates for an offline build)"
+  cargo fetch --locked >/dev/null
+  registry="${CARGO_HOME:-$HOME/.cargo}/registry"
 
-step "podman build -t $TAG"
-epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
-"${PODMAN[@]}" build --pull=never \
-  -v "$registry:/usr/local/cargo/registry" \
-  --build-arg CARGO_NET_OFFLINE=true \
-  --build-arg RUST_IMAGE="$BUILDER" \
-  --build-arg RUNTIME_IMAGE="$BASE" \
-  --build-arg SOURCE_DATE_EPOCH="$epoch" \
-  -t "$TAG" .
+  step "podman build -t $TAG"
+  epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+  # --network host: the build needs no network, and so creates no bridge or firewall rules.
+  "${PODMAN[@]}" build --pull=never --network host \
+    -v "$registry:/usr/local/cargo/registry" \
+    --build-arg CARGO_NET_OFFLINE=true \
+    --build-arg RUST_IMAGE="$BUILDER" \
+    --build-arg RUNTIME_IMAGE="$BASE" \
+    --build-arg SOURCE_DATE_EPOCH="$epoch" \
+    -t "$TAG" .
+fi
 step "built $TAG ($("${PODMAN[@]}" image inspect --format '{{.Size}}' "$TAG") bytes)"
 
 if [ "$SMOKE" = 1 ]; then
   step "smoke test: binaries, user, a 5-node run inside the container"
-  "${PODMAN[@]}" run --rm "$TAG" sh -c 'id && orchestrator --version && pubsub-node --help >/dev/null 2>&1; orchestrator k8s --help | head -n 3'
+  "${PODMAN[@]}" run --rm --network none "$TAG" sh -c 'id && orchestrator --version && pubsub-node --help >/dev/null 2>&1; orchestrator k8s --help | head -n 3'
   # Through `sh -c '…; …'` so the orchestrator is not PID 1 (see docs/kubernetes.md:
   # `docker run --init` for local runs in a container).
-  "${PODMAN[@]}" run --rm "$TAG" sh -c 'orchestrator run /usr/share/pubsub-testbed/testplans/simple-discovery.yaml \
+  "${PODMAN[@]}" run --rm --network none "$TAG" sh -c 'orchestrator run /usr/share/pubsub-testbed/testplans/simple-discovery.yaml \
     --set hosts=5 --set messages=5 --run-id podman-smoke; code=$?; exit $code'
 
 fi
 if [ -n "$SAVE" ]; then
   step "saving $TAG to $SAVE (for \`kind load image-archive $SAVE\`)"
-  "${PODMAN[@]}" save -o "$SAVE" "$TAG"
+  rm -f "$SAVE"
+  "${PODMAN[@]}" save -q -o "$SAVE" "$TAG"
 fi
 step "done"

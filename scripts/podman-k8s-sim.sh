@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the objects `orchestrator k8s render` produces with the real image, as podman
-# containers instead of pods: the coordinator Pod's exact command, and for every completion
+# containers instead of pods: the coordinator Job's exact command, and for every completion
 # index of every Job the node container's exact shell line and environment. This checks the
 # image and the rendered commands together, short of a cluster (there is none here).
 #
@@ -36,12 +36,12 @@ out, image = sys.argv[1], sys.argv[2]
 docs = [d for d in yaml.safe_load_all(open(f"{out}/objects.yaml")) if d]
 cm = next(d for d in docs if d["kind"] == "ConfigMap")
 open(f"{out}/plan.yaml", "w").write(cm["data"]["plan.yaml"])
-pod = next(d for d in docs if d["kind"] == "Pod")
-cmd = pod["spec"]["containers"][0]["command"]
+coordinator = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "coordinator")
+cmd = coordinator["spec"]["template"]["spec"]["containers"][0]["command"]
 cmd = [a.replace("0.0.0.0:", "127.0.0.1:") for a in cmd]
 json.dump(cmd, open(f"{out}/coordinator.json", "w"))
 nodes = []
-for job in (d for d in docs if d["kind"] == "Job"):
+for job in (d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] != "coordinator"):
     c = job["spec"]["template"]["spec"]["containers"][0]
     for ci in range(job["spec"]["completions"]):
         env = {"JOB_COMPLETION_INDEX": str(ci)}

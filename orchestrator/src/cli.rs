@@ -142,7 +142,8 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error".into()),
+                // kube's client logs every refused API call; `k8s run` reports them itself.
+                .unwrap_or_else(|_| "error,kube_client=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();

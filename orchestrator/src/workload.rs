@@ -16,6 +16,12 @@ use testbed_contract::protocol::Command;
 use testbed_contract::selector::NodeSelector;
 use tokio::time::Instant;
 
+/// How long the handshake waits for `nodes` nodes to connect and report their listen address
+/// (the Kubernetes launcher orders its own pod diagnosis before this).
+pub fn handshake_wait(nodes: usize) -> Duration {
+    Duration::from_secs(60) + Duration::from_millis(50 * nodes as u64)
+}
+
 pub struct Driver<'a, 'r> {
     spec: &'a RunSpec,
     fleet: &'a mut Fleet,
@@ -69,7 +75,7 @@ impl<'a, 'r> Driver<'a, 'r> {
     async fn handshake(&mut self) -> Result<(), Stop> {
         let n = self.fleet.len();
         self.fleet.activity = "startup (waiting for every node to connect and listen)".into();
-        let until = Instant::now() + Duration::from_secs(60) + Duration::from_millis(50 * n as u64);
+        let until = Instant::now() + handshake_wait(n);
         self.progress.stage("starting nodes", n as u64);
         let progress = self.progress;
         let ok = self

@@ -1,8 +1,9 @@
-//! Kubernetes up to the API boundary (there is no cluster here): every testplan renders into
+//! Kubernetes up to the API boundary, fast and without a cluster: every testplan renders into
 //! objects that are valid `k8s-openapi` types with valid names; the checked-in manifests and
 //! the Helm chart agree with the renderer; and a whole run works with the rendered
 //! coordinator command and the rendered node shell line, as local processes standing in for
-//! pods. The kube runner's API calls are tested in `src/k8s/run_tests.rs`.
+//! pods. The kube runner's API calls are tested in `src/k8s/run_tests.rs`; the same on a real
+//! cluster in `k8s_cluster.rs`.
 #![cfg(feature = "k8s")]
 
 mod support;
@@ -167,6 +168,9 @@ fn the_resolved_plan_in_the_config_map_loads_back_to_the_same_plan() {
             .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
         let mut expected = loaded.plan.clone();
         expected.runner = testbed_contract::plan::RunnerKind::K8s;
+        if expected.telemetry.metrics_listen.is_none() {
+            expected.telemetry.metrics_listen = Some("off".into());
+        }
         assert_eq!(again.plan, expected, "{}", path.display());
     }
 }
@@ -472,13 +476,24 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> 
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let code = String::from_utf8_lossy(&out[..split])
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    Ok((code, out[split + 4..].to_vec()))
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = &out[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return Ok((code, body.to_vec()));
+    }
+    // The archive is streamed in chunks: decode them (and insist on the last one).
+    let mut decoded = Vec::new();
+    loop {
+        let eol = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap(), 16).unwrap();
+        body = &body[eol + 2..];
+        if size == 0 {
+            return Ok((code, decoded));
+        }
+        decoded.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
 }
 
 struct KillOnDrop(Child);
@@ -496,6 +511,17 @@ impl Drop for KillOnDrop {
 /// the tarball, exactly as they run in a cluster (only DNS is stubbed: `getent` succeeds).
 #[test]
 fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
+    run_rendered_commands(1);
+}
+
+/// The same with three nodes per pod: the shell line starts every node of its pod under its
+/// own index and reports their output and exit codes.
+#[test]
+fn a_run_with_several_nodes_per_pod_passes() {
+    run_rendered_commands(3);
+}
+
+fn run_rendered_commands(nodes_per_pod: u32) {
     let node_bin = support::node_bin();
     let work = tempfile::tempdir().unwrap();
     let ov = BTreeMap::from([
@@ -504,7 +530,11 @@ fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
         ("messages".to_string(), Value::from(3)),
     ]);
     let loaded = plan::load(&workspace().join("testplans/k8s-smoke.yaml"), &ov).unwrap();
-    let objects = render::render(&loaded.plan, &RenderOptions::new("e2e", "testbed-e2e")).unwrap();
+    let opts = RenderOptions {
+        nodes_per_pod,
+        ..RenderOptions::new("e2e", "testbed-e2e")
+    };
+    let objects = render::render(&loaded.plan, &opts).unwrap();
 
     // The ConfigMap's plan, as mounted at /plan/plan.yaml.
     let plan_path = work.path().join("plan.yaml");
@@ -514,7 +544,16 @@ fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
     // The coordinator: its rendered command line, with paths and ports made local.
     let (control, results_port) = (free_port(), free_port());
     let results_dir = work.path().join("results");
-    let command = objects.coordinator.spec.as_ref().unwrap().containers[0]
+    let command = objects
+        .coordinator
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
         .command
         .clone()
         .unwrap();
@@ -539,10 +578,11 @@ fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
             .unwrap(),
     );
 
-    // A PATH where `getent` always succeeds and `pubsub-node` is this build's node.
+    // A PATH where `getent` always resolves to 127.0.0.1 and `pubsub-node` is this build's node.
     let bin = work.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    std::fs::write(bin.join("getent"), "#!/bin/sh\nexit 0\n").unwrap();
+    // `getent hosts NAME` answers as for the headless Service: the address, then the name.
+    std::fs::write(bin.join("getent"), "#!/bin/sh\necho \"127.0.0.1 $3\"\n").unwrap();
     std::fs::set_permissions(
         bin.join("getent"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -576,7 +616,7 @@ fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
                 c.env(&e.name, value);
             }
             pods.push(KillOnDrop(
-                c.stdout(Stdio::null())
+                c.stdout(Stdio::piped())
                     .stderr(Stdio::null())
                     .spawn()
                     .unwrap(),
@@ -632,9 +672,102 @@ fn a_run_with_the_rendered_coordinator_and_node_commands_passes() {
         ]
     );
     assert!(record.nodes.iter().all(|n| n.peer_id.is_some()));
+    let mut said = String::new();
     for mut p in pods {
+        p.0.stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut said)
+            .unwrap();
         let status = p.0.wait().unwrap();
-        assert!(status.success(), "a node exited with {status}");
+        assert!(status.success(), "a node pod exited with {status}");
     }
+    // Each pod says when the coordinator's name resolved and which nodes it starts.
+    let starts = if nodes_per_pod == 1 {
+        said.matches("; starting pubsub-node").count()
+    } else {
+        said.matches(" pubsub-node processes").count()
+    };
+    assert_eq!(starts as u32, objects.node_pods(), "{said}");
     drop(coordinator);
+}
+
+#[test]
+fn node_jobs_survive_one_failed_pod_spread_out_and_request_a_measured_node() {
+    let loaded = load(&workspace().join("testplans/simple-discovery.yaml"));
+    let opts = RenderOptions {
+        nodes_per_pod: 4,
+        ..RenderOptions::new("r1", "ns")
+    };
+    let objects = render::render(&loaded.plan, &opts).unwrap();
+    let hosts = loaded.plan.groups[0].count;
+    let spec = objects.jobs[0].spec.as_ref().unwrap();
+    // Four nodes per pod.
+    assert_eq!(spec.completions, Some(hosts.div_ceil(4) as i32));
+    // One pod's failure neither restarts it nor fails the Job (which would stop the others).
+    assert_eq!(spec.backoff_limit_per_index, Some(0));
+    assert_eq!(spec.max_failed_indexes, spec.completions);
+    assert_eq!(spec.backoff_limit, None);
+    let pod = spec.template.spec.as_ref().unwrap();
+    let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+    assert_eq!(spread.topology_key, "kubernetes.io/hostname");
+    assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway");
+    // The plan sets no resources: the measured per-node default, times four.
+    let requests = pod.containers[0]
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .clone()
+        .unwrap();
+    assert_eq!(
+        requests["cpu"].0,
+        render::scale_quantity(render::DEFAULT_NODE_CPU_REQUEST, 4).unwrap()
+    );
+    assert_eq!(
+        requests["memory"].0,
+        render::scale_quantity(render::DEFAULT_NODE_MEMORY_REQUEST, 4).unwrap()
+    );
+    assert_eq!(
+        pod.containers[0].termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
+    );
+    // The coordinator is a Job that Kubernetes deletes once it ended.
+    let coordinator = objects.coordinator.spec.as_ref().unwrap();
+    assert_eq!(
+        coordinator.ttl_seconds_after_finished,
+        Some(render::COORDINATOR_TTL.as_secs() as i32)
+    );
+    assert_eq!(coordinator.backoff_limit, Some(0));
+    let command = coordinator.template.spec.as_ref().unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap();
+    assert!(!command.contains(&"--client-lease".to_string()));
+    let leased = render::render(
+        &loaded.plan,
+        &RenderOptions {
+            client_lease: Some(Duration::from_secs(60)),
+            ..opts
+        },
+    )
+    .unwrap();
+    let command = leased
+        .coordinator
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .command
+        .clone()
+        .unwrap();
+    assert!(command.ends_with(&["--client-lease".to_string(), "1m".to_string()]));
+    // The coordinator's /metrics would serve on the pod's loopback: off unless asked for.
+    let plan_text = &objects.config_map.data.as_ref().unwrap()["plan.yaml"];
+    let resolved = plan::load_text(Path::new("/plan/plan.yaml"), plan_text, &BTreeMap::new())
+        .unwrap()
+        .plan;
+    assert_eq!(resolved.telemetry.metrics_listen.as_deref(), Some("off"));
 }

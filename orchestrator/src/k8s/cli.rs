@@ -54,7 +54,9 @@ pub enum K8sCmd {
         /// Leave everything on the cluster at the end (for debugging).
         #[arg(long)]
         keep: bool,
-        /// A pod still Pending after this long fails the run (`5m`, `90s`).
+        /// A pod still Pending after this long fails the run (`5m`, `90s`). Node pods are
+        /// also named, whatever this says, shortly before the coordinator stops waiting for
+        /// nodes (60 s + 50 ms per node after its start).
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         pending_timeout: Duration,
         /// How long the coordinator may take to become ready.
@@ -78,6 +80,9 @@ pub enum K8sCmd {
         http_listen: String,
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         hold: Duration,
+        /// Stop the run and exit when no request came for this long (the launcher is gone).
+        #[arg(long, value_parser = parse_duration)]
+        client_lease: Option<Duration>,
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
     },
@@ -98,6 +103,10 @@ pub struct Common {
     /// Use an existing namespace instead of creating one (then each object is deleted).
     #[arg(long)]
     pub existing_namespace: bool,
+    /// `pubsub-node` processes per pod: 1 is a pod per node; more packs a large fleet into
+    /// fewer pods (each pod's requests are the group's times this).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub nodes_per_pod: u32,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -115,9 +124,14 @@ fn options(common: &Common, run_id: &str, namespace: &str) -> RenderOptions {
         create_namespace: !common.existing_namespace,
         image: common.image.clone(),
         image_pull_policy: common.pull_policy.clone(),
+        nodes_per_pod: common.nodes_per_pod,
         ..RenderOptions::new(run_id, namespace)
     }
 }
+
+/// `k8s run` asks the coordinator at least this often (its keepalive) and renders it with
+/// four times this as its `--client-lease`.
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
     match cmd {
@@ -163,8 +177,12 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
             let run_id = run_id
                 .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string());
             let namespace = namespace.unwrap_or_else(|| format!("testbed-{run_id}"));
-            let objects = match render::render(&loaded.plan, &options(&common, &run_id, &namespace))
-            {
+            let mut opts = options(&common, &run_id, &namespace);
+            // Kept objects are for a person to look at: no lease makes the coordinator go.
+            if !keep {
+                opts.client_lease = Some(KEEPALIVE * 4);
+            }
+            let objects = match render::render(&loaded.plan, &opts) {
                 Ok(o) => o,
                 Err(e) => {
                     eprintln!("error: {}: {e}", path.display());
@@ -175,13 +193,19 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
             let cfg = RunConfig {
                 results_root: results,
                 plan_name: loaded.plan.name.clone(),
+                plan_file: path.clone(),
                 run_id: run_id.clone(),
                 groups: loaded.plan.groups.iter().map(|g| g.id.clone()).collect(),
                 keep,
                 pending_timeout,
+                coordinator_wait: crate::workload::handshake_wait(
+                    loaded.plan.node_count() as usize
+                ),
+                event_grace: Duration::from_secs(3),
                 startup_timeout,
                 deadline: loaded.plan.timeout + render::STARTUP_ALLOWANCE,
                 poll: Duration::from_secs(2),
+                keepalive: opts.client_lease.map(|_| KEEPALIVE),
                 abort_grace: Duration::from_secs(60),
                 rewatch_delay: Duration::from_secs(1),
             };
@@ -197,8 +221,13 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
             } else {
                 Arc::new(|line: String| eprintln!("{line}"))
             };
+            let per_pod = if common.nodes_per_pod > 1 {
+                format!(", {} per pod", common.nodes_per_pod)
+            } else {
+                String::new()
+            };
             say(format!(
-                "run {}/{run_id} in namespace {namespace} ({} nodes)",
+                "run {}/{run_id} in namespace {namespace} ({} nodes{per_pod})",
                 loaded.plan.name,
                 loaded.plan.node_count()
             ));
@@ -215,6 +244,7 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
             control_listen,
             http_listen,
             hold,
+            client_lease,
             set,
         } => {
             let args = CoordinateArgs {
@@ -224,6 +254,7 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
                 control_listen,
                 http_listen,
                 hold,
+                client_lease,
                 overrides: overrides(&set)?,
             };
             let code = coordinate(args, crate::signals::stop_flag()).await?;
@@ -262,7 +293,13 @@ fn print_summary(o: &Outcome) {
     for p in &o.problems {
         println!("  - {p}");
     }
-    if let Some(e) = &o.error {
+    // The error, unless it only repeats a problem listed above.
+    if let Some(e) = &o.error
+        && !o
+            .problems
+            .iter()
+            .any(|p| e.contains(&p.problem.to_string()))
+    {
         println!("  - {e}");
     }
     if let Some(dir) = &o.results_dir {
@@ -277,7 +314,7 @@ fn print_summary(o: &Outcome) {
 /// happens), 3 exits at once.
 fn interrupts() -> watch::Receiver<u32> {
     crate::signals::counter(&[
-        "interrupted: stopping the run, collecting partial results, then deleting (Ctrl-C again to skip collecting)",
-        "interrupted again: deleting what was created (Ctrl-C again to exit at once and leave it)",
+        "interrupted: stopping the run, collecting partial results, then deleting (Ctrl-C again: delete without collecting)",
+        "interrupted again: deleting what was created (Ctrl-C a third time: exit at once and leave it)",
     ])
 }

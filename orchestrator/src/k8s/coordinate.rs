@@ -2,6 +2,11 @@
 //! --runner external --control-listen …` (the Jobs' pods are the nodes; they dial the
 //! coordinator's Service) plus the results endpoint ([`super::results`]), which stays up for
 //! `--hold` after the run so the results can be fetched before the pod goes away.
+//!
+//! With `--client-lease D` (what `orchestrator k8s run` renders) the launcher is expected to
+//! ask something at least every D: when it stops (killed, lost its network), the coordinator
+//! stops the run, keeps nothing for anyone, and exits, so its Job ends and Kubernetes deletes
+//! it and everything the launcher made it the owner of.
 
 use super::results::{self, RunState, Shared};
 use crate::plan::{self, Overrides, RunnerChoice};
@@ -22,6 +27,8 @@ pub struct CoordinateArgs {
     pub control_listen: String,
     pub http_listen: String,
     pub hold: Duration,
+    /// Stop and exit when no request came for this long (the launcher is gone).
+    pub client_lease: Option<Duration>,
     pub overrides: BTreeMap<String, serde_json::Value>,
 }
 
@@ -35,10 +42,32 @@ pub async fn coordinate(args: CoordinateArgs, mut interrupt: watch::Receiver<boo
     let server = tokio::spawn(results::serve(listener, shared.clone()));
     // SIGTERM/SIGINT (pod deletion) ends the run like `/abort`.
     let mut signal_watch = interrupt.clone();
-    let forward = tokio::spawn(async move {
-        if signal_watch.wait_for(|v| *v).await.is_ok() {
-            let _ = abort_tx.send(true);
-        }
+    let forward = {
+        let abort_tx = abort_tx.clone();
+        tokio::spawn(async move {
+            if signal_watch.wait_for(|v| *v).await.is_ok() {
+                let _ = abort_tx.send(true);
+            }
+        })
+    };
+    // The launcher's lease: no request for that long means it is gone.
+    let (lost_tx, mut lost) = watch::channel(false);
+    let lease = args.client_lease.map(|lease| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if shared.since_contact() >= lease {
+                    eprintln!(
+                        "coordinator: no word from the launcher for {}: stopping the run and exiting",
+                        humantime::format_duration(lease)
+                    );
+                    let _ = lost_tx.send(true);
+                    let _ = abort_tx.send(true);
+                    return;
+                }
+            }
+        })
     });
 
     let outcome = async {
@@ -74,10 +103,16 @@ pub async fn coordinate(args: CoordinateArgs, mut interrupt: watch::Receiver<boo
                 .unwrap_or(&out.dir)
                 .display()
                 .to_string();
-            eprintln!(
-                "coordinator: run finished with {:?} (exit code {code}); results in {rel}",
-                out.record.outcome.status
-            );
+            match shared.abort_reason() {
+                // The launcher stopped the run and decides its outcome (e.g. a node pod failed).
+                Some(why) => eprintln!(
+                    "coordinator: stopped at the launcher's request ({why}); partial results in {rel}"
+                ),
+                None => eprintln!(
+                    "coordinator: run finished with {:?} (exit code {code}); results in {rel}",
+                    out.record.outcome.status
+                ),
+            }
             shared.finish(
                 RunState::Done {
                     exit_code: code,
@@ -98,13 +133,20 @@ pub async fn coordinate(args: CoordinateArgs, mut interrupt: watch::Receiver<boo
             crate::record::Status::Error.exit_code()
         }
     };
-    eprintln!(
-        "coordinator: serving results for {}",
-        humantime::format_duration(args.hold)
-    );
-    tokio::select! {
-        _ = tokio::time::sleep(args.hold) => {}
-        _ = interrupt.wait_for(|v| *v) => {}
+    if !*lost.borrow() {
+        eprintln!(
+            "coordinator: serving the results for at most {}",
+            humantime::format_duration(args.hold)
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(args.hold) => {}
+            _ = interrupt.wait_for(|v| *v) => {}
+            // Without a lease nobody sends on `lost` (and a closed channel must not end the hold).
+            _ = lost.wait_for(|v| *v), if args.client_lease.is_some() => {}
+        }
+    }
+    if let Some(l) = lease {
+        l.abort();
     }
     server.abort();
     Ok(code)

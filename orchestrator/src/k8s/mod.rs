@@ -4,6 +4,7 @@
 //! - [`names`]: valid names and labels;
 //! - [`pods`]: a pod's status in words (OOMKilled, ImagePullBackOff, …);
 //! - [`run`]: the kube runner behind `orchestrator k8s run` (create, watch, fetch, delete);
+//! - [`sweep`]: namespaces that runs whose launcher was killed left behind;
 //! - [`coordinate`] and [`results`]: what the coordinator pod runs in the cluster;
 //! - [`cli`]: the `orchestrator k8s …` subcommands.
 //!
@@ -16,3 +17,4 @@ pub mod pods;
 pub mod render;
 pub mod results;
 pub mod run;
+pub mod sweep;

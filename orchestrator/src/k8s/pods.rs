@@ -2,7 +2,10 @@
 //! ImagePullBackOff, CrashLoopBackOff, Pending too long, … Pure functions of `Pod` objects,
 //! so every case is tested without a cluster.
 
-use super::render::{ANNOTATION_COMPLETION_INDEX, COORDINATOR, LABEL_COMPONENT, LABEL_GROUP_INDEX};
+use super::render::{
+    ANNOTATION_COMPLETION_INDEX, COORDINATOR, EXIT_NO_COORDINATOR, EXIT_NO_DNS, LABEL_COMPONENT,
+    LABEL_GROUP_INDEX, Layout,
+};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use std::time::Duration;
 
@@ -10,26 +13,48 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     Coordinator,
-    /// A node with its global index and its group's position in the plan.
+    /// The pod of nodes `index..index + count` (one unless several nodes share a pod), and
+    /// their group's position in the plan.
     Node {
         index: u32,
+        count: u32,
+        group_index: usize,
+    },
+    /// A group's Job itself (its events: pods it cannot create).
+    Group {
         group_index: usize,
     },
     Other,
+}
+
+impl Role {
+    /// The global indices of the nodes in this pod.
+    pub fn nodes(&self) -> std::ops::Range<u32> {
+        match self {
+            Role::Node { index, count, .. } => *index..index + count,
+            _ => 0..0,
+        }
+    }
 }
 
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Role::Coordinator => write!(f, "the coordinator"),
-            Role::Node { index, .. } => write!(f, "node {index}"),
+            Role::Node {
+                index, count: 1, ..
+            } => write!(f, "node {index}"),
+            Role::Node { index, count, .. } => {
+                write!(f, "nodes {index}-{}", index + count.saturating_sub(1))
+            }
+            Role::Group { .. } => write!(f, "the Job"),
             Role::Other => write!(f, "a pod"),
         }
     }
 }
 
-/// The role of `pod`, given each group's first node index (`offsets`, plan order).
-pub fn role(pod: &Pod, offsets: &[u32]) -> Role {
+/// The role of `pod`, given where the run's nodes are (`layout`).
+pub fn role(pod: &Pod, layout: &Layout) -> Role {
     let labels = pod.metadata.labels.as_ref();
     let label = |k: &str| labels.and_then(|l| l.get(k)).map(String::as_str);
     match label(LABEL_COMPONENT) {
@@ -46,9 +71,13 @@ pub fn role(pod: &Pod, offsets: &[u32]) -> Role {
                 .or_else(|| labels.and_then(|l| l.get(ANNOTATION_COMPLETION_INDEX)))
                 .and_then(|v| v.parse::<u32>().ok());
             match (gi, ci) {
-                (Some(gi), Some(ci)) if gi < offsets.len() => Role::Node {
-                    index: offsets[gi] + ci,
-                    group_index: gi,
+                (Some(gi), Some(ci)) => match layout.nodes_of(gi, ci) {
+                    Some((index, count)) => Role::Node {
+                        index,
+                        count,
+                        group_index: gi,
+                    },
+                    None => Role::Other,
                 },
                 _ => Role::Other,
             }
@@ -80,6 +109,18 @@ pub enum Problem {
     Failed { reason: String, message: String },
     /// Not running after the allowed time; the scheduler's last word, if any.
     PendingTooLong { waited: Duration, why: String },
+    /// Kubernetes reported that it cannot create or start the pod (a Warning Event:
+    /// `FailedCreatePodSandBox`, `FailedMount`, a Job's `FailedCreate`, …) and the pod has not
+    /// started since.
+    Event {
+        reason: String,
+        message: String,
+        count: i32,
+    },
+    /// The node's cluster DNS did not answer (its shell line gave up before starting the node).
+    ClusterDns { message: String },
+    /// The coordinator's name never resolved although cluster DNS answered.
+    NoCoordinatorName { message: String },
 }
 
 impl Problem {
@@ -93,6 +134,9 @@ impl Problem {
             Problem::Evicted { .. } => "Evicted",
             Problem::Failed { reason, .. } => reason,
             Problem::PendingTooLong { .. } => "PendingTooLong",
+            Problem::Event { reason, .. } => reason,
+            Problem::ClusterDns { .. } => "ClusterDNS",
+            Problem::NoCoordinatorName { .. } => "CoordinatorNameUnresolved",
         }
     }
 
@@ -105,6 +149,9 @@ impl Problem {
                 | Problem::CrashLoop { .. }
                 | Problem::Container { .. }
                 | Problem::PendingTooLong { .. }
+                | Problem::Event { .. }
+                | Problem::ClusterDns { .. }
+                | Problem::NoCoordinatorName { .. }
         )
     }
 }
@@ -125,7 +172,7 @@ impl std::fmt::Display for Problem {
             ),
             Problem::ImagePull { reason, message } => write!(
                 f,
-                "{reason}{}; check the image name, that it was loaded into the cluster (`kind load docker-image`) or pushed to a registry the cluster can pull from",
+                "{reason}{}; check the image name, that it is in the cluster (`kind load docker-image`, `scripts/local-cluster.sh image`) or in a registry the cluster can pull from",
                 msg(message)
             ),
             Problem::CrashLoop { message } => write!(f, "CrashLoopBackOff{}", msg(message)),
@@ -149,6 +196,40 @@ impl std::fmt::Display for Problem {
                     format!(": {why}")
                 }
             ),
+            Problem::Event {
+                reason,
+                message,
+                count,
+            } => {
+                let times = if *count > 1 {
+                    format!(" ({count} times)")
+                } else {
+                    String::new()
+                };
+                write!(f, "{reason}{times}{}", msg(message))?;
+                match reason.as_str() {
+                    "FailedCreatePodSandBox" => write!(
+                        f,
+                        "; the container runtime cannot create the pod (a memory limit too small for the pod's sandbox is a usual cause: raise the group's `resources.memory_limit`)"
+                    ),
+                    "FailedMount" | "FailedAttachVolume" | "FailedMapVolume" => {
+                        write!(f, "; a volume of the pod cannot be mounted")
+                    }
+                    "FailedCreate" => write!(
+                        f,
+                        "; the Job cannot create its pods (quota, admission or policy: see the message)"
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            Problem::ClusterDns { message } => write!(
+                f,
+                "cluster DNS does not work{}; check the cluster's DNS (CoreDNS pods or service, the kubelet's clusterDNS)",
+                msg(message)
+            ),
+            Problem::NoCoordinatorName { message } => {
+                write!(f, "the name `coordinator` never resolved{}", msg(message))
+            }
         }
     }
 }
@@ -262,6 +343,13 @@ fn container_problem(c: &ContainerStatus) -> Option<Problem> {
                 exit_code: t.exit_code,
             });
         }
+        let message = last_line(t.message.as_deref().unwrap_or_default());
+        if t.exit_code == EXIT_NO_DNS {
+            return Some(Problem::ClusterDns { message });
+        }
+        if t.exit_code == EXIT_NO_COORDINATOR {
+            return Some(Problem::NoCoordinatorName { message });
+        }
         if t.exit_code != 0 {
             return Some(Problem::Exited {
                 exit_code: t.exit_code,
@@ -270,11 +358,26 @@ fn container_problem(c: &ContainerStatus) -> Option<Problem> {
                 } else {
                     reason
                 },
-                message: t.message.clone().unwrap_or_default(),
+                message,
             });
         }
     }
     None
+}
+
+/// The last non-empty line of a termination message (with `FallbackToLogsOnError` it is the
+/// end of the container's log, up to 80 lines), at most 400 characters.
+fn last_line(message: &str) -> String {
+    let line = message
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim();
+    match line.char_indices().nth(400) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -352,26 +455,49 @@ mod tests {
 
     #[test]
     fn roles() {
-        let offsets = [0, 20];
+        let layout = Layout {
+            offsets: vec![0, 20],
+            counts: vec![20, 10],
+            nodes_per_pod: 1,
+        };
         assert_eq!(
-            role(&node_pod("p", 1, 3, json!({})), &offsets),
+            role(&node_pod("p", 1, 3, json!({})), &layout),
             Role::Node {
                 index: 23,
+                count: 1,
                 group_index: 1
             }
         );
         assert_eq!(
-            role(&node_pod("p", 0, 3, json!({})), &offsets),
+            role(&node_pod("p", 0, 3, json!({})), &layout),
             Role::Node {
                 index: 3,
+                count: 1,
                 group_index: 0
             }
         );
-        assert_eq!(role(&node_pod("p", 5, 3, json!({})), &offsets), Role::Other);
+        assert_eq!(role(&node_pod("p", 5, 3, json!({})), &layout), Role::Other);
+        assert_eq!(role(&node_pod("p", 1, 10, json!({})), &layout), Role::Other);
         assert_eq!(
-            role(&coordinator_pod(json!({})), &offsets),
+            role(&coordinator_pod(json!({})), &layout),
             Role::Coordinator
         );
+        // Several nodes per pod: the pod's first node and how many it runs.
+        let packed = Layout {
+            nodes_per_pod: 8,
+            ..layout
+        };
+        let r = role(&node_pod("p", 1, 1, json!({})), &packed);
+        assert_eq!(
+            r,
+            Role::Node {
+                index: 28,
+                count: 2,
+                group_index: 1
+            }
+        );
+        assert_eq!(r.to_string(), "nodes 28-29");
+        assert_eq!(r.nodes(), 28..30);
     }
 
     #[test]
@@ -418,10 +544,22 @@ mod tests {
             Some(Problem::OomKilled { exit_code: 137 })
         );
         let exited = json!({"phase": "Failed", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
-            "restartCount": 0, "state": {"terminated": {"exitCode": 70, "reason": "Error", "message": "boom"}}}]});
+            "restartCount": 0, "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": "starting\nboom\n"}}}]});
         assert_eq!(
             s(exited).problem.unwrap().to_string(),
-            "exited with code 70 (Error): boom"
+            "exited with code 3 (Error): boom"
+        );
+        // The node's shell line gave up on cluster DNS (its last log line is the message).
+        let no_dns = json!({"phase": "Failed", "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"terminated": {"exitCode": 71, "reason": "Error",
+            "message": "waiting 25 s for the name coordinator to resolve: …\ngave up after 30 s: cluster DNS does not answer\n"}}}]});
+        let p = s(no_dns).problem.unwrap();
+        assert_eq!(p.reason(), "ClusterDNS");
+        assert!(p.blocks_start());
+        assert!(
+            p.to_string()
+                .starts_with("cluster DNS does not work: gave up after 30 s"),
+            "{p}"
         );
         let evicted = json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"});
         assert_eq!(

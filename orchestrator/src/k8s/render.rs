@@ -6,13 +6,16 @@
 //! - `ConfigMap/plan`: the resolved plan (parameters substituted, defaults filled in);
 //! - `Service/coordinator`: headless, so its DNS name resolves only once the coordinator is
 //!   ready; the nodes wait for that name before they start (no race, no restarts);
-//! - `Pod/coordinator`: `orchestrator k8s coordinate`, which runs the plan with the `external`
-//!   runner (it launches nothing, the Jobs' pods are the nodes), serves the control channel on
-//!   7000 and the results on 7001 (`/status`, `/results.tar`, `/abort`);
+//! - `Job/coordinator`: one pod running `orchestrator k8s coordinate`, which runs the plan with
+//!   the `external` runner (it launches nothing, the node Jobs' pods are the nodes), serves the
+//!   control channel on 7000 and the results on 7001 (`/status`, `/results.tar`, `/abort`). A
+//!   Job, not a bare Pod, for `ttlSecondsAfterFinished`: once the coordinator exits (after its
+//!   hold, or at once when its launcher is lost) the Job is deleted, and with it everything
+//!   `orchestrator k8s run` made it the owner of (ownerReferences are set at creation);
 //! - one Indexed `Job` per group (`nodes-<n>-<group>`), so each group has its own resource
-//!   requests and limits. A pod's global node index is its Job completion index plus the
-//!   group's offset (`TESTBED_NODE_INDEX_OFFSET`), computed by the container's shell line, so
-//!   any node program works unchanged.
+//!   requests and limits. A pod's global node index is its Job completion index (times the
+//!   nodes per pod) plus the group's offset (`TESTBED_NODE_INDEX_OFFSET`), computed by the
+//!   container's shell line, so any node program works unchanged.
 //!
 //! No ServiceAccount, Role or RoleBinding: nothing in the run talks to the API server (every
 //! pod runs with `automountServiceAccountToken: false`). The person or CI job running
@@ -22,18 +25,18 @@ use super::names::{self, is_dns_label};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec,
+    EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    ServicePort, ServiceSpec, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use testbed_contract::env;
-use testbed_contract::plan::{Group, Implementation, Plan, Resources, RunnerKind};
+use testbed_contract::plan::{Implementation, Plan, Resources, RunnerKind};
 
 /// Port of the control channel on the coordinator.
 pub const CONTROL_PORT: u16 = 7000;
@@ -47,11 +50,25 @@ pub const PLAN_PATH: &str = "/plan/plan.yaml";
 pub const RESULTS_PATH: &str = "/results";
 /// The non-root user of the image (Dockerfile `useradd --uid`).
 pub const IMAGE_UID: i64 = 10001;
-/// Default image; `kind load docker-image` this name (docs/kubernetes.md).
+/// Default image: `docker.io/library/pubsub-testbed:dev` to a cluster's container runtime,
+/// the name `docker build -t pubsub-testbed:dev` and `scripts/podman-build.sh` give it.
 pub const DEFAULT_IMAGE: &str = "pubsub-testbed:dev";
 /// How long node pods may take to be scheduled and pulled before the plan's own timeout runs
-/// out; also bounds how long a node waits for the coordinator's name.
+/// out; also bounds how long a node waits for the coordinator's name while cluster DNS works.
 pub const STARTUP_ALLOWANCE: Duration = Duration::from_secs(600);
+/// A node gives up this soon when cluster DNS does not answer at all (not even for
+/// `kubernetes.default.svc`): well before the coordinator's startup wait, so the pod's failure
+/// names the cause instead of the coordinator reporting nodes that never connected.
+pub const DNS_GIVE_UP: Duration = Duration::from_secs(30);
+/// How often a waiting node says what it waits for.
+pub const DNS_LOG_EVERY: Duration = Duration::from_secs(5);
+/// Exit code of a node pod's shell line when cluster DNS does not answer.
+pub const EXIT_NO_DNS: i32 = 71;
+/// Exit code of a node pod's shell line when the coordinator's name never resolved.
+pub const EXIT_NO_COORDINATOR: i32 = 70;
+/// The coordinator Job is deleted this long after its pod ended (and with it every object
+/// `k8s run` made it the owner of).
+pub const COORDINATOR_TTL: Duration = Duration::from_secs(60);
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
@@ -67,6 +84,21 @@ pub const APP: &str = "pubsub-testbed";
 pub const MANAGER: &str = "pubsub-testbed-orchestrator";
 /// Extra environment of node pods: added to the Job completion index to get the node index.
 pub const ENV_INDEX_OFFSET: &str = "TESTBED_NODE_INDEX_OFFSET";
+/// With several nodes per pod: one past the group's last node index.
+pub const ENV_INDEX_END: &str = "TESTBED_NODE_INDEX_END";
+
+/// Requests of a node pod whose group sets no `resources` (per node; times the nodes per
+/// pod). From a measured node on a real cluster: docs/kubernetes.md, "Sizing".
+pub fn default_node_resources() -> Resources {
+    Resources {
+        cpu_request: Some(DEFAULT_NODE_CPU_REQUEST.into()),
+        cpu_limit: None,
+        memory_request: Some(DEFAULT_NODE_MEMORY_REQUEST.into()),
+        memory_limit: None,
+    }
+}
+pub const DEFAULT_NODE_CPU_REQUEST: &str = "20m";
+pub const DEFAULT_NODE_MEMORY_REQUEST: &str = "16Mi";
 
 /// What a render needs beyond the plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +114,11 @@ pub struct RenderOptions {
     /// How long the coordinator keeps serving results after the run (for `kubectl` users;
     /// `orchestrator k8s run` fetches them at once and deletes everything).
     pub hold: Duration,
+    /// The coordinator stops the run and exits when nobody asked it anything for this long
+    /// (its launcher is gone). `orchestrator k8s run` sets it; manual runs have none.
+    pub client_lease: Option<Duration>,
+    /// `pubsub-node` processes per pod (1: one pod per node).
+    pub nodes_per_pod: u32,
 }
 
 impl RenderOptions {
@@ -94,6 +131,8 @@ impl RenderOptions {
             image_pull_policy: "IfNotPresent".to_string(),
             coordinator_resources: default_coordinator_resources(),
             hold: Duration::from_secs(3600),
+            client_lease: None,
+            nodes_per_pod: 1,
         }
     }
 }
@@ -147,11 +186,42 @@ pub struct Objects {
     pub namespace: Option<Namespace>,
     pub config_map: ConfigMap,
     pub service: Service,
-    pub coordinator: Pod,
+    /// The coordinator: a Job of one pod.
+    pub coordinator: Job,
     /// One per group, in plan order.
     pub jobs: Vec<Job>,
-    /// The global index of each Job's completion index 0, by group index.
+    /// Which node indices each pod runs.
+    pub layout: Layout,
+}
+
+/// Where each node runs: group by group, `nodes_per_pod` consecutive indices per pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The global index of each group's first node, by group index.
     pub offsets: Vec<u32>,
+    /// Nodes in each group.
+    pub counts: Vec<u32>,
+    pub nodes_per_pod: u32,
+}
+
+impl Layout {
+    /// The nodes (first global index, how many) of completion index `ci` of group `gi`.
+    pub fn nodes_of(&self, gi: usize, ci: u32) -> Option<(u32, u32)> {
+        let (offset, count) = (*self.offsets.get(gi)?, *self.counts.get(gi)?);
+        let first_in_group = ci.checked_mul(self.nodes_per_pod)?;
+        if first_in_group >= count {
+            return None;
+        }
+        Some((
+            offset + first_in_group,
+            self.nodes_per_pod.min(count - first_in_group),
+        ))
+    }
+
+    /// Pods of group `gi`.
+    pub fn pods_of(&self, gi: usize) -> u32 {
+        self.counts[gi].div_ceil(self.nodes_per_pod)
+    }
 }
 
 impl Objects {
@@ -163,7 +233,7 @@ impl Objects {
         }
         out.push(("ConfigMap", name_of(&self.config_map.metadata)));
         out.push(("Service", name_of(&self.service.metadata)));
-        out.push(("Pod", name_of(&self.coordinator.metadata)));
+        out.push(("Job", name_of(&self.coordinator.metadata)));
         for j in &self.jobs {
             out.push(("Job", name_of(&j.metadata)));
         }
@@ -183,6 +253,13 @@ impl Objects {
             docs.push(yaml(j)?);
         }
         Ok(docs.iter().map(|d| format!("---\n{d}")).collect())
+    }
+
+    /// Node pods of the run.
+    pub fn node_pods(&self) -> u32 {
+        (0..self.layout.counts.len())
+            .map(|gi| self.layout.pods_of(gi))
+            .sum()
     }
 }
 
@@ -263,6 +340,11 @@ fn check_resources(owner: &str, r: &Resources) -> Result<(), RenderError> {
 /// A Kubernetes resource quantity: a decimal number with an optional binary (`Ki`…`Ei`),
 /// decimal (`n u m k M G T P E`) or exponent (`e3`, `E-2`) suffix.
 pub fn is_quantity(s: &str) -> bool {
+    split_quantity(s).is_some()
+}
+
+/// `(sign and number, suffix)` of a quantity.
+fn split_quantity(s: &str) -> Option<(&str, &str)> {
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let num_len = body
         .bytes()
@@ -271,27 +353,56 @@ pub fn is_quantity(s: &str) -> bool {
     let (num, suffix) = body.split_at(num_len);
     let digits = num.bytes().filter(u8::is_ascii_digit).count();
     if digits == 0 || num.bytes().filter(|b| *b == b'.').count() > 1 {
-        return false;
+        return None;
     }
     const SUFFIXES: [&str; 16] = [
         "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
     ];
-    if SUFFIXES.contains(&suffix) {
-        return true;
+    let ok = SUFFIXES.contains(&suffix)
+        || match suffix.strip_prefix(['e', 'E']) {
+            Some(exp) => {
+                let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+                !exp.is_empty() && exp.bytes().all(|b| b.is_ascii_digit())
+            }
+            None => false,
+        };
+    ok.then(|| s.split_at(s.len() - suffix.len()))
+}
+
+/// `q` times `n`, exactly (decimal arithmetic on the number, the suffix kept): the requests of
+/// a pod that runs `n` nodes. `None` for something that is not a quantity.
+pub fn scale_quantity(q: &str, n: u32) -> Option<String> {
+    let (num, suffix) = split_quantity(q)?;
+    if n == 1 {
+        return Some(q.to_string());
     }
-    match suffix.strip_prefix(['e', 'E']) {
-        Some(exp) => {
-            let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-            !exp.is_empty() && exp.bytes().all(|b| b.is_ascii_digit())
-        }
-        None => false,
-    }
+    let (sign, num) = match num.strip_prefix(['+', '-']) {
+        Some(rest) => (&num[..1], rest),
+        None => ("", num),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits: u128 = format!("{int}{frac}").parse().ok()?;
+    let scaled = digits.checked_mul(n as u128)?.to_string();
+    let scaled = format!("{scaled:0>width$}", width = frac.len() + 1);
+    let (i, f) = scaled.split_at(scaled.len() - frac.len());
+    let f = f.trim_end_matches('0');
+    let sign = if sign == "+" { "" } else { sign };
+    Some(if f.is_empty() {
+        format!("{sign}{i}{suffix}")
+    } else {
+        format!("{sign}{i}.{f}{suffix}")
+    })
 }
 
 /// The plan as the coordinator reads it: parameters substituted, every default written out.
+/// The run's `/metrics` endpoint is off unless the plan asks for one: it would serve on the
+/// coordinator pod's loopback, out of anyone's reach.
 pub fn resolved_plan_yaml(plan: &Plan) -> Result<String, RenderError> {
     let mut plan = plan.clone();
     plan.runner = RunnerKind::K8s;
+    if plan.telemetry.metrics_listen.is_none() {
+        plan.telemetry.metrics_listen = Some("off".into());
+    }
     let text = yaml(&plan)?;
     Ok(format!(
         "# Resolved plan `{}` (parameters substituted, defaults written out) for Kubernetes.\n{text}",
@@ -310,6 +421,11 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
                 value: value.clone(),
             });
         }
+    }
+    if opts.nodes_per_pod == 0 {
+        return Err(RenderError::Other(
+            "nodes per pod must be at least 1".into(),
+        ));
     }
     let plan_text = resolved_plan_yaml(plan)?;
     let base = base_labels(plan, opts);
@@ -352,111 +468,92 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
     };
 
     let deadline = plan.timeout + STARTUP_ALLOWANCE;
-    let coordinator = coordinator_pod(meta(COORDINATOR, Some(COORDINATOR)), opts, deadline);
-
-    let mut jobs = Vec::new();
-    let mut offsets = Vec::new();
-    let mut offset = 0u32;
-    for (gi, g) in plan.groups.iter().enumerate() {
-        let name = names::job_name(gi, &g.id);
-        jobs.push(node_job(
-            gi,
-            g,
-            offset,
-            &base,
-            meta(&name, None),
-            opts,
-            deadline,
-        ));
-        offsets.push(offset);
-        offset += g.count;
-    }
-
-    Ok(Objects {
-        namespace,
-        config_map,
-        service,
-        coordinator,
-        jobs,
-        offsets,
-    })
-}
-
-/// The coordinator: `orchestrator k8s coordinate` with the plan mounted, serving the
-/// control channel and, after the run, the results.
-fn coordinator_pod(metadata: ObjectMeta, opts: &RenderOptions, deadline: Duration) -> Pod {
-    Pod {
-        metadata,
-        spec: Some(PodSpec {
-            restart_policy: Some("Never".into()),
+    let coordinator = Job {
+        metadata: meta(COORDINATOR, Some(COORDINATOR)),
+        spec: Some(JobSpec {
+            // One coordinator per run: a failed one is not started again.
+            backoff_limit: Some(0),
             active_deadline_seconds: Some((deadline + opts.hold).as_secs() as i64),
-            termination_grace_period_seconds: Some(10),
-            containers: vec![Container {
-                name: COORDINATOR.into(),
-                image: Some(opts.image.clone()),
-                image_pull_policy: Some(opts.image_pull_policy.clone()),
-                command: Some(coordinator_command(opts)),
-                ports: Some(vec![
-                    container_port("control", CONTROL_PORT),
-                    container_port("results", RESULTS_PORT),
-                ]),
-                readiness_probe: Some(Probe {
-                    tcp_socket: Some(TCPSocketAction {
-                        port: IntOrString::String("control".into()),
-                        ..Default::default()
-                    }),
-                    period_seconds: Some(1),
+            ttl_seconds_after_finished: Some(COORDINATOR_TTL.as_secs() as i32),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(coordinator_labels.clone()),
                     ..Default::default()
                 }),
-                resources: Some(requirements(&opts.coordinator_resources)),
-                security_context: Some(container_security()),
-                volume_mounts: Some(vec![
-                    mount("plan", "/plan", true),
-                    mount("results", RESULTS_PATH, false),
-                    mount("tmp", "/tmp", false),
-                ]),
-                ..Default::default()
-            }],
-            volumes: Some(vec![
-                Volume {
-                    name: "plan".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: PLAN_CONFIG_MAP.into(),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    termination_grace_period_seconds: Some(10),
+                    containers: vec![Container {
+                        name: COORDINATOR.into(),
+                        image: Some(opts.image.clone()),
+                        image_pull_policy: Some(opts.image_pull_policy.clone()),
+                        command: Some(coordinator_command(opts)),
+                        ports: Some(vec![
+                            container_port("control", CONTROL_PORT),
+                            container_port("results", RESULTS_PORT),
+                        ]),
+                        readiness_probe: Some(Probe {
+                            tcp_socket: Some(TCPSocketAction {
+                                port: IntOrString::String("control".into()),
+                                ..Default::default()
+                            }),
+                            period_seconds: Some(1),
+                            ..Default::default()
+                        }),
+                        resources: Some(requirements(&opts.coordinator_resources, 1)),
+                        security_context: Some(container_security()),
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
+                        volume_mounts: Some(vec![
+                            mount("plan", "/plan", true),
+                            mount("results", RESULTS_PATH, false),
+                            mount("tmp", "/tmp", false),
+                        ]),
                         ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                empty_dir("results"),
-                empty_dir("tmp"),
-            ]),
-            ..pod_defaults()
+                    }],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "plan".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: PLAN_CONFIG_MAP.into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        empty_dir("results"),
+                        empty_dir("tmp"),
+                    ]),
+                    ..pod_defaults()
+                }),
+            },
+            ..Default::default()
         }),
         ..Default::default()
-    }
-}
+    };
 
-/// The Indexed Job of group `gi`: its pods are the group's nodes, indices from `offset`.
-fn node_job(
-    gi: usize,
-    g: &Group,
-    offset: u32,
-    base: &BTreeMap<String, String>,
-    metadata: ObjectMeta,
-    opts: &RenderOptions,
-    deadline: Duration,
-) -> Job {
-    let mut labels = with_component(base, Some("node"));
-    labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
-    labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
-    let env = vec![
-        env_value(
-            env::CONTROL_ADDR,
-            &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
-        ),
-        env_value(env::RUN_ID, &opts.run_id),
-        env_value(env::GROUP, &g.id),
-        env_value(ENV_INDEX_OFFSET, &offset.to_string()),
-        EnvVar {
+    let per_pod = opts.nodes_per_pod;
+    let mut jobs = Vec::new();
+    let mut offsets = Vec::new();
+    let mut counts = Vec::new();
+    let mut offset = 0u32;
+    let node_pod_labels = selector(&with_component(&base, Some("node")));
+    for (gi, g) in plan.groups.iter().enumerate() {
+        let name = names::job_name(gi, &g.id);
+        let mut labels = with_component(&base, Some("node"));
+        labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
+        labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
+        let mut env = vec![
+            env_value(
+                env::CONTROL_ADDR,
+                &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
+            ),
+            env_value(env::RUN_ID, &opts.run_id),
+            env_value(env::GROUP, &g.id),
+            env_value(ENV_INDEX_OFFSET, &offset.to_string()),
+        ];
+        if per_pod > 1 {
+            env.push(env_value(ENV_INDEX_END, &(offset + g.count).to_string()));
+        }
+        env.push(EnvVar {
             name: env::LISTEN_IP.into(),
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
@@ -466,52 +563,91 @@ fn node_job(
                 ..Default::default()
             }),
             ..Default::default()
-        },
-    ];
-    Job {
-        metadata: ObjectMeta {
-            labels: Some(labels.clone()),
-            ..metadata
-        },
-        spec: Some(JobSpec {
-            completion_mode: Some("Indexed".into()),
-            completions: Some(g.count as i32),
-            parallelism: Some(g.count as i32),
-            // A node that fails fails the run: never a second attempt with the same index.
-            backoff_limit: Some(0),
-            active_deadline_seconds: Some(deadline.as_secs() as i64),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    restart_policy: Some("Never".into()),
-                    termination_grace_period_seconds: Some(10),
-                    containers: vec![Container {
-                        name: "node".into(),
-                        image: Some(opts.image.clone()),
-                        image_pull_policy: Some(opts.image_pull_policy.clone()),
-                        command: Some(node_command()),
-                        env: Some(env),
-                        resources: Some(requirements(&g.resources)),
-                        security_context: Some(container_security()),
-                        volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
-                        ..Default::default()
-                    }],
-                    volumes: Some(vec![empty_dir("tmp")]),
-                    ..pod_defaults()
-                }),
+        });
+        let pods = g.count.div_ceil(per_pod) as i32;
+        let resources = if g.resources == Resources::default() {
+            default_node_resources()
+        } else {
+            g.resources.clone()
+        };
+        jobs.push(Job {
+            metadata: ObjectMeta {
+                labels: Some(labels.clone()),
+                ..meta(&name, None)
             },
+            spec: Some(JobSpec {
+                completion_mode: Some("Indexed".into()),
+                completions: Some(pods),
+                parallelism: Some(pods),
+                // A failed node pod is never started again (a second node with the same
+                // index), and it does not fail the Job, which would stop the group's other
+                // pods: the coordinator decides what a failed node means for the run.
+                backoff_limit_per_index: Some(0),
+                max_failed_indexes: Some(pods),
+                active_deadline_seconds: Some(deadline.as_secs() as i64),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        restart_policy: Some("Never".into()),
+                        termination_grace_period_seconds: Some(10),
+                        // Spread the run's node pods over the cluster's machines, where the
+                        // scheduler can.
+                        topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                            max_skew: 1,
+                            topology_key: "kubernetes.io/hostname".into(),
+                            when_unsatisfiable: "ScheduleAnyway".into(),
+                            label_selector: Some(LabelSelector {
+                                match_labels: Some(node_pod_labels.clone()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }]),
+                        containers: vec![Container {
+                            name: "node".into(),
+                            image: Some(opts.image.clone()),
+                            image_pull_policy: Some(opts.image_pull_policy.clone()),
+                            command: Some(node_command(per_pod)),
+                            env: Some(env),
+                            resources: Some(requirements(&resources, per_pod)),
+                            security_context: Some(container_security()),
+                            // A failed node's last lines become its pod's status message.
+                            termination_message_policy: Some("FallbackToLogsOnError".into()),
+                            volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
+                            ..Default::default()
+                        }],
+                        volumes: Some(vec![empty_dir("tmp")]),
+                        ..pod_defaults()
+                    }),
+                },
+                ..Default::default()
+            }),
             ..Default::default()
-        }),
-        ..Default::default()
+        });
+        offsets.push(offset);
+        counts.push(g.count);
+        offset += g.count;
     }
+
+    Ok(Objects {
+        namespace,
+        config_map,
+        service,
+        coordinator,
+        jobs,
+        layout: Layout {
+            offsets,
+            counts,
+            nodes_per_pod: per_pod,
+        },
+    })
 }
 
 /// The coordinator's command line.
 pub fn coordinator_command(opts: &RenderOptions) -> Vec<String> {
-    [
+    let mut cmd: Vec<String> = [
         "orchestrator",
         "k8s",
         "coordinate",
@@ -529,28 +665,79 @@ pub fn coordinator_command(opts: &RenderOptions) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    if let Some(lease) = opts.client_lease {
+        cmd.push("--client-lease".into());
+        cmd.push(humantime::format_duration(lease).to_string());
+    }
+    cmd
 }
 
 /// The node container's shell line: wait until the coordinator's (headless) name resolves,
-/// i.e. it is ready, then become `pubsub-node` with the global node index.
-pub fn node_command() -> Vec<String> {
+/// i.e. it is ready, saying every few seconds what it waits for (and whether cluster DNS
+/// answers at all, giving up early if it does not), then become `pubsub-node` with the global
+/// node index, or, with several nodes per pod, run them side by side. The nodes get the
+/// address the name resolved to (the port of `TESTBED_CONTROL_ADDR`): one lookup per pod, not
+/// one per node process, however busy cluster DNS is.
+pub fn node_command(nodes_per_pod: u32) -> Vec<String> {
     let wait = STARTUP_ALLOWANCE.as_secs();
-    vec![
-        "/bin/sh".into(),
-        "-c".into(),
+    let give_up = DNS_GIVE_UP.as_secs();
+    let every = DNS_LOG_EVERY.as_secs();
+    let idx = env::NODE_INDEX;
+    let control = env::CONTROL_ADDR;
+    let dns_wait = format!(
+        "t0=$(date +%s)\n\
+         next={every}\n\
+         until addr=$(timeout 2 getent hosts {COORDINATOR}); do\n\
+         \x20 waited=$(($(date +%s) - t0))\n\
+         \x20 if timeout 2 getent hosts kubernetes.default.svc >/dev/null 2>&1; then\n\
+         \x20   why=\"cluster DNS answers, but {COORDINATOR} has no address yet (its pod is not ready)\"\n\
+         \x20 else\n\
+         \x20   why=\"cluster DNS does not answer: not even kubernetes.default.svc resolves (nameserver $(sed -n 's/^nameserver //p' /etc/resolv.conf | head -n 1))\"\n\
+         \x20   if [ \"$waited\" -ge {give_up} ]; then echo \"gave up after $waited s: $why\" >&2; exit {EXIT_NO_DNS}; fi\n\
+         \x20 fi\n\
+         \x20 if [ \"$waited\" -ge {wait} ]; then echo \"{COORDINATOR} did not resolve in $waited s: $why\" >&2; exit {EXIT_NO_COORDINATOR}; fi\n\
+         \x20 if [ \"$waited\" -ge \"$next\" ]; then echo \"waiting $waited s for the name {COORDINATOR} to resolve: $why\"; next=$((next + {every})); fi\n\
+         \x20 sleep 1\n\
+         done\n\
+         addr=${{addr%% *}}\n\
+         case $addr in *:*) addr=\"[$addr]\" ;; esac\n\
+         export {control}=\"tcp://$addr:${{{control}##*:}}\"\n"
+    );
+    let start = if nodes_per_pod <= 1 {
         format!(
-            "n=0\n\
-             until getent hosts {COORDINATOR} >/dev/null; do\n\
-             \x20 n=$((n+1))\n\
-             \x20 if [ \"$n\" -gt {wait} ]; then echo \"the coordinator's name did not resolve in {wait} s\" >&2; exit 70; fi\n\
-             \x20 sleep 1\n\
+            "export {idx}=$((JOB_COMPLETION_INDEX + {ENV_INDEX_OFFSET}))\n\
+             echo \"node ${idx}: {COORDINATOR} resolved after $(($(date +%s) - t0)) s; starting pubsub-node\"\n\
+             exec pubsub-node\n"
+        )
+    } else {
+        // Each node's output goes to its own file, printed with a `node N | ` prefix once it
+        // ends (the launcher splits the pod's log by that prefix); the exit codes decide the
+        // pod's. SIGTERM (pod deletion) reaches every node.
+        format!(
+            "first=$(({ENV_INDEX_OFFSET} + JOB_COMPLETION_INDEX * {nodes_per_pod}))\n\
+             end=$((first + {nodes_per_pod}))\n\
+             if [ \"$end\" -gt \"${ENV_INDEX_END}\" ]; then end=${ENV_INDEX_END}; fi\n\
+             echo \"nodes $first..$((end - 1)): {COORDINATOR} resolved after $(($(date +%s) - t0)) s; starting $((end - first)) pubsub-node processes\"\n\
+             trap 'trap \"\" TERM INT; kill -TERM 0' TERM INT\n\
+             i=$first\n\
+             while [ \"$i\" -lt \"$end\" ]; do\n\
+             \x20 ( {idx}=$i pubsub-node >/tmp/node-$i.log 2>&1; echo $? >/tmp/node-$i.rc ) &\n\
+             \x20 i=$((i + 1))\n\
              done\n\
-             export {idx}=$((JOB_COMPLETION_INDEX + {ENV_INDEX_OFFSET}))\n\
-             exec pubsub-node\n",
-            idx = env::NODE_INDEX
-        ),
-    ]
+             while :; do wait; [ $? -gt 128 ] || break; done\n\
+             rc=0\n\
+             i=$first\n\
+             while [ \"$i\" -lt \"$end\" ]; do\n\
+             \x20 sed \"s/^/node $i | /\" /tmp/node-$i.log\n\
+             \x20 code=$(cat /tmp/node-$i.rc 2>/dev/null || echo killed)\n\
+             \x20 if [ \"$code\" != 0 ]; then echo \"node $i | exited with code $code\" >&2; rc=1; fi\n\
+             \x20 i=$((i + 1))\n\
+             done\n\
+             exit $rc\n"
+        )
+    };
+    vec!["/bin/sh".into(), "-c".into(), format!("{dns_wait}{start}")]
 }
 
 fn base_labels(plan: &Plan, opts: &RenderOptions) -> BTreeMap<String, String> {
@@ -618,11 +805,18 @@ fn container_security() -> SecurityContext {
     }
 }
 
-fn requirements(r: &Resources) -> ResourceRequirements {
+/// Requests and limits of a pod running `n` nodes of resources `r` each (the quantities were
+/// checked before: `scale_quantity` cannot fail on them).
+fn requirements(r: &Resources, n: u32) -> ResourceRequirements {
     let map = |pairs: [(&str, &Option<String>); 2]| {
         let m: BTreeMap<String, Quantity> = pairs
             .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), Quantity(v.clone()))))
+            .filter_map(|(k, v)| {
+                v.as_ref().map(|v| {
+                    let v = scale_quantity(v, n).unwrap_or_else(|| v.clone());
+                    (k.to_string(), Quantity(v))
+                })
+            })
             .collect();
         (!m.is_empty()).then_some(m)
     };
@@ -691,5 +885,39 @@ mod tests {
         for bad in ["", "Mi", "1.2.3", "64MB", "1e", "one", "1 Gi", "-"] {
             assert!(!is_quantity(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn quantities_scale_exactly() {
+        for (q, n, want) in [
+            ("64Mi", 3, "192Mi"),
+            ("250m", 4, "1000m"),
+            ("0.1", 3, "0.3"),
+            ("0.5", 2, "1"),
+            (".5", 3, "1.5"),
+            ("1e3", 2, "2e3"),
+            ("+1", 5, "5"),
+            ("16Mi", 1, "16Mi"),
+            ("20m", 50, "1000m"),
+        ] {
+            assert_eq!(scale_quantity(q, n).as_deref(), Some(want), "{q} x {n}");
+        }
+        assert_eq!(scale_quantity("64MB", 2), None);
+    }
+
+    #[test]
+    fn layout_maps_completion_indices_to_nodes() {
+        let l = Layout {
+            offsets: vec![0, 10],
+            counts: vec![10, 5],
+            nodes_per_pod: 4,
+        };
+        assert_eq!(l.pods_of(0), 3);
+        assert_eq!(l.pods_of(1), 2);
+        assert_eq!(l.nodes_of(0, 0), Some((0, 4)));
+        assert_eq!(l.nodes_of(0, 2), Some((8, 2)));
+        assert_eq!(l.nodes_of(0, 3), None);
+        assert_eq!(l.nodes_of(1, 1), Some((14, 1)));
+        assert_eq!(l.nodes_of(2, 0), None);
     }
 }

@@ -1,7 +1,9 @@
 //! The kube runner against a fake API server at the HTTP level: `kube::Client::new` over a
 //! `tower-test` mock service, answered by a small in-memory cluster that plays each scenario
-//! (pods becoming ready, OOMKilled, ImagePullBackOff, Pending, 403, Ctrl-C …). Every request is
-//! recorded, and the tests assert on that sequence and on what the runner reported.
+//! (pods becoming ready, OOMKilled, ImagePullBackOff, Pending, a sandbox that cannot be
+//! created, cluster DNS that does not answer, 403, Ctrl-C …). Every request is recorded, and
+//! the tests assert on that sequence and on what the runner reported. The real thing:
+//! `orchestrator/tests/k8s_cluster.rs`.
 //! No test depends on timing: the fake coordinator finishes only once the runner has said
 //! what the scenario expects it to see.
 
@@ -46,6 +48,10 @@ enum Fate {
     OomKilled,
     ImagePull,
     Unschedulable,
+    /// ContainerCreating, with a `FailedCreatePodSandBox` Warning Event.
+    SandboxFails,
+    /// The shell line gave up on cluster DNS (exit code 71).
+    NoDns,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -70,6 +76,9 @@ struct Scenario {
     /// Ctrl-C at this `/status` call.
     interrupt_on_status: Option<u32>,
     pending_timeout: Duration,
+    coordinator_wait: Duration,
+    forbid_namespaces: bool,
+    nodes_per_pod: u32,
 }
 
 impl Default for Scenario {
@@ -83,6 +92,9 @@ impl Default for Scenario {
             interrupt_on_watch: false,
             interrupt_on_status: None,
             pending_timeout: Duration::from_secs(3600),
+            coordinator_wait: Duration::from_secs(3600),
+            forbid_namespaces: false,
+            nodes_per_pod: 1,
         }
     }
 }
@@ -96,7 +108,12 @@ struct Fake {
     said: Arc<Mutex<Vec<String>>>,
     interrupt: watch::Sender<u32>,
     watch_tx: Option<futures::channel::mpsc::UnboundedSender<Bytes>>,
+    event_tx: Option<futures::channel::mpsc::UnboundedSender<Bytes>>,
+    /// Events made before the event watch started.
+    early_events: Vec<Value>,
     coordinator_pod: Option<Value>,
+    /// (Job, the uid of its owner) for every Job created.
+    job_owners: Vec<(String, Option<String>)>,
     rv: u64,
     status_calls: u32,
     aborted: bool,
@@ -112,18 +129,37 @@ impl Fake {
         self.said.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// The first node and the fate of every node pod (a pod's fate is its first node's).
+    fn pods(&self) -> Vec<(u32, Fate)> {
+        let per_pod = self.sc.nodes_per_pod;
+        [(0u32, 3u32), (3, 2)]
+            .iter()
+            .flat_map(|&(offset, count)| {
+                (0..count.div_ceil(per_pod)).map(move |ci| offset + ci * per_pod)
+            })
+            .map(|first| (first, self.fate(first)))
+            .collect()
+    }
+
     /// The fake coordinator's run is over once the runner has seen every pod's fate; a node
     /// that never starts (image, scheduling) keeps it waiting, as a real coordinator would.
     fn finished(&self) -> bool {
-        if (0..NODES).any(|i| matches!(self.fate(i), Fate::ImagePull | Fate::Unschedulable)) {
+        let pods = self.pods();
+        if pods.iter().any(|(_, f)| {
+            matches!(
+                f,
+                Fate::ImagePull | Fate::Unschedulable | Fate::SandboxFails | Fate::NoDns
+            )
+        }) {
             return false;
         }
-        let succeeded = (0..NODES)
-            .filter(|&i| self.fate(i) == Fate::Succeeds)
-            .count();
-        let failures_seen = (0..NODES)
-            .filter(|&i| self.fate(i) != Fate::Succeeds)
-            .all(|i| self.said(&format!("FAILED node {i} ")));
+        let succeeded = pods.iter().filter(|(_, f)| *f == Fate::Succeeds).count();
+        let failures_seen = pods
+            .iter()
+            .filter(|(_, f)| *f != Fate::Succeeds)
+            .all(|(i, _)| {
+                self.said(&format!("FAILED node {i} ")) || self.said(&format!("FAILED nodes {i}-"))
+            });
         failures_seen && self.said(&format!("{succeeded} Succeeded"))
     }
 
@@ -140,77 +176,20 @@ impl Fake {
         }
     }
 
-    /// Creates the pods of a Job, each going the way the scenario says.
-    fn create_job(&mut self, job: Value) -> Response<RespBody> {
-        let name = job["metadata"]["name"].as_str().unwrap().to_string();
-        let gi: usize = job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
-        let offset = [0u32, 3][gi];
-        for ci in 0..completions {
-            let pod_name = format!("{name}-{ci}-x");
-            let pod = |status| {
-                serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status)).unwrap()
-            };
-            match self.fate(offset + ci) {
-                Fate::Succeeds => {
-                    self.event("ADDED", pod(fixtures::running(true)));
-                    self.event("MODIFIED", pod(fixtures::succeeded()));
-                }
-                Fate::OomKilled => {
-                    self.event("ADDED", pod(fixtures::running(true)));
-                    self.event("MODIFIED", pod(fixtures::oom_killed()));
-                }
-                Fate::ImagePull => self.event(
-                    "ADDED",
-                    pod(fixtures::waiting(
-                        "ImagePullBackOff",
-                        "Back-off pulling image \"pubsub-testbed:dev\"",
-                    )),
-                ),
-                Fate::Unschedulable => self.event(
-                    "ADDED",
-                    pod(fixtures::unschedulable(
-                        "0/1 nodes are available: 1 Insufficient memory.",
-                    )),
-                ),
+    /// A Kubernetes Event (not a watch event) about the pod with `uid`.
+    fn k8s_event(&mut self, uid: &str, name: &str, reason: &str, message: &str) {
+        let rv = self.next_rv();
+        let ev = json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.1"), "namespace": NS, "resourceVersion": rv},
+            "involvedObject": {"kind": "Pod", "name": name, "namespace": NS, "uid": uid},
+            "reason": reason, "message": message, "type": "Warning", "count": 1});
+        match &self.event_tx {
+            Some(tx) => {
+                let line = format!("{}\n", json!({"type": "ADDED", "object": ev}));
+                let _ = tx.unbounded_send(Bytes::from(line));
             }
+            None => self.early_events.push(ev),
         }
-        json_resp(201, job)
-    }
-
-    /// A pod watch: the coordinator's changes as the scenario says, then the nodes' as
-    /// their Jobs are created.
-    fn watch(&mut self) -> Response<RespBody> {
-        let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
-        self.watch_tx = Some(tx);
-        if self.sc.interrupt_on_watch {
-            let _ = self.interrupt.send(1);
-        }
-        let pod = self.coordinator_pod.clone().unwrap();
-        match self.sc.coordinator {
-            Coordinator::BecomesReady => {
-                let mut p = pod;
-                p["status"] = fixtures::running(true);
-                self.event("MODIFIED", p);
-            }
-            Coordinator::ImagePull => {
-                let mut p = pod;
-                p["status"] =
-                    fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
-                self.event("MODIFIED", p);
-            }
-            Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
-        }
-        let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
-        Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(StreamBody::new(stream).boxed_unsync())
-            .unwrap()
     }
 
     fn handle(
@@ -229,12 +208,43 @@ impl Fake {
         } else {
             method.as_str()
         };
-        self.requests.push(format!("{tag} {path}"));
+        // A Job's creation is recorded with its name (the coordinator's and the nodes' share a path).
+        let job_name = if *method == Method::POST && path.ends_with("/jobs") {
+            let j = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
+            let name = j["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            self.job_owners.push((
+                name.clone(),
+                j["metadata"]["ownerReferences"][0]["uid"]
+                    .as_str()
+                    .map(String::from),
+            ));
+            format!(" {name}")
+        } else {
+            String::new()
+        };
+        self.requests.push(format!("{tag} {path}{job_name}"));
         let ns_path = format!("/api/v1/namespaces/{NS}");
-        let proxy = format!("{ns_path}/pods/coordinator:7001/proxy");
+        let proxy = format!("{ns_path}/pods/coordinator-x:7001/proxy");
         let body_json = || serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
 
+        if *method == Method::GET && path == "/api/v1/namespaces" {
+            // The sweep of stale namespaces: none here.
+            return json_resp(
+                200,
+                json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": "1"}, "items": []}),
+            );
+        }
         if *method == Method::POST && path == "/api/v1/namespaces" {
+            if self.sc.forbid_namespaces {
+                return status(
+                    403,
+                    "Forbidden",
+                    "namespaces is forbidden: User \"system:serviceaccount:pubsub-testbed:testbed-launcher\" cannot create resource \"namespaces\" in API group \"\" at the cluster scope",
+                );
+            }
             if self.sc.namespace_exists {
                 return status(
                     409,
@@ -245,6 +255,21 @@ impl Fake {
             return json_resp(201, body_json());
         }
         if *method == Method::POST && path == format!("/apis/batch/v1/namespaces/{NS}/jobs") {
+            let mut job = body_json();
+            let name = job["metadata"]["name"].as_str().unwrap().to_string();
+            job["metadata"]["uid"] = json!(format!("uid-job-{name}"));
+            if name == "coordinator" {
+                // The Job controller's pod, with the template's labels.
+                let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "coordinator-x", "uid": "uid-coordinator",
+                                 "labels": job["spec"]["template"]["metadata"]["labels"].clone()}});
+                pod["status"] = match self.sc.coordinator {
+                    Coordinator::ReadyAtOnce => fixtures::running(true),
+                    _ => json!({"phase": "Pending"}),
+                };
+                self.coordinator_pod = Some(pod);
+                return json_resp(201, job);
+            }
             if self.sc.forbid_jobs {
                 return status(
                     403,
@@ -252,20 +277,91 @@ impl Fake {
                     "jobs.batch is forbidden: User \"ci\" cannot create resource \"jobs\"",
                 );
             }
-            return self.create_job(body_json());
+            let gi: usize =
+                job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
+            let offset = [0u32, 3][gi];
+            let per_pod = self.sc.nodes_per_pod;
+            for ci in 0..completions {
+                let pod_name = format!("{name}-{ci}-x");
+                let uid = format!("uid-{pod_name}");
+                let pod = |status| {
+                    let mut p = serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status))
+                        .unwrap();
+                    p["metadata"]["uid"] = json!(uid.clone());
+                    p
+                };
+                match self.fate(offset + ci * per_pod) {
+                    Fate::Succeeds => {
+                        self.event("ADDED", pod(fixtures::running(true)));
+                        self.event("MODIFIED", pod(fixtures::succeeded()));
+                    }
+                    Fate::OomKilled => {
+                        self.event("ADDED", pod(fixtures::running(true)));
+                        self.event("MODIFIED", pod(fixtures::oom_killed()));
+                    }
+                    Fate::ImagePull => self.event(
+                        "ADDED",
+                        pod(fixtures::waiting(
+                            "ImagePullBackOff",
+                            "Back-off pulling image \"pubsub-testbed:dev\"",
+                        )),
+                    ),
+                    Fate::Unschedulable => self.event(
+                        "ADDED",
+                        pod(fixtures::unschedulable(
+                            "0/1 nodes are available: 1 Insufficient memory.",
+                        )),
+                    ),
+                    Fate::SandboxFails => {
+                        self.event("ADDED", pod(fixtures::waiting("ContainerCreating", "")));
+                        self.k8s_event(
+                            &uid,
+                            &pod_name,
+                            "FailedCreatePodSandBox",
+                            "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to start sandbox: cannot start a stopped process",
+                        );
+                    }
+                    Fate::NoDns => {
+                        self.event("ADDED", pod(fixtures::running(true)));
+                        self.event(
+                            "MODIFIED",
+                            pod(json!({"phase": "Failed", "containerStatuses": [{"name": "node", "image": "i", "imageID": "",
+                                "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 71, "reason": "Error",
+                                "message": "gave up after 30 s: cluster DNS does not answer: not even kubernetes.default.svc resolves (nameserver 10.96.0.10)\n"}}}]})),
+                        );
+                    }
+                }
+            }
+            return json_resp(201, job);
         }
-        if *method == Method::POST && path == format!("{ns_path}/pods") {
-            let mut pod = body_json();
-            let st = match self.sc.coordinator {
-                Coordinator::ReadyAtOnce => fixtures::running(true),
-                _ => json!({"phase": "Pending"}),
-            };
-            pod["status"] = st;
-            self.coordinator_pod = Some(pod.clone());
-            return json_resp(201, pod);
+        if *method == Method::PATCH {
+            return json_resp(200, json!({"metadata": {"name": path.rsplit('/').next()}}));
         }
-        if *method == Method::POST && path.starts_with(&ns_path) && !path.starts_with(&proxy) {
+        if *method == Method::POST && path.starts_with(&ns_path) && !path.contains("/proxy/") {
             return json_resp(201, body_json());
+        }
+        if *method == Method::GET && path == format!("{ns_path}/events") && !watch {
+            let items = std::mem::take(&mut self.early_events);
+            let rv = self.next_rv();
+            return json_resp(
+                200,
+                json!({"apiVersion": "v1", "kind": "EventList", "metadata": {"resourceVersion": rv}, "items": items}),
+            );
+        }
+        if watch && path == format!("{ns_path}/events") {
+            let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+            self.event_tx = Some(tx);
+            let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(StreamBody::new(stream).boxed_unsync())
+                .unwrap();
         }
         if *method == Method::GET && path == format!("{ns_path}/pods") && !watch {
             let items: Vec<Value> = self.coordinator_pod.iter().cloned().collect();
@@ -275,8 +371,33 @@ impl Fake {
                 json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": rv}, "items": items}),
             );
         }
-        if watch {
-            return self.watch();
+        if watch && path == format!("{ns_path}/pods") {
+            let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+            self.watch_tx = Some(tx);
+            if self.sc.interrupt_on_watch {
+                let _ = self.interrupt.send(1);
+            }
+            let pod = self.coordinator_pod.clone().unwrap();
+            match self.sc.coordinator {
+                Coordinator::BecomesReady => {
+                    let mut p = pod;
+                    p["status"] = fixtures::running(true);
+                    self.event("MODIFIED", p);
+                }
+                Coordinator::ImagePull => {
+                    let mut p = pod;
+                    p["status"] =
+                        fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
+                    self.event("MODIFIED", p);
+                }
+                Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
+            }
+            let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(StreamBody::new(stream).boxed_unsync())
+                .unwrap();
         }
         if follow {
             return text_resp(200, "run k8s-test/r1\n  subscribe      12.0 ms  ok\n");
@@ -412,6 +533,7 @@ fn write_record(dir: &Path, status: Status) {
 struct Ran {
     outcome: Outcome,
     requests: Vec<String>,
+    job_owners: Vec<(String, Option<String>)>,
     said: Vec<String>,
     results: tempfile::TempDir,
 }
@@ -436,25 +558,30 @@ impl Ran {
 
 const JOBS: &str = "/apis/batch/v1/namespaces/testbed-r1/jobs";
 const PODS: &str = "/api/v1/namespaces/testbed-r1/pods";
-const PROXY: &str = "/api/v1/namespaces/testbed-r1/pods/coordinator:7001/proxy";
+const PROXY: &str = "/api/v1/namespaces/testbed-r1/pods/coordinator-x:7001/proxy";
 
 async fn run(sc: Scenario) -> Ran {
     let loaded =
         crate::plan::load_text(Path::new("k8s-test.yaml"), PLAN, &BTreeMap::new()).unwrap();
     let mut opts = RenderOptions::new("r1", NS);
     opts.create_namespace = !sc.existing_namespace;
+    opts.nodes_per_pod = sc.nodes_per_pod;
     let objects = render::render(&loaded.plan, &opts).unwrap();
     let results = tempfile::tempdir().unwrap();
     let cfg = RunConfig {
         results_root: results.path().to_path_buf(),
         plan_name: "k8s-test".into(),
+        plan_file: "testplans/k8s-test.yaml".into(),
         run_id: "r1".into(),
         groups: vec!["a".into(), "b".into()],
         keep: false,
         pending_timeout: sc.pending_timeout,
+        coordinator_wait: sc.coordinator_wait,
+        event_grace: Duration::ZERO,
         startup_timeout: Duration::from_secs(3600),
         deadline: Duration::from_secs(3600),
         poll: Duration::from_millis(5),
+        keepalive: None,
         abort_grace: Duration::from_secs(3600),
         rewatch_delay: Duration::from_millis(5),
     };
@@ -472,7 +599,10 @@ async fn run(sc: Scenario) -> Ran {
         said: said.clone(),
         interrupt: interrupt_tx,
         watch_tx: None,
+        event_tx: None,
+        early_events: vec![],
         coordinator_pod: None,
+        job_owners: vec![],
         rv: 0,
         status_calls: 0,
         aborted: false,
@@ -502,10 +632,12 @@ async fn run(sc: Scenario) -> Ran {
         .expect("the run ended");
     server.abort();
     let requests = fake.lock().unwrap().requests.clone();
+    let job_owners = fake.lock().unwrap().job_owners.clone();
     let said = said.lock().unwrap().clone();
     Ran {
         outcome,
         requests,
+        job_owners,
         said,
         results,
     }
@@ -518,24 +650,47 @@ async fn happy_path_creates_in_order_watches_fetches_and_deletes() {
     assert_eq!(r.outcome.exit_code, 0);
     assert_eq!(r.outcome.record_status, Some(Status::Passed));
     assert!(r.outcome.problems.is_empty());
-    // Creation order: namespace, ConfigMap, Service, coordinator Pod.
+    // Creation order: namespace, ConfigMap, Service, coordinator Job; then the ConfigMap and
+    // the Service become the coordinator Job's.
     let ns = r.pos("POST /api/v1/namespaces");
     let cm = r.pos("POST /api/v1/namespaces/testbed-r1/configmaps");
     let svc = r.pos("POST /api/v1/namespaces/testbed-r1/services");
-    let pod = r.pos(&format!("POST {PODS}"));
-    assert!(ns < cm && cm < svc && svc < pod, "{:#?}", r.requests);
-    // Then list + watch, and only then the Jobs (one per group).
-    let list = r.pos(&format!("GET {PODS}"));
-    let watch = r.pos(&format!("WATCH {PODS}"));
-    let first_job = r.pos(&format!("POST {JOBS}"));
+    let coordinator = r.pos(&format!("POST {JOBS} coordinator"));
     assert!(
-        pod < list && list < watch && watch < first_job,
+        ns < cm && cm < svc && svc < coordinator,
         "{:#?}",
         r.requests
     );
-    assert_eq!(r.count_prefix(&format!("POST {JOBS}")), 2);
+    assert!(r.pos("PATCH /api/v1/namespaces/testbed-r1/configmaps/plan") > coordinator);
+    assert!(r.pos("PATCH /api/v1/namespaces/testbed-r1/services/coordinator") > coordinator);
+    // Then list + watch of pods and events, and only then the node Jobs (one per group),
+    // owned by the coordinator Job.
+    let list = r.pos(&format!("GET {PODS}"));
+    let watch = r.pos(&format!("WATCH {PODS}"));
+    assert!(r.has("WATCH /api/v1/namespaces/testbed-r1/events"));
+    let first_job = r.pos(&format!("POST {JOBS} nodes-0-a"));
+    assert!(
+        coordinator < list && list < watch && watch < first_job,
+        "{:#?}",
+        r.requests
+    );
+    assert_eq!(r.count_prefix(&format!("POST {JOBS} nodes-")), 2);
+    assert_eq!(
+        r.job_owners,
+        [
+            ("coordinator".to_string(), None),
+            (
+                "nodes-0-a".to_string(),
+                Some("uid-job-coordinator".to_string())
+            ),
+            (
+                "nodes-1-b".to_string(),
+                Some("uid-job-coordinator".to_string())
+            ),
+        ]
+    );
     // Progress streamed: the coordinator's log and pod counts.
-    assert!(r.has(&format!("FOLLOW {PODS}/coordinator/log")));
+    assert!(r.has(&format!("FOLLOW {PODS}/coordinator-x/log")));
     assert!(
         r.said.iter().any(|l| l == "coordinator | run k8s-test/r1"),
         "{:#?}",
@@ -557,6 +712,8 @@ async fn happy_path_creates_in_order_watches_fetches_and_deletes() {
     let dir = r.results.path().join("k8s-test/r1");
     let record = crate::record::store::read_record(&dir).unwrap();
     assert_eq!(record.runner, "k8s");
+    // The report names the plan as given, not the pod's /plan/plan.yaml.
+    assert_eq!(record.plan_file, "testplans/k8s-test.yaml");
     assert_eq!(
         record.sections.kubernetes.as_ref().unwrap().namespace,
         "testbed-r1"
@@ -586,6 +743,7 @@ async fn oom_killed_and_image_pull_are_reported_per_node_and_stop_the_run() {
         problems.contains(&(
             Role::Node {
                 index: 1,
+                count: 1,
                 group_index: 0
             },
             Some("a"),
@@ -597,6 +755,7 @@ async fn oom_killed_and_image_pull_are_reported_per_node_and_stop_the_run() {
         problems.contains(&(
             Role::Node {
                 index: 4,
+                count: 1,
                 group_index: 1
             },
             Some("b"),
@@ -663,6 +822,7 @@ async fn a_pod_pending_too_long_fails_its_node() {
         p.role
             == Role::Node {
                 index: 2,
+                count: 1,
                 group_index: 0,
             }
     });
@@ -785,7 +945,7 @@ async fn in_an_existing_namespace_each_created_object_is_deleted_and_nothing_els
         [
             "DELETE /apis/batch/v1/namespaces/testbed-r1/jobs/nodes-1-b",
             "DELETE /apis/batch/v1/namespaces/testbed-r1/jobs/nodes-0-a",
-            "DELETE /api/v1/namespaces/testbed-r1/pods/coordinator",
+            "DELETE /apis/batch/v1/namespaces/testbed-r1/jobs/coordinator",
             "DELETE /api/v1/namespaces/testbed-r1/services/coordinator",
             "DELETE /api/v1/namespaces/testbed-r1/configmaps/plan",
         ]
@@ -806,7 +966,172 @@ async fn a_namespace_that_already_exists_is_refused_and_left_alone() {
     );
     assert_eq!(
         r.requests,
-        ["POST /api/v1/namespaces"],
-        "nothing else, and above all no DELETE"
+        ["GET /api/v1/namespaces", "POST /api/v1/namespaces"],
+        "nothing else (a look for stale namespaces, the attempt), and above all no DELETE"
+    );
+}
+
+#[tokio::test]
+async fn a_namespace_the_account_may_not_create_names_the_existing_namespace_route() {
+    let r = run(Scenario {
+        forbid_namespaces: true,
+        ..Default::default()
+    })
+    .await;
+    let err = r.outcome.error.clone().unwrap();
+    assert!(
+        err.contains("forbidden")
+            && err.contains("--namespace NS --existing-namespace")
+            && err.contains("manifests/rbac.yaml"),
+        "{err}"
+    );
+    assert!(!r.has("DELETE /api/v1/namespaces/testbed-r1"));
+}
+
+#[tokio::test]
+async fn a_pod_whose_sandbox_cannot_be_created_is_named_with_the_event_reason() {
+    let r = run(Scenario {
+        fates: BTreeMap::from([(3, Fate::SandboxFails)]),
+        ..Default::default()
+    })
+    .await;
+    let p = r
+        .outcome
+        .problems
+        .iter()
+        .find(|p| p.problem.reason() == "FailedCreatePodSandBox")
+        .unwrap_or_else(|| panic!("{:#?}", r.said));
+    assert_eq!(
+        p.role,
+        Role::Node {
+            index: 3,
+            count: 1,
+            group_index: 1
+        }
+    );
+    assert!(
+        r.said.iter().any(|l| l.starts_with(
+            "FAILED node 3 (group b, pod nodes-1-b-0-x): FailedCreatePodSandBox: Failed to create pod sandbox"
+        )),
+        "{:#?}",
+        r.said
+    );
+    // It can never start: the run is stopped at once, saying why.
+    assert!(r.has(&format!("POST {PROXY}/abort")));
+    assert_eq!(r.outcome.record_status, Some(Status::NodeFailed));
+}
+
+#[tokio::test]
+async fn cluster_dns_that_does_not_answer_is_named_as_such() {
+    let r = run(Scenario {
+        fates: BTreeMap::from([(0, Fate::NoDns)]),
+        ..Default::default()
+    })
+    .await;
+    let p = &r.outcome.problems[0];
+    assert_eq!(p.problem.reason(), "ClusterDNS");
+    let text = p.to_string();
+    assert!(
+        text.contains("cluster DNS does not work")
+            && text.contains("not even kubernetes.default.svc resolves"),
+        "{text}"
+    );
+    assert!(r.has(&format!("POST {PROXY}/abort")));
+}
+
+#[tokio::test]
+async fn pending_node_pods_are_named_before_the_coordinator_stops_waiting() {
+    let r = run(Scenario {
+        fates: BTreeMap::from([(1, Fate::Unschedulable)]),
+        // The pending timeout alone would never fire; the coordinator's wait comes first.
+        pending_timeout: Duration::from_secs(3600),
+        coordinator_wait: Duration::ZERO,
+        ..Default::default()
+    })
+    .await;
+    let p = r
+        .outcome
+        .problems
+        .iter()
+        .find(|p| p.problem.reason() == "PendingTooLong")
+        .unwrap_or_else(|| panic!("{:#?}", r.said));
+    let text = p.to_string();
+    assert!(
+        text.contains("Insufficient memory") && text.contains("the coordinator stops waiting"),
+        "{text}"
+    );
+    assert!(r.has(&format!("POST {PROXY}/abort")));
+}
+
+#[tokio::test]
+async fn several_nodes_per_pod_fail_and_log_together() {
+    let r = run(Scenario {
+        nodes_per_pod: 2,
+        fates: BTreeMap::from([(0, Fate::OomKilled)]),
+        ..Default::default()
+    })
+    .await;
+    // Group a (3 nodes) in 2 pods, group b (2 nodes) in 1.
+    let pods: Vec<&String> = r
+        .requests
+        .iter()
+        .filter(|q| q.starts_with("POST /apis"))
+        .collect();
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    let p = &r.outcome.problems[0];
+    assert_eq!(
+        p.role,
+        Role::Node {
+            index: 0,
+            count: 2,
+            group_index: 0
+        }
+    );
+    assert!(
+        r.said
+            .iter()
+            .any(|l| l.starts_with("FAILED nodes 0-1 (group a, pod nodes-0-a-0-x): OOMKilled")),
+        "{:#?}",
+        r.said
+    );
+    let record = crate::record::store::read_record(&r.results.path().join("k8s-test/r1")).unwrap();
+    for i in [0, 1] {
+        assert!(
+            record.nodes[i]
+                .failure
+                .as_deref()
+                .unwrap()
+                .contains("OOMKilled"),
+            "node {i}"
+        );
+    }
+    assert!(record.nodes[2].failure.is_none());
+}
+
+#[test]
+fn a_pod_log_of_several_nodes_is_split_by_node() {
+    let role = Role::Node {
+        index: 4,
+        count: 2,
+        group_index: 1,
+    };
+    let log = "nodes 4..5: coordinator resolved after 0 s; starting 2 pubsub-node processes\n\
+               node 4 | hello\n\
+               node 5 | panic: boom\n\
+               node 5 | exited with code 101\n";
+    let files: BTreeMap<String, String> = split_node_log(&role, log).into_iter().collect();
+    assert_eq!(
+        files["node-0004.log"],
+        "nodes 4..5: coordinator resolved after 0 s; starting 2 pubsub-node processes\nhello\n"
+    );
+    assert!(files["node-0005.log"].ends_with("panic: boom\nexited with code 101\n"));
+    let single = Role::Node {
+        index: 7,
+        count: 1,
+        group_index: 0,
+    };
+    assert_eq!(
+        split_node_log(&single, "x\n"),
+        [("node-0007.log".to_string(), "x\n".to_string())]
     );
 }

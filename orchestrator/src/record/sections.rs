@@ -309,6 +309,9 @@ pub struct MetricsSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KubernetesSection {
     pub namespace: String,
+    /// Nodes per pod (`--nodes-per-pod`); absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes_per_pod: Option<u32>,
     pub pods: Vec<PodRecord>,
     pub problems: Vec<String>,
 }
@@ -316,7 +319,8 @@ pub struct KubernetesSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PodRecord {
     pub pod: String,
-    /// `coordinator`, `node N` or `other`.
+    /// `the coordinator`, `node N`, `nodes N-M` (several per pod), `the Job` or `a pod`
+    /// (older records: `coordinator`, `node N`, `other`).
     pub role: String,
     pub phase: String,
     pub problem: Option<String>,
