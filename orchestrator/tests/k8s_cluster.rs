@@ -723,7 +723,7 @@ async fn cluster_dns_that_does_not_answer_is_named_as_such() {
         groups: loaded.plan.groups.iter().map(|g| g.id.clone()).collect(),
         keep: false,
         pending_timeout: Duration::from_secs(300),
-        coordinator_wait: orchestrator::run::driver::handshake_wait(3),
+        coordinator_wait: orchestrator::workload::handshake_wait(3),
         event_grace: Duration::from_secs(3),
         startup_timeout: Duration::from_secs(300),
         deadline: loaded.plan.timeout + render::STARTUP_ALLOWANCE,

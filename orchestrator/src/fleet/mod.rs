@@ -11,9 +11,9 @@ use crate::control::{ConnId, ControlEvent};
 use crate::record::NodeStatus;
 use crate::runner::NodeExit;
 use std::collections::{HashMap, HashSet};
-use testbed_contract::{PROTOCOL_VERSION, SUPPORTED_PROTOCOLS};
 use testbed_contract::protocol::{Command, NodeMsg, OrchMsg};
 use testbed_contract::results::{ExitReason, NodeState, StateChange};
+use testbed_contract::{PROTOCOL_VERSION, SUPPORTED_PROTOCOLS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 

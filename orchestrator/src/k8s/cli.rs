@@ -198,9 +198,7 @@ pub async fn dispatch(cmd: K8sCmd) -> Result<ExitCode> {
                 groups: loaded.plan.groups.iter().map(|g| g.id.clone()).collect(),
                 keep,
                 pending_timeout,
-                coordinator_wait: crate::workload::handshake_wait(
-                    loaded.plan.node_count() as usize
-                ),
+                coordinator_wait: crate::workload::handshake_wait(loaded.plan.node_count() as usize),
                 event_grace: Duration::from_secs(3),
                 startup_timeout,
                 deadline: loaded.plan.timeout + render::STARTUP_ALLOWANCE,
