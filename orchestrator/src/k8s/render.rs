@@ -468,8 +468,93 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
     };
 
     let deadline = plan.timeout + STARTUP_ALLOWANCE;
-    let coordinator = Job {
-        metadata: meta(COORDINATOR, Some(COORDINATOR)),
+    let coordinator = coordinator_job(
+        meta(COORDINATOR, Some(COORDINATOR)),
+        &coordinator_labels,
+        opts,
+        deadline,
+    );
+
+    let per_pod = opts.nodes_per_pod;
+    let mut jobs = Vec::new();
+    let mut offsets = Vec::new();
+    let mut counts = Vec::new();
+    let mut offset = 0u32;
+    let node_pod_labels = selector(&with_component(&base, Some("node")));
+    for (gi, g) in plan.groups.iter().enumerate() {
+        let name = names::job_name(gi, &g.id);
+        let mut labels = with_component(&base, Some("node"));
+        labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
+        labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
+        let mut env = vec![
+            env_value(
+                env::CONTROL_ADDR,
+                &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
+            ),
+            env_value(env::RUN_ID, &opts.run_id),
+            env_value(env::GROUP, &g.id),
+            env_value(ENV_INDEX_OFFSET, &offset.to_string()),
+        ];
+        if per_pod > 1 {
+            env.push(env_value(ENV_INDEX_END, &(offset + g.count).to_string()));
+        }
+        env.push(EnvVar {
+            name: env::LISTEN_IP.into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let pods = g.count.div_ceil(per_pod) as i32;
+        let resources = if g.resources == Resources::default() {
+            default_node_resources()
+        } else {
+            g.resources.clone()
+        };
+        jobs.push(node_job(
+            meta(&name, None),
+            labels,
+            env,
+            &resources,
+            &node_pod_labels,
+            pods,
+            per_pod,
+            opts,
+            deadline,
+        ));
+        offsets.push(offset);
+        counts.push(g.count);
+        offset += g.count;
+    }
+
+    Ok(Objects {
+        namespace,
+        config_map,
+        service,
+        coordinator,
+        jobs,
+        layout: Layout {
+            offsets,
+            counts,
+            nodes_per_pod: per_pod,
+        },
+    })
+}
+
+/// The coordinator Job: `orchestrator k8s coordinate` with the plan mounted, serving the
+/// control channel and, after the run, the results.
+fn coordinator_job(
+    metadata: ObjectMeta,
+    coordinator_labels: &BTreeMap<String, String>,
+    opts: &RenderOptions,
+    deadline: Duration,
+) -> Job {
+    Job {
+        metadata,
         spec: Some(JobSpec {
             // One coordinator per run: a failed one is not started again.
             backoff_limit: Some(0),
@@ -528,121 +613,78 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
 
-    let per_pod = opts.nodes_per_pod;
-    let mut jobs = Vec::new();
-    let mut offsets = Vec::new();
-    let mut counts = Vec::new();
-    let mut offset = 0u32;
-    let node_pod_labels = selector(&with_component(&base, Some("node")));
-    for (gi, g) in plan.groups.iter().enumerate() {
-        let name = names::job_name(gi, &g.id);
-        let mut labels = with_component(&base, Some("node"));
-        labels.insert(LABEL_GROUP.into(), names::label_value(&g.id));
-        labels.insert(LABEL_GROUP_INDEX.into(), gi.to_string());
-        let mut env = vec![
-            env_value(
-                env::CONTROL_ADDR,
-                &format!("tcp://{COORDINATOR}:{CONTROL_PORT}"),
-            ),
-            env_value(env::RUN_ID, &opts.run_id),
-            env_value(env::GROUP, &g.id),
-            env_value(ENV_INDEX_OFFSET, &offset.to_string()),
-        ];
-        if per_pod > 1 {
-            env.push(env_value(ENV_INDEX_END, &(offset + g.count).to_string()));
-        }
-        env.push(EnvVar {
-            name: env::LISTEN_IP.into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.podIP".into(),
+/// The Indexed Job of one group: `pods` pods of `per_pod` nodes each.
+#[allow(clippy::too_many_arguments)]
+fn node_job(
+    metadata: ObjectMeta,
+    labels: BTreeMap<String, String>,
+    env: Vec<EnvVar>,
+    resources: &Resources,
+    node_pod_labels: &BTreeMap<String, String>,
+    pods: i32,
+    per_pod: u32,
+    opts: &RenderOptions,
+    deadline: Duration,
+) -> Job {
+    Job {
+        metadata: ObjectMeta {
+            labels: Some(labels.clone()),
+            ..metadata
+        },
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".into()),
+            completions: Some(pods),
+            parallelism: Some(pods),
+            // A failed node pod is never started again (a second node with the same
+            // index), and it does not fail the Job, which would stop the group's other
+            // pods: the coordinator decides what a failed node means for the run.
+            backoff_limit_per_index: Some(0),
+            max_failed_indexes: Some(pods),
+            active_deadline_seconds: Some(deadline.as_secs() as i64),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
                     ..Default::default()
                 }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        let pods = g.count.div_ceil(per_pod) as i32;
-        let resources = if g.resources == Resources::default() {
-            default_node_resources()
-        } else {
-            g.resources.clone()
-        };
-        jobs.push(Job {
-            metadata: ObjectMeta {
-                labels: Some(labels.clone()),
-                ..meta(&name, None)
-            },
-            spec: Some(JobSpec {
-                completion_mode: Some("Indexed".into()),
-                completions: Some(pods),
-                parallelism: Some(pods),
-                // A failed node pod is never started again (a second node with the same
-                // index), and it does not fail the Job, which would stop the group's other
-                // pods: the coordinator decides what a failed node means for the run.
-                backoff_limit_per_index: Some(0),
-                max_failed_indexes: Some(pods),
-                active_deadline_seconds: Some(deadline.as_secs() as i64),
-                template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(labels),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    termination_grace_period_seconds: Some(10),
+                    // Spread the run's node pods over the cluster's machines, where the
+                    // scheduler can.
+                    topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                        max_skew: 1,
+                        topology_key: "kubernetes.io/hostname".into(),
+                        when_unsatisfiable: "ScheduleAnyway".into(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(node_pod_labels.clone()),
+                            ..Default::default()
+                        }),
                         ..Default::default()
-                    }),
-                    spec: Some(PodSpec {
-                        restart_policy: Some("Never".into()),
-                        termination_grace_period_seconds: Some(10),
-                        // Spread the run's node pods over the cluster's machines, where the
-                        // scheduler can.
-                        topology_spread_constraints: Some(vec![TopologySpreadConstraint {
-                            max_skew: 1,
-                            topology_key: "kubernetes.io/hostname".into(),
-                            when_unsatisfiable: "ScheduleAnyway".into(),
-                            label_selector: Some(LabelSelector {
-                                match_labels: Some(node_pod_labels.clone()),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }]),
-                        containers: vec![Container {
-                            name: "node".into(),
-                            image: Some(opts.image.clone()),
-                            image_pull_policy: Some(opts.image_pull_policy.clone()),
-                            command: Some(node_command(per_pod)),
-                            env: Some(env),
-                            resources: Some(requirements(&resources, per_pod)),
-                            security_context: Some(container_security()),
-                            // A failed node's last lines become its pod's status message.
-                            termination_message_policy: Some("FallbackToLogsOnError".into()),
-                            volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
-                            ..Default::default()
-                        }],
-                        volumes: Some(vec![empty_dir("tmp")]),
-                        ..pod_defaults()
-                    }),
-                },
-                ..Default::default()
-            }),
+                    }]),
+                    containers: vec![Container {
+                        name: "node".into(),
+                        image: Some(opts.image.clone()),
+                        image_pull_policy: Some(opts.image_pull_policy.clone()),
+                        command: Some(node_command(per_pod)),
+                        env: Some(env),
+                        resources: Some(requirements(resources, per_pod)),
+                        security_context: Some(container_security()),
+                        // A failed node's last lines become its pod's status message.
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
+                        volume_mounts: Some(vec![mount("tmp", "/tmp", false)]),
+                        ..Default::default()
+                    }],
+                    volumes: Some(vec![empty_dir("tmp")]),
+                    ..pod_defaults()
+                }),
+            },
             ..Default::default()
-        });
-        offsets.push(offset);
-        counts.push(g.count);
-        offset += g.count;
+        }),
+        ..Default::default()
     }
-
-    Ok(Objects {
-        namespace,
-        config_map,
-        service,
-        coordinator,
-        jobs,
-        layout: Layout {
-            offsets,
-            counts,
-            nodes_per_pod: per_pod,
-        },
-    })
 }
 
 /// The coordinator's command line.

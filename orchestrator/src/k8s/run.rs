@@ -304,34 +304,18 @@ impl KubeRun {
         let mut interrupts_open = true;
 
         // The coordinator must be ready before the nodes exist: they wait for its name.
-        self.say("waiting for the coordinator pod to be ready");
-        let until = Instant::now() + self.cfg.startup_timeout;
-        while !tracked.coordinator_ready {
-            tokio::select! {
-                Some(ev) = pod_events.recv() => {
-                    self.on_pod(tracked, ev);
-                }
-                Some(ev) = events.recv() => self.on_event(tracked, ev),
-                _ = tick.tick() => {
-                    self.check_events(tracked);
-                    self.check_pending(tracked);
-                    if Instant::now() >= until {
-                        anyhow::bail!(
-                            "the coordinator was not ready after {}",
-                            humantime::format_duration(self.cfg.startup_timeout)
-                        );
-                    }
-                }
-                r = interrupt.changed(), if interrupts_open => {
-                    if r.is_err() { interrupts_open = false; continue; }
-                    outcome.interrupted = true;
-                    self.say("interrupted before the run started: deleting what was created");
-                    return Ok(());
-                }
-            }
-            if let Some(why) = &tracked.coordinator_gone {
-                anyhow::bail!("the run did not start: the coordinator cannot run: {why}");
-            }
+        if !self
+            .await_coordinator(
+                tracked,
+                outcome,
+                &mut pod_events,
+                &mut events,
+                &mut tick,
+                &mut interrupt,
+            )
+            .await?
+        {
+            return Ok(());
         }
         let coordinator = tracked
             .coordinator_pod
@@ -423,6 +407,50 @@ impl KubeRun {
         self.collect(tracked, outcome, &state, &coordinator).await
     }
 
+    /// Waits until the coordinator pod is ready: `Ok(false)` when interrupted first, an error
+    /// when it cannot run or is not ready in time.
+    async fn await_coordinator(
+        &self,
+        tracked: &mut Tracked,
+        outcome: &mut Outcome,
+        pod_events: &mut mpsc::UnboundedReceiver<Seen<Pod>>,
+        events: &mut mpsc::UnboundedReceiver<Seen<Event>>,
+        tick: &mut tokio::time::Interval,
+        interrupt: &mut watch::Receiver<u32>,
+    ) -> anyhow::Result<bool> {
+        let mut interrupts_open = true;
+        self.say("waiting for the coordinator pod to be ready");
+        let until = Instant::now() + self.cfg.startup_timeout;
+        while !tracked.coordinator_ready {
+            tokio::select! {
+                Some(ev) = pod_events.recv() => {
+                    self.on_pod(tracked, ev);
+                }
+                Some(ev) = events.recv() => self.on_event(tracked, ev),
+                _ = tick.tick() => {
+                    self.check_events(tracked);
+                    self.check_pending(tracked);
+                    if Instant::now() >= until {
+                        anyhow::bail!(
+                            "the coordinator was not ready after {}",
+                            humantime::format_duration(self.cfg.startup_timeout)
+                        );
+                    }
+                }
+                r = interrupt.changed(), if interrupts_open => {
+                    if r.is_err() { interrupts_open = false; continue; }
+                    outcome.interrupted = true;
+                    self.say("interrupted before the run started: deleting what was created");
+                    return Ok(false);
+                }
+            }
+            if let Some(why) = &tracked.coordinator_gone {
+                anyhow::bail!("the run did not start: the coordinator cannot run: {why}");
+            }
+        }
+        Ok(true)
+    }
+
     /// The nodes' Jobs (once the coordinator is ready: the nodes wait for its name), owned by
     /// the coordinator Job so that they go with it.
     async fn create_jobs(
@@ -486,7 +514,7 @@ impl KubeRun {
     async fn create_base(&self, created: &mut Created) -> anyhow::Result<String> {
         let pp = PostParams::default();
         if let Some(ns) = &self.objects.namespace {
-            super::sweep::stale_namespaces(&self.client, &self.say).await;
+            super::sweep::stale_namespaces(&self.client, &*self.say).await;
             let api: Api<Namespace> = Api::all(self.client.clone());
             match api.create(&pp, ns).await {
                 Ok(_) => created.namespace = true,

@@ -192,6 +192,123 @@ impl Fake {
         }
     }
 
+    /// A Job created: the coordinator's pod, or a group's pods each going the way the
+    /// scenario says.
+    fn create_job(&mut self, mut job: Value) -> Response<RespBody> {
+        let name = job["metadata"]["name"].as_str().unwrap().to_string();
+        job["metadata"]["uid"] = json!(format!("uid-job-{name}"));
+        if name == "coordinator" {
+            // The Job controller's pod, with the template's labels.
+            let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "coordinator-x", "uid": "uid-coordinator",
+                         "labels": job["spec"]["template"]["metadata"]["labels"].clone()}});
+            pod["status"] = match self.sc.coordinator {
+                Coordinator::ReadyAtOnce => fixtures::running(true),
+                _ => json!({"phase": "Pending"}),
+            };
+            self.coordinator_pod = Some(pod);
+            return json_resp(201, job);
+        }
+        if self.sc.forbid_jobs {
+            return status(
+                403,
+                "Forbidden",
+                "jobs.batch is forbidden: User \"ci\" cannot create resource \"jobs\"",
+            );
+        }
+        let gi: usize = job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
+        let offset = [0u32, 3][gi];
+        let per_pod = self.sc.nodes_per_pod;
+        for ci in 0..completions {
+            let pod_name = format!("{name}-{ci}-x");
+            let uid = format!("uid-{pod_name}");
+            let pod = |status| {
+                let mut p =
+                    serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status)).unwrap();
+                p["metadata"]["uid"] = json!(uid.clone());
+                p
+            };
+            match self.fate(offset + ci * per_pod) {
+                Fate::Succeeds => {
+                    self.event("ADDED", pod(fixtures::running(true)));
+                    self.event("MODIFIED", pod(fixtures::succeeded()));
+                }
+                Fate::OomKilled => {
+                    self.event("ADDED", pod(fixtures::running(true)));
+                    self.event("MODIFIED", pod(fixtures::oom_killed()));
+                }
+                Fate::ImagePull => self.event(
+                    "ADDED",
+                    pod(fixtures::waiting(
+                        "ImagePullBackOff",
+                        "Back-off pulling image \"pubsub-testbed:dev\"",
+                    )),
+                ),
+                Fate::Unschedulable => self.event(
+                    "ADDED",
+                    pod(fixtures::unschedulable(
+                        "0/1 nodes are available: 1 Insufficient memory.",
+                    )),
+                ),
+                Fate::SandboxFails => {
+                    self.event("ADDED", pod(fixtures::waiting("ContainerCreating", "")));
+                    self.k8s_event(
+                    &uid,
+                    &pod_name,
+                    "FailedCreatePodSandBox",
+                    "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to start sandbox: cannot start a stopped process",
+                );
+                }
+                Fate::NoDns => {
+                    self.event("ADDED", pod(fixtures::running(true)));
+                    self.event(
+                    "MODIFIED",
+                    pod(json!({"phase": "Failed", "containerStatuses": [{"name": "node", "image": "i", "imageID": "",
+                        "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 71, "reason": "Error",
+                        "message": "gave up after 30 s: cluster DNS does not answer: not even kubernetes.default.svc resolves (nameserver 10.96.0.10)\n"}}}]})),
+                );
+                }
+            }
+        }
+        json_resp(201, job)
+    }
+
+    /// A pod watch: the coordinator's changes as the scenario says, then the nodes' as
+    /// their Jobs are created.
+    fn watch_pods(&mut self) -> Response<RespBody> {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
+        self.watch_tx = Some(tx);
+        if self.sc.interrupt_on_watch {
+            let _ = self.interrupt.send(1);
+        }
+        let pod = self.coordinator_pod.clone().unwrap();
+        match self.sc.coordinator {
+            Coordinator::BecomesReady => {
+                let mut p = pod;
+                p["status"] = fixtures::running(true);
+                self.event("MODIFIED", p);
+            }
+            Coordinator::ImagePull => {
+                let mut p = pod;
+                p["status"] =
+                    fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
+                self.event("MODIFIED", p);
+            }
+            Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
+        }
+        let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(StreamBody::new(stream).boxed_unsync())
+            .unwrap()
+    }
+
     fn handle(
         &mut self,
         method: &Method,
@@ -255,89 +372,7 @@ impl Fake {
             return json_resp(201, body_json());
         }
         if *method == Method::POST && path == format!("/apis/batch/v1/namespaces/{NS}/jobs") {
-            let mut job = body_json();
-            let name = job["metadata"]["name"].as_str().unwrap().to_string();
-            job["metadata"]["uid"] = json!(format!("uid-job-{name}"));
-            if name == "coordinator" {
-                // The Job controller's pod, with the template's labels.
-                let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": "coordinator-x", "uid": "uid-coordinator",
-                                 "labels": job["spec"]["template"]["metadata"]["labels"].clone()}});
-                pod["status"] = match self.sc.coordinator {
-                    Coordinator::ReadyAtOnce => fixtures::running(true),
-                    _ => json!({"phase": "Pending"}),
-                };
-                self.coordinator_pod = Some(pod);
-                return json_resp(201, job);
-            }
-            if self.sc.forbid_jobs {
-                return status(
-                    403,
-                    "Forbidden",
-                    "jobs.batch is forbidden: User \"ci\" cannot create resource \"jobs\"",
-                );
-            }
-            let gi: usize =
-                job["spec"]["template"]["metadata"]["labels"]["pubsub-testbed/group-index"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-            let completions = job["spec"]["completions"].as_u64().unwrap() as u32;
-            let offset = [0u32, 3][gi];
-            let per_pod = self.sc.nodes_per_pod;
-            for ci in 0..completions {
-                let pod_name = format!("{name}-{ci}-x");
-                let uid = format!("uid-{pod_name}");
-                let pod = |status| {
-                    let mut p = serde_json::to_value(fixtures::node_pod(&pod_name, gi, ci, status))
-                        .unwrap();
-                    p["metadata"]["uid"] = json!(uid.clone());
-                    p
-                };
-                match self.fate(offset + ci * per_pod) {
-                    Fate::Succeeds => {
-                        self.event("ADDED", pod(fixtures::running(true)));
-                        self.event("MODIFIED", pod(fixtures::succeeded()));
-                    }
-                    Fate::OomKilled => {
-                        self.event("ADDED", pod(fixtures::running(true)));
-                        self.event("MODIFIED", pod(fixtures::oom_killed()));
-                    }
-                    Fate::ImagePull => self.event(
-                        "ADDED",
-                        pod(fixtures::waiting(
-                            "ImagePullBackOff",
-                            "Back-off pulling image \"pubsub-testbed:dev\"",
-                        )),
-                    ),
-                    Fate::Unschedulable => self.event(
-                        "ADDED",
-                        pod(fixtures::unschedulable(
-                            "0/1 nodes are available: 1 Insufficient memory.",
-                        )),
-                    ),
-                    Fate::SandboxFails => {
-                        self.event("ADDED", pod(fixtures::waiting("ContainerCreating", "")));
-                        self.k8s_event(
-                            &uid,
-                            &pod_name,
-                            "FailedCreatePodSandBox",
-                            "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to start sandbox: cannot start a stopped process",
-                        );
-                    }
-                    Fate::NoDns => {
-                        self.event("ADDED", pod(fixtures::running(true)));
-                        self.event(
-                            "MODIFIED",
-                            pod(json!({"phase": "Failed", "containerStatuses": [{"name": "node", "image": "i", "imageID": "",
-                                "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 71, "reason": "Error",
-                                "message": "gave up after 30 s: cluster DNS does not answer: not even kubernetes.default.svc resolves (nameserver 10.96.0.10)\n"}}}]})),
-                        );
-                    }
-                }
-            }
-            return json_resp(201, job);
+            return self.create_job(body_json());
         }
         if *method == Method::PATCH {
             return json_resp(200, json!({"metadata": {"name": path.rsplit('/').next()}}));
@@ -372,32 +407,7 @@ impl Fake {
             );
         }
         if watch && path == format!("{ns_path}/pods") {
-            let (tx, rx) = futures::channel::mpsc::unbounded::<Bytes>();
-            self.watch_tx = Some(tx);
-            if self.sc.interrupt_on_watch {
-                let _ = self.interrupt.send(1);
-            }
-            let pod = self.coordinator_pod.clone().unwrap();
-            match self.sc.coordinator {
-                Coordinator::BecomesReady => {
-                    let mut p = pod;
-                    p["status"] = fixtures::running(true);
-                    self.event("MODIFIED", p);
-                }
-                Coordinator::ImagePull => {
-                    let mut p = pod;
-                    p["status"] =
-                        fixtures::waiting("ErrImagePull", "pull access denied for pubsub-testbed");
-                    self.event("MODIFIED", p);
-                }
-                Coordinator::ReadyAtOnce | Coordinator::NeverReady => {}
-            }
-            let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
-            return Response::builder()
-                .status(200)
-                .header("content-type", "application/json")
-                .body(StreamBody::new(stream).boxed_unsync())
-                .unwrap();
+            return self.watch_pods();
         }
         if follow {
             return text_resp(200, "run k8s-test/r1\n  subscribe      12.0 ms  ok\n");

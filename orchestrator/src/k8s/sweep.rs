@@ -7,7 +7,6 @@
 //! is swept (and nothing is said).
 
 use super::render::{COORDINATOR, LABEL_MANAGED_BY, MANAGER};
-use super::run::Say;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -18,7 +17,7 @@ use std::time::Duration;
 pub const STALE_AFTER: Duration = Duration::from_secs(600);
 
 /// Deletes the stale namespaces of earlier runs; says which.
-pub async fn stale_namespaces(client: &Client, say: &Say) {
+pub async fn stale_namespaces(client: &Client, say: &(dyn Fn(String) + Send + Sync)) {
     let all: Api<Namespace> = Api::all(client.clone());
     let Ok(list) = all
         .list(&ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}")))
