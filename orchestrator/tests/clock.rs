@@ -96,7 +96,7 @@ fn fastest_us(r: &RunRecord, origin: u32, receiver: u32) -> f64 {
         .find(|l| l.origin_group == origin)
         .unwrap_or_else(|| panic!("node {receiver} has latencies from group {origin}"));
     let h = histogram::decode(&l.hdr).unwrap();
-    assert!(h.len() > 0);
+    assert!(!h.is_empty());
     h.min() as f64
 }
 
