@@ -48,4 +48,8 @@ pub mod env {
     /// tell its own nodes from anything else that reaches the control port. Passed in the
     /// environment, never on a command line (where `ps` shows it); never logged.
     pub const RUN_SECRET: &str = "TESTBED_RUN_SECRET";
+    /// A test aid of the Rust node: shift the node's wall clock by this many ns (signed),
+    /// as if its machine's clock were off. Either one number for every node, or
+    /// `INDEX:NS` pairs separated by commas (`1:50000000,2:-50000000`) for some nodes.
+    pub const CLOCK_SKEW_NS: &str = "TESTBED_CLOCK_SKEW_NS";
 }

@@ -11,6 +11,7 @@
 //!  state{…}, snapshot{…}        ───────▶  (any time)
 //!                               ◀─────── command{id, cmd}
 //!  ack{id, ok, …}               ───────▶
+//!                               ◀─────── command{id, clock{offset_ns}} (optional, Rust)
 //!                               ◀─────── ping{id}             (protocol 2, any time)
 //!  pong{id, at_ns}              ───────▶
 //!  delivered{origin,seq,at_ns}  ───────▶  (protocol 2, when `report_deliveries`)
@@ -183,6 +184,14 @@ pub enum Command {
     },
     /// Send a snapshot now (ack follows the snapshot).
     Report,
+    /// Optional (implementations may refuse it; the orchestrator sends it only to those that
+    /// take it): from now on subtract `offset_ns` from every wall-clock time the node stamps
+    /// or compares (publish, due, receive, state and pong times), so they are on the
+    /// orchestrator's clock. The orchestrator measured the offset with pings; a new command
+    /// replaces the previous offset.
+    Clock {
+        offset_ns: i64,
+    },
     /// Drain: stop publishing, send the final result, close, exit 0.
     Finish,
 }

@@ -32,6 +32,8 @@ pub struct EnvConfig {
     pub listen_ip: IpAddr,
     /// Sent back in `hello`; its `Debug` form hides the value, so it is never logged.
     pub secret: Secret,
+    /// Injected clock skew for this node, ns (`TESTBED_CLOCK_SKEW_NS`, a test aid).
+    pub clock_skew_ns: i64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -51,6 +53,10 @@ pub enum ConfigError {
     BadIndex { var: &'static str, value: String },
     #[error("{var}={value:?} is not an IP address")]
     BadListenIp { var: &'static str, value: String },
+    #[error(
+        "{var}={value:?} is not a clock skew: use NS (every node) or INDEX:NS[,INDEX:NS…], NS a signed integer"
+    )]
+    BadClockSkew { var: &'static str, value: String },
 }
 
 impl EnvConfig {
@@ -96,14 +102,41 @@ impl EnvConfig {
             None => IpAddr::from([127, 0, 0, 1]),
         };
 
+        let clock_skew_ns = match get(env::CLOCK_SKEW_NS).filter(|v| !v.trim().is_empty()) {
+            Some(v) => parse_skew(&v, index).ok_or_else(|| ConfigError::BadClockSkew {
+                var: env::CLOCK_SKEW_NS,
+                value: v.clone(),
+            })?,
+            None => 0,
+        };
+
         Ok(EnvConfig {
             control,
             index,
             run_id: get(env::RUN_ID).filter(|v| !v.is_empty()),
             listen_ip,
             secret: Secret::new(get(env::RUN_SECRET).unwrap_or_default()),
+            clock_skew_ns,
         })
     }
+}
+
+/// `NS` for every node, or `INDEX:NS` pairs: this node's skew (0 when it is not listed);
+/// None when any part does not parse, so a typo is named rather than ignored.
+fn parse_skew(s: &str, index: u32) -> Option<i64> {
+    let s = s.trim();
+    if !s.contains(':') {
+        return s.parse().ok();
+    }
+    let mut mine = 0;
+    for part in s.split(',') {
+        let (i, ns) = part.split_once(':')?;
+        let (i, ns): (u32, i64) = (i.trim().parse().ok()?, ns.trim().parse().ok()?);
+        if i == index {
+            mine = ns;
+        }
+    }
+    Some(mine)
 }
 
 fn parse_control_addr(s: &str) -> Option<ControlAddr> {
@@ -169,6 +202,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.secret.expose(), "hunter2");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn clock_skew_for_all_or_by_index() {
+        let base = [(env::CONTROL_ADDR, "tcp://h:1"), (env::NODE_INDEX, "2")];
+        let with = |v: &str| {
+            let mut vars = base.to_vec();
+            vars.push((env::CLOCK_SKEW_NS, v));
+            cfg(&vars)
+        };
+        assert_eq!(cfg(&base).unwrap().clock_skew_ns, 0);
+        assert_eq!(with("-7").unwrap().clock_skew_ns, -7);
+        assert_eq!(with("1:5, 2:-50000000").unwrap().clock_skew_ns, -50_000_000);
+        assert_eq!(with("1:5").unwrap().clock_skew_ns, 0);
+        for bad in ["fast", "1:5,2", "x:3"] {
+            assert!(
+                matches!(with(bad), Err(ConfigError::BadClockSkew { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

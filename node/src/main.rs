@@ -63,6 +63,13 @@ async fn main() -> ExitCode {
     if let Some(run) = &env.run_id {
         tracing::info!(run, "starting");
     }
+    if env.clock_skew_ns != 0 {
+        tracing::warn!(
+            skew_ns = env.clock_skew_ns,
+            "clock skewed on purpose (test aid)"
+        );
+        clock::set_skew(env.clock_skew_ns);
+    }
     ExitCode::from(node::run(env).await)
 }
 

@@ -12,6 +12,7 @@ pub mod bench;
 pub mod chart;
 pub mod churn;
 pub mod cli;
+pub mod clock_sync;
 pub mod conformance;
 pub mod control;
 pub mod exit;

@@ -4,11 +4,12 @@
 //! to the [`DriveLog`], the input of the figures.
 
 use crate::churn::launcher::Launcher;
+use crate::clock_sync;
 use crate::fleet::{Fleet, Stop};
 use crate::progress::Progress;
 use crate::record::PhaseRecord;
 use crate::record::drive_log::DriveLog;
-use crate::spec::RunSpec;
+use crate::spec::{RunSpec, RunnerSel};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use testbed_contract::plan::{Phase, PublishPhase, SubscribePhase};
@@ -60,8 +61,16 @@ impl<'a, 'r> Driver<'a, 'r> {
     pub async fn run(mut self) -> (DriveLog, Result<(), Stop>) {
         let r = async {
             self.handshake().await?;
+            let setting = self.spec.plan.telemetry.clock_correction;
+            let same_clock = self.spec.runner != RunnerSel::External;
+            let clock = clock_sync::at_start(self.fleet, setting, same_clock).await?;
+            self.log.clock = Some(clock);
             self.connect().await?;
-            self.run_phases().await
+            self.run_phases().await?;
+            match &mut self.log.clock {
+                Some(c) => clock_sync::at_end(self.fleet, c).await,
+                None => Ok(()),
+            }
         }
         .await;
         (self.log, r)

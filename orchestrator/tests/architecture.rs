@@ -48,6 +48,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("run", PIPELINE),          // spec → launch → drive → collect → figures → record → report
     ("workload", DRIVE),        // phases as barriers over the fleet; hands churn to `churn`
     ("churn", DRIVE),           // the churn executor and launcher act on the live fleet
+    ("clock_sync", DRIVE),      // pings the fleet for clock offsets, tells nodes their correction
     ("churn::schedule", PLAN),  // the churn events: a pure function of plan and seed
     ("churn::discovery", PLAN), // the mock discovery service the schedule models
     ("fleet", FLEET),           // node slots and the one event loop every wait goes through

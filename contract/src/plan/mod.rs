@@ -21,7 +21,7 @@ pub use network::{
     Bandwidth, EventAction, Heal, JitterDistribution, LinkOverride, LinkParams, LinkProfile,
     Network, NetworkEvent, NetworkIssue, Partition, Percent, Region,
 };
-pub use telemetry::{Telemetry, Traces};
+pub use telemetry::{ClockCorrection, Telemetry, Traces};
 pub use workload::{Phase, PublishPhase, SettlePhase, SubscribePhase};
 
 use crate::duration::human;

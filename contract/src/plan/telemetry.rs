@@ -30,6 +30,10 @@ pub struct Telemetry {
     /// Keep serving `/metrics` this long after the run, so a scraper sees the final figures.
     #[serde(with = "human")]
     pub metrics_linger: Duration,
+    /// Whether node timestamps are corrected by each node's measured clock offset: `auto`
+    /// (default: only when the nodes run on other machines, the external runner), `on`, or
+    /// `off`. The offsets are measured and recorded either way.
+    pub clock_correction: ClockCorrection,
 }
 
 impl Default for Telemetry {
@@ -44,6 +48,7 @@ impl Default for Telemetry {
             node_metrics: false,
             metrics_listen: None,
             metrics_linger: Duration::ZERO,
+            clock_correction: ClockCorrection::Auto,
         }
     }
 }
@@ -93,6 +98,67 @@ impl<'de> Deserialize<'de> for Traces {
     }
 }
 
+/// `clock_correction: auto|on|off` (booleans accepted, as for `traces`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClockCorrection {
+    /// Correct when the nodes' clocks are not the orchestrator's (nodes on other machines).
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl ClockCorrection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockCorrection::Auto => "auto",
+            ClockCorrection::On => "on",
+            ClockCorrection::Off => "off",
+        }
+    }
+
+    /// Whether to correct, given whether the nodes share the orchestrator's clock.
+    pub fn applies(self, same_clock: bool) -> bool {
+        match self {
+            ClockCorrection::Auto => !same_clock,
+            ClockCorrection::On => true,
+            ClockCorrection::Off => false,
+        }
+    }
+}
+
+impl Serialize for ClockCorrection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClockCorrection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bool(b) => Ok(if b {
+                ClockCorrection::On
+            } else {
+                ClockCorrection::Off
+            }),
+            Raw::Str(s) => match s.as_str() {
+                "auto" => Ok(ClockCorrection::Auto),
+                "on" | "true" => Ok(ClockCorrection::On),
+                "off" | "false" => Ok(ClockCorrection::Off),
+                other => Err(serde::de::Error::custom(format!(
+                    "`{other}` is not a clock_correction setting: use `auto`, `on` or `off`"
+                ))),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +180,20 @@ mod tests {
         }
         assert!(serde_json::from_str::<Traces>("\"maybe\"").is_err());
         assert_eq!(serde_json::to_string(&Traces::On).unwrap(), "\"on\"");
+    }
+
+    #[test]
+    fn clock_correction_accepts_words_and_booleans() {
+        for (text, want) in [
+            ("\"auto\"", ClockCorrection::Auto),
+            ("\"on\"", ClockCorrection::On),
+            ("false", ClockCorrection::Off),
+        ] {
+            assert_eq!(serde_json::from_str::<ClockCorrection>(text).unwrap(), want);
+        }
+        let e = serde_json::from_str::<ClockCorrection>("\"sometimes\"").unwrap_err();
+        assert!(e.to_string().contains("auto"), "{e}");
+        assert!(ClockCorrection::Auto.applies(false) && !ClockCorrection::Auto.applies(true));
+        assert!(ClockCorrection::On.applies(true) && !ClockCorrection::Off.applies(false));
     }
 }

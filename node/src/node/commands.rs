@@ -65,6 +65,10 @@ impl Node {
                 self.send(&NodeMsg::Snapshot(snapshot));
                 self.ack(id, Outcome::ok(serde_json::Value::Null));
             }
+            Command::Clock { offset_ns } => {
+                crate::clock::set_correction(offset_ns);
+                self.ack(id, Outcome::ok(serde_json::Value::Null));
+            }
             Command::Finish => return Some(End::Finish(id)),
         }
         None

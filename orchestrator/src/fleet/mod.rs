@@ -17,6 +17,15 @@ use testbed_contract::{PROTOCOL_VERSION, SUPPORTED_PROTOCOLS};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// A node's answer to a ping: its clock when it read the ping, and the orchestrator's wall
+/// clock (ns since the Unix epoch) when the answer was handled here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pong {
+    pub index: u32,
+    pub at_ns: u64,
+    pub received_ns: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct AckInfo {
     pub index: u32,
@@ -49,6 +58,8 @@ pub struct Fleet {
     tolerated: HashSet<u64>,
     next_cmd: u64,
     barriers: Barriers,
+    /// Pongs by ping id, not yet taken by whoever sent the ping.
+    pongs: HashMap<u64, Pong>,
     /// The run's hard deadline (plan timeout).
     pub deadline: Instant,
     /// Describes what the run is doing, for failure messages ("during publish (phase 3)").
@@ -81,6 +92,7 @@ impl Fleet {
             tolerated: HashSet::new(),
             next_cmd: 1,
             barriers: Barriers::default(),
+            pongs: HashMap::new(),
             deadline,
             activity: "launch".into(),
             anomalies: Vec::new(),
@@ -177,6 +189,16 @@ impl Fleet {
         if let Some(tx) = self.nodes.get(index as usize).and_then(|s| s.tx.as_ref()) {
             let _ = tx.send(msg);
         }
+    }
+
+    /// Whether the pong of ping `id` arrived.
+    pub fn has_pong(&self, id: u64) -> bool {
+        self.pongs.contains_key(&id)
+    }
+
+    /// Takes the pong of ping `id`, if it arrived.
+    pub fn take_pong(&mut self, id: u64) -> Option<Pong> {
+        self.pongs.remove(&id)
     }
 
     pub fn ack(&self, id: u64) -> Option<&AckInfo> {
@@ -418,8 +440,23 @@ impl Fleet {
                 );
             }
             NodeMsg::Snapshot(s) => slot.last_snapshot = Some(s),
-            // Protocol 2 messages nothing asks for yet (report_deliveries is off, no pings).
-            NodeMsg::Delivered { .. } | NodeMsg::Pong { .. } => {}
+            // Stamped here, at once: the wait since the node's send only widens the round
+            // trip, so it is inside the offset's uncertainty.
+            NodeMsg::Pong { id, at_ns } => {
+                let received_ns = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                self.pongs.insert(
+                    id,
+                    Pong {
+                        index: i,
+                        at_ns,
+                        received_ns,
+                    },
+                );
+            }
+            // Nothing asks for deliveries yet (report_deliveries is off).
+            NodeMsg::Delivered { .. } => {}
             NodeMsg::Signal { barrier, target } => {
                 if let Some((nodes, count)) = self.barriers.signal(&barrier, i, target) {
                     for n in nodes {
@@ -495,6 +532,7 @@ impl Fleet {
             return;
         }
         slot.hello = true;
+        slot.protocol = protocol;
         slot.conn = Some(conn);
         slot.pid = slot.pid.or(Some(pid));
         slot.impl_version = Some(format!("{implementation} {impl_version}"));

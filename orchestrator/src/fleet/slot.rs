@@ -20,6 +20,8 @@ pub struct NodeSlot {
     pub(super) conn: Option<ConnId>,
     pub(super) tx: Option<mpsc::UnboundedSender<OrchMsg>>,
     pub(super) hello: bool,
+    /// The control protocol the node said hello in (0 before hello).
+    pub(super) protocol: u32,
     pub(super) peer_id: Option<String>,
     pub(super) listen_addrs: Vec<String>,
     pub(super) impl_version: Option<String>,
@@ -49,6 +51,7 @@ impl NodeSlot {
             conn: None,
             tx: None,
             hello: false,
+            protocol: 0,
             peer_id: None,
             listen_addrs: Vec::new(),
             impl_version: None,
@@ -88,6 +91,11 @@ impl NodeSlot {
     }
 
     /// It said hello (it may not listen yet).
+    /// The control protocol of its hello (0 before hello); pings need protocol 2.
+    pub fn protocol(&self) -> u32 {
+        self.protocol
+    }
+
     pub fn hello(&self) -> bool {
         self.hello
     }

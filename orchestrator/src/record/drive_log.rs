@@ -4,6 +4,7 @@
 
 use super::churn_log::ChurnLog;
 use super::run_record::PhaseRecord;
+use super::sections::ClockSection;
 use tokio::time::Instant;
 
 #[derive(Debug, Default)]
@@ -17,4 +18,6 @@ pub struct DriveLog {
     pub settle_end: Option<Instant>,
     /// What the churn phase did (events, removals, the orchestrator's record of each node).
     pub churn: Option<ChurnLog>,
+    /// The nodes' clock offsets, measured at start and end (the record's `clock` section).
+    pub clock: Option<ClockSection>,
 }

@@ -20,6 +20,10 @@ pub struct Sections {
     /// Deliveries under churn, counted per delivery window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnSection>,
+    /// Every node's clock offset from the orchestrator's, measured at start and end, and
+    /// what it means for the latencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockSection>,
     /// Figures by node implementation, when more than one ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub implementations: Option<ByImplementation>,
@@ -44,6 +48,7 @@ impl Sections {
     pub fn is_empty(&self) -> bool {
         let Sections {
             churn,
+            clock,
             implementations,
             kubernetes,
             metrics,
@@ -52,6 +57,7 @@ impl Sections {
             traces,
         } = self;
         churn.is_none()
+            && clock.is_none()
             && implementations.is_none()
             && kubernetes.is_none()
             && metrics.is_none()
@@ -300,6 +306,62 @@ pub struct MetricsSection {
     /// Nodes' own libp2p metrics endpoints (`telemetry.node_metrics`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_endpoints: Vec<(String, String)>,
+}
+
+// ---------------------------------------------------------------------------------------
+// clock
+
+/// Clock offsets over the control channel (ping/pong), at start and after the last phase.
+/// An offset θ is the node's clock minus the orchestrator's, without any correction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClockSection {
+    /// `telemetry.clock_correction` as planned: `auto`, `on` or `off`.
+    pub setting: String,
+    /// Whether node times were corrected (each node told its start offset).
+    pub corrected: bool,
+    /// Pings per node per measurement; the one of smallest round trip is kept.
+    pub pings: u32,
+    pub nodes: Vec<NodeClock>,
+    /// Largest |θ| measured (start or end).
+    pub max_abs_offset_ns: Option<u64>,
+    /// Largest uncertainty of a kept sample (half its round trip).
+    pub max_uncertainty_ns: Option<u64>,
+    /// Largest |θ_end − θ_start|.
+    pub max_drift_ns: Option<u64>,
+    /// Bound on the clock error in any one latency: the two largest node error bounds
+    /// added (docs/report-format.md). Absent when a node was not measured.
+    pub latency_error_bound_ns: Option<u64>,
+    /// Nodes without a clock measurement (no pong; protocol 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmeasured: Vec<u32>,
+    /// Nodes measured but not corrected though correction was on: their implementation
+    /// does not take the `clock` command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncorrected: Vec<u32>,
+}
+
+/// One node's clock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeClock {
+    pub index: u32,
+    pub implementation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<ClockSample>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<ClockSample>,
+    /// The offset the node was told to subtract (`clock` command); absent: uncorrected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_ns: Option<i64>,
+    /// Bound on this node's clock error in its timestamps during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_bound_ns: Option<u64>,
+}
+
+/// The kept ping of a measurement: θ = at − (t0 + t3)/2, uncertainty (t3 − t0)/2.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClockSample {
+    pub offset_ns: i64,
+    pub uncertainty_ns: u64,
 }
 
 // ---------------------------------------------------------------------------------------

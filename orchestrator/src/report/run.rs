@@ -20,6 +20,7 @@ pub fn build(r: &RunRecord) -> Result<Doc, ChartError> {
     sections::groups::add_to(&mut doc, r);
     sections::implementations::add_to(&mut doc, r);
     sections::network::add_to(&mut doc, r);
+    sections::clock::add_to(&mut doc, r);
     sections::over_time::add_to(&mut doc, r);
     sections::receive_time::add_to(&mut doc, r)?;
     sections::nodes::add_to(&mut doc, r);

@@ -74,6 +74,7 @@ pub fn build(
     collect::with_assertions(&mut outcome, &assertions);
     let mut sections = collected.runner_sections;
     sections.churn = f.churn;
+    sections.clock = log.clock.clone();
     sections.implementations = f.implementations;
     sections.network = spec
         .plan

@@ -4,6 +4,7 @@
 
 pub mod charts;
 pub mod churn;
+pub mod clock;
 pub mod groups;
 pub mod head;
 pub mod implementations;
