@@ -59,6 +59,9 @@ pub struct Fleet {
     pub finishing: bool,
     /// The live Prometheus view of the run, fed one node at a time as events arrive.
     pub live: Option<std::sync::Arc<crate::telemetry::metrics::LiveMetrics>>,
+    /// First deliveries the nodes reported (`delivered`, only sent when the welcome asked):
+    /// `(origin, seq)` → `(receiver, receive time ns as the receiver measured it)`.
+    deliveries: HashMap<(u32, u64), Vec<(u32, u64)>>,
 }
 
 impl Fleet {
@@ -86,6 +89,7 @@ impl Fleet {
             anomalies: Vec::new(),
             finishing: false,
             live: None,
+            deliveries: HashMap::new(),
         }
     }
 
@@ -177,6 +181,13 @@ impl Fleet {
         if let Some(tx) = self.nodes.get(index as usize).and_then(|s| s.tx.as_ref()) {
             let _ = tx.send(msg);
         }
+    }
+
+    /// Who reported the first delivery of `(origin, seq)`, and when (the receiver's clock).
+    pub fn deliveries_of(&self, origin: u32, seq: u64) -> &[(u32, u64)] {
+        self.deliveries
+            .get(&(origin, seq))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn ack(&self, id: u64) -> Option<&AckInfo> {
@@ -418,8 +429,14 @@ impl Fleet {
                 );
             }
             NodeMsg::Snapshot(s) => slot.last_snapshot = Some(s),
-            // Protocol 2 messages nothing asks for yet (report_deliveries is off, no pings).
-            NodeMsg::Delivered { .. } | NodeMsg::Pong { .. } => {}
+            NodeMsg::Delivered { origin, seq, at_ns } => {
+                self.deliveries
+                    .entry((origin, seq))
+                    .or_default()
+                    .push((i, at_ns));
+            }
+            // Nothing sends pings yet.
+            NodeMsg::Pong { .. } => {}
             NodeMsg::Signal { barrier, target } => {
                 if let Some((nodes, count)) = self.barriers.signal(&barrier, i, target) {
                     for n in nodes {

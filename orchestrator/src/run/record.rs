@@ -75,6 +75,7 @@ pub fn build(
     let mut sections = collected.runner_sections;
     sections.churn = f.churn;
     sections.implementations = f.implementations;
+    sections.lockstep = f.lockstep;
     sections.network = spec
         .plan
         .network

@@ -7,6 +7,7 @@ pub mod churn;
 pub mod groups;
 pub mod head;
 pub mod implementations;
+pub mod lockstep;
 pub mod network;
 pub mod nodes;
 pub mod over_time;
