@@ -18,7 +18,7 @@ use crate::topology::dial_plan;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use testbed_contract::env;
-use testbed_contract::plan::{Implementation, Plan, RunnerKind};
+use testbed_contract::plan::{Implementation, Phase, Plan, PublishMode, RunnerKind};
 use testbed_contract::protocol::{NodeConfig, TracingConfig};
 
 /// How to run, beyond the plan itself.
@@ -185,7 +185,13 @@ impl RunSpec {
                 tracing: None,
                 node_metrics: self.plan.telemetry.node_metrics,
                 security: g.security,
-                report_deliveries: false,
+                // Only lock-step publishing waits on deliveries; otherwise the events would
+                // only add control traffic.
+                report_deliveries: self
+                    .plan
+                    .workload
+                    .iter()
+                    .any(|p| matches!(p, Phase::Publish(pb) if pb.mode == PublishMode::Lockstep)),
             },
         })
     }

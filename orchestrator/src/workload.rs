@@ -3,16 +3,20 @@
 //! phase is handed to [`crate::churn::executor`]. What the driver learns along the way goes
 //! to the [`DriveLog`], the input of the figures.
 
+mod discover;
+mod lockstep;
+
+use crate::churn::discovery::MockDiscovery;
 use crate::churn::launcher::Launcher;
 use crate::clock_sync;
 use crate::fleet::{Fleet, Stop};
 use crate::progress::Progress;
 use crate::record::PhaseRecord;
-use crate::record::drive_log::DriveLog;
+use crate::record::drive_log::{DriveLog, LockstepLog};
 use crate::spec::{RunSpec, RunnerSel};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-use testbed_contract::plan::{Phase, PublishPhase, SubscribePhase};
+use testbed_contract::plan::{Phase, PublishMode, PublishPhase, SubscribePhase};
 use testbed_contract::protocol::Command;
 use testbed_contract::selector::NodeSelector;
 use tokio::time::Instant;
@@ -34,6 +38,10 @@ pub struct Driver<'a, 'r> {
     settle_note: Option<String>,
     /// Launches and stops the peers of the plan's churn phase, when it has one.
     launcher: Option<Launcher<'r>>,
+    /// Each node's next message sequence number (its publishes acknowledged so far).
+    next_seq: BTreeMap<u32, u64>,
+    /// The mock discovery service of `subscribe` phases with `discover`.
+    discovery: MockDiscovery,
 }
 
 impl<'a, 'r> Driver<'a, 'r> {
@@ -53,6 +61,8 @@ impl<'a, 'r> Driver<'a, 'r> {
             subscribers: BTreeMap::new(),
             settle_note: None,
             launcher,
+            next_seq: BTreeMap::new(),
+            discovery: MockDiscovery::default(),
         }
     }
 
@@ -179,6 +189,9 @@ impl<'a, 'r> Driver<'a, 'r> {
             let r = match phase {
                 Phase::Subscribe(s) => self.subscribe(s, true).await,
                 Phase::Unsubscribe(s) => self.subscribe(s, false).await,
+                Phase::Publish(p) if p.mode == PublishMode::Lockstep => {
+                    self.publish_lockstep(i, p).await
+                }
                 Phase::Publish(p) => self.publish(p).await,
                 Phase::Wait(d) => self.wait(*d).await,
                 Phase::Settle(s) => self.settle(s.timeout).await.map(|_| ()),
@@ -231,6 +244,10 @@ impl<'a, 'r> Driver<'a, 'r> {
 
     async fn subscribe(&mut self, s: &SubscribePhase, join: bool) -> Result<(), Stop> {
         let targets = self.selected(&s.nodes, &s.groups);
+        if join && s.discover {
+            let (fleet, service) = (&mut *self.fleet, &mut self.discovery);
+            discover::dial_registered(fleet, self.progress, service, &targets, &s.topics).await?;
+        }
         let mut ids = Vec::new();
         for &i in &targets {
             let cmd = if join {
@@ -275,13 +292,47 @@ impl<'a, 'r> Driver<'a, 'r> {
                 self.fleet.note_mesh(i, ms);
             }
         }
+        if join && s.wait_topic_peers {
+            let until = Instant::now() + s.mesh_timeout;
+            let (fleet, subs) = (&mut *self.fleet, &self.subscribers);
+            discover::wait_topic_peers(fleet, self.progress, subs, &targets, &s.topics, until)
+                .await?;
+        }
         Ok(())
+    }
+
+    /// A lock-step publish phase (see [`lockstep`]); its messages go to the drive log also
+    /// when the run stops in it.
+    async fn publish_lockstep(&mut self, phase: usize, p: &PublishPhase) -> Result<(), Stop> {
+        let candidates = self.selected(&p.nodes, &p.groups);
+        self.log.first_publish.get_or_insert_with(Instant::now);
+        let empty = BTreeSet::new();
+        let cx = lockstep::Context {
+            fleet: &mut *self.fleet,
+            progress: self.progress,
+            subscribers: self.subscribers.get(&p.topic).unwrap_or(&empty),
+            next_seq: &mut self.next_seq,
+            seed: self.spec.plan.seed,
+        };
+        let mut log = LockstepLog {
+            phase,
+            ..LockstepLog::default()
+        };
+        let r = lockstep::run(cx, p, &candidates, &mut log).await;
+        self.log.expected_estimate += log
+            .messages
+            .iter()
+            .map(|m| m.receivers.len() as u64)
+            .sum::<u64>();
+        self.log.lockstep.push(log);
+        r
     }
 
     async fn publish(&mut self, p: &PublishPhase) -> Result<(), Stop> {
         let targets = self.selected(&p.nodes, &p.groups);
         self.log.first_publish.get_or_insert_with(Instant::now);
         let mut ids = Vec::new();
+        let mut by_node = Vec::new();
         for &i in &targets {
             let cmd = Command::Publish {
                 topic: p.topic.clone(),
@@ -292,6 +343,7 @@ impl<'a, 'r> Driver<'a, 'r> {
             };
             if let Some(id) = self.fleet.command(i, cmd) {
                 ids.push(id);
+                by_node.push((i, id));
                 let subs = self.subscribers.get(&p.topic);
                 let receivers = subs.map_or(0, |s| s.len() - usize::from(s.contains(&i)));
                 self.log.expected_estimate += p.count as u64 * receivers as u64;
@@ -336,8 +388,24 @@ impl<'a, 'r> Driver<'a, 'r> {
             last = now;
             until = Instant::now() + Duration::from_secs(15);
         }
-        self.await_acks_with_progress(&ids, until, "publishing")
-            .await
+        let r = self
+            .await_acks_with_progress(&ids, until, "publishing")
+            .await;
+        self.count_published(&by_node);
+        r
+    }
+
+    /// Advances each publisher's sequence number by what its publish ack says it published.
+    fn count_published(&mut self, by_node: &[(u32, u64)]) {
+        for &(i, id) in by_node {
+            let n = self
+                .fleet
+                .ack(id)
+                .and_then(|a| a.info.get("published"))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            *self.next_seq.entry(i).or_default() += n;
+        }
     }
 
     /// Runs the churn phase (crate::churn); its record goes to `log.churn` also when it

@@ -166,6 +166,44 @@ fn cases() -> Vec<(&'static str, String, u32, &'static str, &'static str)> {
             "version 2",
         ),
         (
+            "lock-step publishing with a rate",
+            variant(
+                "      count: 2",
+                "      count: 2\n      mode: lockstep\n      rate: 5",
+            ),
+            15,
+            "workload[1].publish.rate",
+            "one message at a time",
+        ),
+        (
+            "a per-message timeout without lock-step",
+            variant("      count: 2", "      count: 2\n      message_timeout: 1s"),
+            14,
+            "workload[1].publish.message_timeout",
+            "lockstep",
+        ),
+        (
+            "a topology connecting groups of different security",
+            variant(
+                "    count: ${n}\n",
+                "    count: ${n}\n  - id: open\n    count: 2\n    security: plaintext\n",
+            ),
+            10,
+            "groups[1].security",
+            "peers of different security cannot connect",
+        ),
+        (
+            "discovery connecting groups of different security",
+            variant(
+                "    count: ${n}\n",
+                "    count: ${n}\n  - id: open\n    count: 2\n    security: plaintext\ntopology:\n  kind: none\n",
+            )
+            .replacen("      topics: [t]\n", "      topics: [t]\n      discover: true\n", 1),
+            16,
+            "workload[0].subscribe.discover",
+            "uses plaintext security and group `peers` noise",
+        ),
+        (
             "message smaller than its header",
             variant("      count: 2", "      count: 2\n      size: 10"),
             14,

@@ -22,7 +22,7 @@ pub use network::{
     Network, NetworkEvent, NetworkIssue, Partition, Percent, Region,
 };
 pub use telemetry::{ClockCorrection, Telemetry, Traces};
-pub use workload::{Phase, PublishPhase, SettlePhase, SubscribePhase};
+pub use workload::{Phase, PublishMode, PublishPhase, SettlePhase, SubscribePhase};
 
 use crate::duration::human;
 use serde::{Deserialize, Serialize};

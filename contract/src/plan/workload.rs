@@ -1,5 +1,5 @@
 use super::churn::ChurnPhase;
-use crate::duration::human;
+use crate::duration::{human, human_opt};
 use crate::selector::NodeSelector;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -50,6 +50,33 @@ pub struct SubscribePhase {
     pub wait_mesh: bool,
     #[serde(default = "default_mesh_timeout", with = "human")]
     pub mesh_timeout: Duration,
+    /// Find peers through the orchestrator's mock discovery service instead of a dial plan:
+    /// each subscriber registers for its topics and dials every peer registered before it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub discover: bool,
+    /// End the phase only when each subscriber knows every other subscriber of its topics
+    /// as subscribed (go-libp2p-pubsub's `MinTopicSize` readiness with every peer).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wait_topic_peers: bool,
+}
+
+/// How a publish phase sends its messages.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishMode {
+    /// Every selected node publishes `count` messages at once (paced by `rate`).
+    #[default]
+    Concurrent,
+    /// `count` messages in total, one at a time, each from a node drawn from the selection
+    /// with the plan's seed; the next is published only when every subscriber received the
+    /// previous one (the nodes' `delivered` events).
+    Lockstep,
+}
+
+impl PublishMode {
+    fn is_default(&self) -> bool {
+        *self == PublishMode::Concurrent
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -61,8 +88,13 @@ pub struct PublishPhase {
     pub nodes: NodeSelector,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    /// Messages per publishing node.
+    /// Messages per publishing node; in `lockstep` mode, messages in total.
     pub count: u32,
+    #[serde(default, skip_serializing_if = "PublishMode::is_default")]
+    pub mode: PublishMode,
+    /// Lock-step only: how long one message may take to reach every subscriber.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "human_opt")]
+    pub message_timeout: Option<Duration>,
     /// Messages per second per node; absent means back to back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
@@ -78,6 +110,9 @@ pub struct SettlePhase {
     pub timeout: Duration,
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 fn yes() -> bool {
     true
 }

@@ -8,16 +8,18 @@
 //! - [`churn`]: deliveries under churn, per delivery window;
 //! - [`receive_time`]: deliveries by receive time on the network events' clock;
 //! - [`implementations`]: the figures by node implementation;
+//! - [`lockstep`]: each lock-step message's time to full delivery;
 //! - [`assertions`]: the plan's assertions against the summary.
 
 pub mod assertions;
 pub mod churn;
 pub mod implementations;
+pub mod lockstep;
 pub mod receive_time;
 pub mod summary;
 
 use crate::record::drive_log::DriveLog;
-use crate::record::sections::{ByImplementation, ChurnSection};
+use crate::record::sections::{ByImplementation, ChurnSection, LockstepSection};
 use crate::record::{GroupPair, NodeRecord, Summary};
 use std::collections::BTreeMap;
 use testbed_contract::plan::Plan;
@@ -47,6 +49,7 @@ pub struct Figures {
     pub group_pairs: Vec<GroupPair>,
     pub churn: Option<ChurnSection>,
     pub implementations: Option<ByImplementation>,
+    pub lockstep: Option<LockstepSection>,
 }
 
 /// Computes every figure of a run (the orchestrator's own CPU and memory are not figures of
@@ -89,5 +92,6 @@ pub fn compute(i: &Inputs) -> Figures {
         group_pairs,
         churn,
         implementations: implementations::of_run(i.plan, i.nodes, i.versions),
+        lockstep: lockstep::section(i.nodes, &i.log.lockstep),
     }
 }

@@ -70,6 +70,9 @@ pub struct Fleet {
     pub finishing: bool,
     /// The live Prometheus view of the run, fed one node at a time as events arrive.
     pub live: Option<std::sync::Arc<crate::telemetry::metrics::LiveMetrics>>,
+    /// First deliveries the nodes reported (`delivered`, only sent when the welcome asked):
+    /// `(origin, seq)` → `(receiver, receive time ns as the receiver measured it)`.
+    deliveries: HashMap<(u32, u64), Vec<(u32, u64)>>,
 }
 
 impl Fleet {
@@ -98,6 +101,7 @@ impl Fleet {
             anomalies: Vec::new(),
             finishing: false,
             live: None,
+            deliveries: HashMap::new(),
         }
     }
 
@@ -199,6 +203,13 @@ impl Fleet {
     /// Takes the pong of ping `id`, if it arrived.
     pub fn take_pong(&mut self, id: u64) -> Option<Pong> {
         self.pongs.remove(&id)
+    }
+
+    /// Who reported the first delivery of `(origin, seq)`, and when (the receiver's clock).
+    pub fn deliveries_of(&self, origin: u32, seq: u64) -> &[(u32, u64)] {
+        self.deliveries
+            .get(&(origin, seq))
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn ack(&self, id: u64) -> Option<&AckInfo> {
@@ -455,8 +466,12 @@ impl Fleet {
                     },
                 );
             }
-            // Nothing asks for deliveries yet (report_deliveries is off).
-            NodeMsg::Delivered { .. } => {}
+            NodeMsg::Delivered { origin, seq, at_ns } => {
+                self.deliveries
+                    .entry((origin, seq))
+                    .or_default()
+                    .push((i, at_ns));
+            }
             NodeMsg::Signal { barrier, target } => {
                 if let Some((nodes, count)) = self.barriers.signal(&barrier, i, target) {
                     for n in nodes {

@@ -77,6 +77,11 @@ impl NodeSlot {
         self.index
     }
 
+    /// The last lifecycle state the node reported.
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
     pub fn group(&self) -> &str {
         &self.group
     }

@@ -20,4 +20,25 @@ pub struct DriveLog {
     pub churn: Option<ChurnLog>,
     /// The nodes' clock offsets, measured at start and end (the record's `clock` section).
     pub clock: Option<ClockSection>,
+    /// The lock-step publish phases, message by message.
+    pub lockstep: Vec<LockstepLog>,
+}
+
+/// One lock-step publish phase as the driver ran it.
+#[derive(Debug, Default)]
+pub struct LockstepLog {
+    pub phase: usize,
+    pub topic: String,
+    pub planned: u32,
+    pub messages: Vec<SentMessage>,
+}
+
+/// One lock-step message: who published it, whom it had to reach, who reported it.
+#[derive(Debug)]
+pub struct SentMessage {
+    pub origin: u32,
+    pub seq: u64,
+    pub receivers: Vec<u32>,
+    /// `(receiver, receive ns)` from the receivers' `delivered` events.
+    pub delivered: Vec<(u32, u64)>,
 }

@@ -30,6 +30,9 @@ pub struct Sections {
     /// What Kubernetes saw of the run's pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesSection>,
+    /// Lock-step publish phases: every message's time to full delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockstep: Option<LockstepSection>,
     /// The Prometheus metrics of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSection>,
@@ -51,6 +54,7 @@ impl Sections {
             clock,
             implementations,
             kubernetes,
+            lockstep,
             metrics,
             network,
             shaper,
@@ -60,11 +64,61 @@ impl Sections {
             && clock.is_none()
             && implementations.is_none()
             && kubernetes.is_none()
+            && lockstep.is_none()
             && metrics.is_none()
             && network.is_none()
             && shaper.is_none()
             && traces.is_none()
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// lockstep
+
+/// The lock-step publish phases of a run, in workload order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockstepSection {
+    pub phases: Vec<LockstepPhase>,
+}
+
+/// One lock-step publish phase: each message's time to full delivery, from the publisher's
+/// send time (its result's `published`) to the last subscriber's receive time (its
+/// `delivered` event), both as the nodes measured them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockstepPhase {
+    /// The phase's index in the workload.
+    pub phase: usize,
+    pub topic: String,
+    /// Messages the phase was to publish.
+    pub planned: u32,
+    /// Messages that reached every subscriber.
+    pub complete: u32,
+    /// Time to full delivery over the complete messages with a known send time (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_delivery: Option<Latency>,
+    /// The message that took longest to reach every subscriber, or the first incomplete one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowest: Option<LockstepMessage>,
+    pub messages: Vec<LockstepMessage>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockstepMessage {
+    pub origin: u32,
+    pub seq: u64,
+    /// The publisher's send time (ns since the Unix epoch), from its result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_ns: Option<u64>,
+    /// The subscribers it had to reach (every subscriber of the topic but its origin).
+    pub receivers: u32,
+    /// Each receiver's first delivery: `[node, receive ns]`, as the receiver reported it.
+    pub delivered: Vec<[u64; 2]>,
+    /// The subscribers it never reached (the run stopped there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<u32>,
+    /// Send to last delivery, ms; absent when incomplete or the send time is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_delivery_ms: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------------------

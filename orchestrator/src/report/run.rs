@@ -16,6 +16,7 @@ pub fn build(r: &RunRecord) -> Result<Doc, ChartError> {
     sections::summary::add_assertions(&mut doc, r);
     sections::charts::add_to(&mut doc, r)?;
     sections::churn::add_to(&mut doc, r)?;
+    sections::lockstep::add_to(&mut doc, r);
     sections::phases::add_to(&mut doc, r);
     sections::groups::add_to(&mut doc, r);
     sections::implementations::add_to(&mut doc, r);

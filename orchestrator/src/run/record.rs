@@ -76,6 +76,7 @@ pub fn build(
     sections.churn = f.churn;
     sections.clock = log.clock.clone();
     sections.implementations = f.implementations;
+    sections.lockstep = f.lockstep;
     sections.network = spec
         .plan
         .network

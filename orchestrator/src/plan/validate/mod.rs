@@ -3,11 +3,12 @@
 //! The one place a plan is checked (the contract checks its `network:` section itself, and
 //! the Kubernetes renderer what it cannot render): groups, topology and workload here, the
 //! churn phase in [`churn`], telemetry in [`telemetry`], and what the chosen runner can do
-//! in [`runner`] — after the command line's overrides were applied.
+//! in [`runner`], mixed connection security in [`security`] — after the command line's overrides were applied.
 
 mod churn;
 mod rules;
 mod runner;
+mod security;
 mod telemetry;
 
 use rules::Problems;
@@ -17,7 +18,9 @@ use super::locate::FieldPath;
 use super::overrides::Overrides;
 use std::collections::{BTreeSet, HashSet};
 use testbed_contract::payload::HEADER_LEN;
-use testbed_contract::plan::{GossipsubParams, Phase, Plan, TopologyKind, Variant};
+use testbed_contract::plan::{
+    GossipsubParams, Phase, Plan, PublishMode, PublishPhase, TopologyKind, Variant,
+};
 use testbed_contract::selector::NodeSelector;
 
 /// Every problem of `plan` as run with `overrides` (already applied to it).
@@ -49,6 +52,7 @@ pub fn validate(plan: &Plan, overrides: &Overrides) -> Problems {
     }
     check_groups(plan, &mut p);
     check_topology(plan, &mut p);
+    security::check(plan, &mut p);
     check_workload(plan, &mut p);
     check_matrix(plan, &mut p);
     churn::check(plan, &mut p);
@@ -186,6 +190,9 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
     };
     for (i, phase) in plan.workload.iter().enumerate() {
         let at = workload.clone().index(i).key(phase.kind());
+        let churn_before = plan.workload[..i]
+            .iter()
+            .any(|ph| matches!(ph, Phase::Churn(_)));
         let mut check_sel = |sel: &NodeSelector, groups: &[String], at: &FieldPath| {
             if let Some(max) = sel.max_named().filter(|m| *m >= n) {
                 p.push((
@@ -219,6 +226,18 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
                 }
                 if matches!(phase, Phase::Subscribe(_)) {
                     subscribed.extend(s.topics.iter().map(String::as_str));
+                } else {
+                    for (field, set) in [
+                        ("discover", s.discover),
+                        ("wait_topic_peers", s.wait_topic_peers),
+                    ] {
+                        if set {
+                            p.push((
+                                at.clone().key(field),
+                                "only a `subscribe` phase finds or waits for peers".into(),
+                            ));
+                        }
+                    }
                 }
             }
             Phase::Publish(pb) => {
@@ -243,6 +262,7 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
                         "must be a positive number of messages per second".into(),
                     ));
                 }
+                check_lockstep(pb, &at, churn_before, p);
                 if !subscribed.contains(pb.topic.as_str()) {
                     p.push((
                         at.clone().key("topic"),
@@ -262,6 +282,38 @@ fn check_workload(plan: &Plan, p: &mut Problems) {
             }
             _ => {}
         }
+    }
+}
+
+/// Lock-step publishing: one message at a time, so no rate; its sequence numbers are counted
+/// from the publish acks, which a churn phase's own publishing would put out of step.
+fn check_lockstep(pb: &PublishPhase, at: &FieldPath, churn_before: bool, p: &mut Problems) {
+    if pb.mode != PublishMode::Lockstep {
+        if pb.message_timeout.is_some() {
+            p.push((
+                at.clone().key("message_timeout"),
+                "only a `mode: lockstep` publish phase has a per-message timeout".into(),
+            ));
+        }
+        return;
+    }
+    if pb.rate.is_some() {
+        p.push((
+            at.clone().key("rate"),
+            "a lock-step phase publishes one message at a time, each when the previous reached every subscriber: remove `rate`".into(),
+        ));
+    }
+    if pb.message_timeout.is_some_and(|d| d.is_zero()) {
+        p.push((
+            at.clone().key("message_timeout"),
+            "must be longer than 0s".into(),
+        ));
+    }
+    if churn_before {
+        p.push((
+            at.clone().key("mode"),
+            "a lock-step phase cannot follow a churn phase (the churn's publishing makes its message numbers unknown)".into(),
+        ));
     }
 }
 

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod groups;
 pub mod head;
 pub mod implementations;
+pub mod lockstep;
 pub mod network;
 pub mod nodes;
 pub mod over_time;
