@@ -6,6 +6,7 @@ pub mod charts;
 pub mod churn;
 pub mod groups;
 pub mod head;
+pub mod host_load;
 pub mod implementations;
 pub mod network;
 pub mod nodes;
