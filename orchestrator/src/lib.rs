@@ -19,6 +19,7 @@ pub mod exit;
 pub mod figures;
 pub mod fleet;
 pub mod host;
+pub mod host_load;
 #[cfg(feature = "k8s")]
 pub mod k8s;
 pub mod plan;

@@ -1,5 +1,6 @@
 //! Pass/fail conditions on the run's figures, written `metric op value`, e.g.
-//! `delivery_ratio >= 1.0` or `latency_p99_ms <= 250`.
+//! `delivery_ratio >= 1.0` or `latency_p99_ms <= 250`. A yes/no metric (`host_saturated`)
+//! compares with `true` or `false` (1 and 0).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -15,10 +16,12 @@ pub enum Metric {
     FailedNodes,
     ReadyTimeMs,
     PeakRssMibMax,
+    /// Whether the host's CPU was saturated during the measurement window (1 or 0).
+    HostSaturated,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 10] = [
         Metric::DeliveryRatio,
         Metric::LatencyP50Ms,
         Metric::LatencyP90Ms,
@@ -28,6 +31,7 @@ impl Metric {
         Metric::FailedNodes,
         Metric::ReadyTimeMs,
         Metric::PeakRssMibMax,
+        Metric::HostSaturated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,7 +45,13 @@ impl Metric {
             Metric::FailedNodes => "failed_nodes",
             Metric::ReadyTimeMs => "ready_time_ms",
             Metric::PeakRssMibMax => "peak_rss_mib_max",
+            Metric::HostSaturated => "host_saturated",
         }
+    }
+
+    /// A yes/no metric: its values are 1 (true) and 0 (false).
+    pub fn is_flag(self) -> bool {
+        self == Metric::HostSaturated
     }
 }
 
@@ -85,13 +95,12 @@ pub struct Assertion {
 
 impl fmt::Display for Assertion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.metric.name(),
-            self.op.symbol(),
-            self.value
-        )
+        let (m, op) = (self.metric.name(), self.op.symbol());
+        if self.metric.is_flag() && (self.value == 0.0 || self.value == 1.0) {
+            write!(f, "{m} {op} {}", self.value == 1.0)
+        } else {
+            write!(f, "{m} {op} {}", self.value)
+        }
     }
 }
 
@@ -116,11 +125,14 @@ impl std::str::FromStr for Assertion {
             .ok_or_else(|| {
                 format!("unknown operator `{op}` in assertion; use >=, <=, >, < or ==")
             })?;
-        let value: f64 = value
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| format!("assertion value `{value}` is not a number"))?;
+        let value: f64 = match value {
+            "true" => Ok(1.0),
+            "false" => Ok(0.0),
+            v => v.parse(),
+        }
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("assertion value `{value}` is not a number"))?;
         Ok(Assertion { metric, op, value })
     }
 }
@@ -156,5 +168,9 @@ mod tests {
                 .contains("known:")
         );
         assert!("delivery_ratio => 1".parse::<Assertion>().is_err());
+        let h: Assertion = "host_saturated == false".parse().unwrap();
+        assert_eq!((h.metric, h.value), (Metric::HostSaturated, 0.0));
+        assert_eq!(h.to_string(), "host_saturated == false");
+        assert!(h.op.holds(0.0, h.value) && !h.op.holds(1.0, h.value));
     }
 }

@@ -50,9 +50,10 @@ const FIGURE_COLUMNS: &[&str] = &[
     "cpu_total_s",
     "duplicates_per_delivery",
     "bytes_in_per_delivery",
+    "host_saturated",
 ];
 
-fn figure_values(f: &Figures) -> [String; 15] {
+fn figure_values(f: &Figures) -> [String; 16] {
     let o = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     [
         f.duration_s.to_string(),
@@ -70,6 +71,7 @@ fn figure_values(f: &Figures) -> [String; 15] {
         o(f.cpu_total_s),
         o(f.duplicates_per_delivery),
         o(f.bytes_in_per_delivery),
+        f.host_saturated.map_or(String::new(), |b| b.to_string()),
     ]
 }
 

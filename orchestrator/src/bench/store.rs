@@ -133,6 +133,10 @@ pub struct Figures {
     /// including duplicates and control traffic, comparable across routers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_in_per_delivery: Option<f64>,
+    /// The host's CPU was saturated during the measurement window: the run's latencies
+    /// describe the machine, not the protocol (absent where the host was not sampled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_saturated: Option<bool>,
 }
 
 impl Figures {
@@ -160,6 +164,7 @@ impl Figures {
             cpu_total_s: cpu.map(|d| d.total),
             duplicates_per_delivery: s.router_duplicates_per_delivery,
             bytes_in_per_delivery: per_delivery(s.bytes_in),
+            host_saturated: s.host_saturated,
         }
     }
 }

@@ -199,6 +199,9 @@ fn how_to_read(rec: &BenchRecord, axes: &Axes, doc: &mut Doc) {
         vec![Span::text(
             "A run that did not pass counts in the failure rate. Its figures enter the medians only when its workload ran to the end (a failed assertion, e.g. delivery ratio below 1); crashed, hung or timed-out runs are listed at the end.",
         )],
+        vec![Span::text(
+            "Host-bound (cell table): runs whose host CPU was saturated during the publish window (docs/report-format.md, \"Host load\"). Their latencies are bounded by this machine, not by the protocol: compare such cells with care, or run fewer nodes.",
+        )],
     ];
     if let Some(c) = &axes.compare {
         items.push(vec![Span::text(format!(
@@ -575,13 +578,13 @@ fn cells_table(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
     doc.h2("All cells");
     doc.text("Median [min … max] over each cell's completed runs.");
     let mut head: Vec<String> = rec.matrix.params.keys().cloned().collect();
-    head.extend(["runs", "failed"].map(String::from));
+    head.extend(["runs", "failed", "host-bound"].map(String::from));
     head.extend(METRICS.iter().map(|m| m.axis_label()));
     let mut t = Table {
         head,
         rows: Vec::new(),
     };
-    for (cell, s) in rec.cells.iter().zip(stats) {
+    for (ci, (cell, s)) in rec.cells.iter().zip(stats).enumerate() {
         let mut row: Vec<Span> = rec
             .matrix
             .params
@@ -594,6 +597,7 @@ fn cells_table(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
         } else {
             Span::text("0")
         });
+        row.push(host_bound(rec, ci));
         for (mi, m) in METRICS.iter().enumerate() {
             row.push(Span::text(match s.figures[mi] {
                 Some(f) => format!(
@@ -608,6 +612,23 @@ fn cells_table(rec: &BenchRecord, stats: &[CellStats], doc: &mut Doc) {
         t.rows.push(row);
     }
     doc.table(t);
+}
+
+/// How many of a cell's recorded runs had a saturated host: "**2 of 3**", "0 of 3", or
+/// "n/a" where no run sampled the host.
+fn host_bound(rec: &BenchRecord, cell: usize) -> Span {
+    let known: Vec<bool> = rec
+        .runs
+        .iter()
+        .filter(|r| r.cell == cell && !r.warmup)
+        .filter_map(|r| r.figures.host_saturated)
+        .collect();
+    let bound = known.iter().filter(|b| **b).count();
+    match (known.len(), bound) {
+        (0, _) => Span::text("n/a"),
+        (n, 0) => Span::text(format!("0 of {n}")),
+        (n, b) => Span::Strong(format!("{b} of {n}")),
+    }
 }
 
 fn failed_runs(rec: &BenchRecord, doc: &mut Doc) {

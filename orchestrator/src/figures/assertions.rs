@@ -14,6 +14,7 @@ pub fn metric_value(metric: Metric, s: &Summary) -> Option<f64> {
         Metric::Duplicates => Some(s.duplicates as f64),
         Metric::FailedNodes => Some(s.nodes_failed as f64),
         Metric::ReadyTimeMs => s.launch_to_ready_ms,
+        Metric::HostSaturated => s.host_saturated.map(|b| f64::from(u8::from(b))),
         Metric::PeakRssMibMax => {
             (s.peak_rss_bytes.count > 0).then(|| s.peak_rss_bytes.max / (1024.0 * 1024.0))
         }

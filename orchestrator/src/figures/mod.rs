@@ -9,17 +9,21 @@
 //! - [`receive_time`]: deliveries by receive time on the network events' clock;
 //! - [`implementations`]: the figures by node implementation;
 //! - [`lockstep`]: each lock-step message's time to full delivery;
+//! - [`host_load`]: the host's CPU during the measurement window, and whether it was saturated;
 //! - [`assertions`]: the plan's assertions against the summary.
 
 pub mod assertions;
 pub mod churn;
+pub mod host_load;
 pub mod implementations;
 pub mod lockstep;
 pub mod receive_time;
 pub mod summary;
 
 use crate::record::drive_log::DriveLog;
-use crate::record::sections::{ByImplementation, ChurnSection, LockstepSection};
+use crate::record::sections::{
+    ByImplementation, ChurnSection, HostLoadSample, HostLoadSection, LockstepSection,
+};
 use crate::record::{GroupPair, NodeRecord, Summary};
 use std::collections::BTreeMap;
 use testbed_contract::plan::Plan;
@@ -40,6 +44,10 @@ pub struct Inputs<'a> {
     /// The wall clock when the whole fleet had been launched: time zero of the timed network
     /// events and of the receive-time view.
     pub events_zero_unix_ns: u64,
+    /// The host sampler's intervals (ms after `t0`), and the machine's CPU count.
+    pub host_samples: &'a [HostLoadSample],
+    pub host_sample_period_ms: f64,
+    pub cpus: u32,
 }
 
 /// Every computed figure of a run.
@@ -50,6 +58,7 @@ pub struct Figures {
     pub churn: Option<ChurnSection>,
     pub implementations: Option<ByImplementation>,
     pub lockstep: Option<LockstepSection>,
+    pub host_load: Option<HostLoadSection>,
 }
 
 /// Computes every figure of a run (the orchestrator's own CPU and memory are not figures of
@@ -87,11 +96,36 @@ pub fn compute(i: &Inputs) -> Figures {
             s.delivery_rate_per_s = Some(s.delivered as f64 / secs);
         }
     }
+    let host_load = host_load_of(i);
+    s.host_saturated = host_load.as_ref().map(|h| h.host_saturated);
     Figures {
         summary: s,
         group_pairs,
         churn,
         implementations: implementations::of_run(i.plan, i.nodes, i.versions),
         lockstep: lockstep::section(i.nodes, &i.log.lockstep),
+        host_load,
     }
+}
+
+/// The host's load over the measurement window: first publish → end of settle (or the last
+/// sample, when the run ended before settling); the whole run when nothing was published.
+fn host_load_of(i: &Inputs) -> Option<HostLoadSection> {
+    let ms = |t: Instant| t.duration_since(i.t0).as_secs_f64() * 1e3;
+    let window = i.log.first_publish.map(|first| host_load::Window {
+        from_ms: ms(first),
+        to_ms: i
+            .log
+            .settle_end
+            .map(ms)
+            .or_else(|| i.host_samples.last().map(|s| s.t_ms))
+            .unwrap_or(0.0),
+        publish: true,
+    });
+    host_load::section(
+        i.host_samples.to_vec(),
+        window,
+        i.cpus,
+        i.host_sample_period_ms,
+    )
 }

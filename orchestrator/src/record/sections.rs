@@ -36,6 +36,9 @@ pub struct Sections {
     /// The Prometheus metrics of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSection>,
+    /// The host's CPU load during the run, and whether it bounded the figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_load: Option<HostLoadSection>,
     /// The network as configured (network emulation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSection>,
@@ -52,6 +55,7 @@ impl Sections {
         let Sections {
             churn,
             clock,
+            host_load,
             implementations,
             kubernetes,
             lockstep,
@@ -62,6 +66,7 @@ impl Sections {
         } = self;
         churn.is_none()
             && clock.is_none()
+            && host_load.is_none()
             && implementations.is_none()
             && kubernetes.is_none()
             && lockstep.is_none()
@@ -119,6 +124,50 @@ pub struct LockstepMessage {
     /// Send to last delivery, ms; absent when incomplete or the send time is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_delivery_ms: Option<f64>,
+// host load
+
+/// One interval of the host-wide CPU sampler (`/proc/stat`): every process on the machine,
+/// not only the fleet's.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostLoadSample {
+    /// End of the interval, ms after the first launch.
+    pub t_ms: f64,
+    /// Length of the interval, ms.
+    pub interval_ms: f64,
+    /// Share of all CPUs' time in the interval that was not idle (0..1; iowait counts idle).
+    pub busy_share: f64,
+    /// Runnable threads at the end of the interval (`procs_running`, the sampler included).
+    pub procs_running: u32,
+}
+
+/// The host's CPU during the run and the verdict on the measurement window: was the machine,
+/// rather than the protocol, what bounded the latencies? Definition in docs/report-format.md.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HostLoadSection {
+    pub cpus: u32,
+    /// The sampler's period, ms.
+    pub sample_period_ms: f64,
+    /// `publish_to_settle` (first publish → end of settle) or `whole_run` (nothing was
+    /// published).
+    pub window: String,
+    /// The window, ms after the first launch.
+    pub window_from_ms: f64,
+    pub window_to_ms: f64,
+    /// Intervals overlapping the window: what the figures below are computed from.
+    pub window_samples: u64,
+    /// Mean busy share over the window's intervals, weighted by their length.
+    pub busy_share_mean: f64,
+    /// Share of the window's time in intervals at or above `busy_threshold`.
+    pub saturated_share: f64,
+    pub run_queue_mean: f64,
+    pub run_queue_max: u32,
+    /// An interval is saturated at this busy share or above.
+    pub busy_threshold: f64,
+    /// The host was saturated when `saturated_share` reached this.
+    pub saturated_share_threshold: f64,
+    pub host_saturated: bool,
+    /// Every interval of the run, for the chart and for reading again.
+    pub samples: Vec<HostLoadSample>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -59,6 +59,10 @@ pub struct Summary {
     pub bytes_out: Option<u64>,
     pub orchestrator_cpu_s: f64,
     pub orchestrator_peak_rss_bytes: u64,
+    /// Whether the host's CPU was saturated during the measurement window (see
+    /// `sections.host_load`); absent where the run could not sample the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_saturated: Option<bool>,
     /// Expected and delivered by publish time (seconds since the run started).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery_over_time: Vec<DeliveryBucket>,

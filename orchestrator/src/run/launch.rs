@@ -5,6 +5,7 @@
 
 use crate::control::ControlServer;
 use crate::fleet::{Fleet, NodeSlot};
+use crate::host_load::HostLoadSampler;
 use crate::progress::Progress;
 use crate::record::store::RunDir;
 use crate::runner::external::ExternalRunner;
@@ -35,6 +36,8 @@ pub struct Live {
     /// times are counted in.
     pub events_zero_ms: f64,
     pub events_zero_unix_ns: u64,
+    /// The host's CPU from the first launch on; None where the nodes run elsewhere.
+    pub host_load: Option<HostLoadSampler>,
 }
 
 pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<Live> {
@@ -78,6 +81,9 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         launches.push(launch);
     }
     let t0 = Instant::now();
+    // The host is sampled from the first launch on, unless the nodes run on other machines.
+    let host_load =
+        (spec.runner != RunnerSel::External).then(|| HostLoadSampler::start(t0.into_std()));
     let mut fleet = Fleet::new(
         slots,
         control_rx,
@@ -122,6 +128,7 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         launch_error,
         events_zero_ms,
         events_zero_unix_ns,
+        host_load,
     })
 }
 

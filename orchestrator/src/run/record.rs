@@ -55,6 +55,8 @@ pub fn build(
         })
         .collect();
     let (started, finished) = (spec.started_at.to_rfc3339(), finished_at.to_rfc3339());
+    let host = crate::host::facts();
+    let host_samples = live.host_load.take().map(|h| h.stop()).unwrap_or_default();
     let f = figures::compute(&Inputs {
         plan: &spec.plan,
         nodes: &nodes,
@@ -64,6 +66,9 @@ pub fn build(
         finished_at: &finished,
         t0: live.t0,
         events_zero_unix_ns: live.events_zero_unix_ns,
+        host_samples: &host_samples,
+        host_sample_period_ms: crate::host_load::SAMPLE_PERIOD.as_secs_f64() * 1e3,
+        cpus: host.cpus,
     });
     let mut summary = f.summary;
     (
@@ -77,6 +82,7 @@ pub fn build(
     sections.clock = log.clock.clone();
     sections.implementations = f.implementations;
     sections.lockstep = f.lockstep;
+    sections.host_load = f.host_load;
     sections.network = spec
         .plan
         .network
@@ -94,7 +100,7 @@ pub fn build(
         runner: live.runner.name().to_string(),
         params: spec.plan.params.clone(),
         versions,
-        host: crate::host::facts(),
+        host,
         outcome,
         summary,
         assertions,

@@ -7,6 +7,7 @@ pub mod churn;
 pub mod clock;
 pub mod groups;
 pub mod head;
+pub mod host_load;
 pub mod implementations;
 pub mod lockstep;
 pub mod network;

@@ -64,6 +64,7 @@ pub fn add_to(doc: &mut Doc, r: &RunRecord) {
         ),
         None => row("delivery latency", text("n/a (no deliveries)"), "0"),
     });
+    rows.extend(super::host_load::row(r).map(Vec::from));
     rows.push(row(
         "messages published",
         text(s.messages_published.to_string()),
@@ -113,6 +114,8 @@ pub fn add_to(doc: &mut Doc, r: &RunRecord) {
     }
     resources(r, &mut rows);
     doc.h2("Summary");
+    // Before the figures, so nobody reads a latency without it.
+    super::host_load::add_verdict(doc, r);
     doc.table(Table {
         head: ["figure", "value", "samples"].map(String::from).to_vec(),
         rows,
