@@ -124,6 +124,9 @@ pub struct LockstepMessage {
     /// Send to last delivery, ms; absent when incomplete or the send time is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_delivery_ms: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
 // host load
 
 /// One interval of the host-wide CPU sampler (`/proc/stat`): every process on the machine,
