@@ -82,6 +82,9 @@ enum Cmd {
     },
     /// Run a plan's parameter matrix, every iteration a fresh fleet, and compare variants.
     Bench(crate::bench::cli::BenchArgs),
+    /// The largest fleet (or rate) this machine runs a plan at with the host unsaturated and
+    /// delivery 1.0: bisection, one run per probe.
+    Capacity(crate::capacity::CapacityArgs),
     /// Check that a node implementation follows the node contract (docs/node-contract.md).
     Conformance(crate::conformance::ConformanceArgs),
     /// Re-render the reports of a results folder from its run.json (a bench folder: from bench.json).
@@ -245,6 +248,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             Ok(ExitCode::from(out.record.outcome.status.exit_code() as u8))
         }
         Cmd::Bench(args) => crate::bench::cli::run(args, signals::stop_flag()).await,
+        Cmd::Capacity(args) => crate::capacity::run(args, signals::stop_flag()).await,
         Cmd::Conformance(args) => crate::conformance::cli(args).await,
         Cmd::GrafanaDashboard { out } => {
             let text = serde_json::to_string_pretty(&crate::telemetry::grafana::dashboard())?;

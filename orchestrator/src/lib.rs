@@ -9,6 +9,7 @@
 //! modules form (checked by `tests/architecture.rs`).
 
 pub mod bench;
+pub mod capacity;
 pub mod chart;
 pub mod churn;
 pub mod cli;

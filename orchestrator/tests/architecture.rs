@@ -43,6 +43,7 @@ const BASE: u8 = 10;
 const LAYERS: &[(&str, u8)] = &[
     ("cli", ENTRY),             // parses flags and calls every command below
     ("bench", COMMAND),         // runs a matrix of whole runs through `run`
+    ("capacity", COMMAND),      // bisects a plan parameter with whole runs through `run`
     ("k8s", COMMAND),           // renders, runs and coordinates runs on a cluster
     ("conformance", COMMAND),   // drives single nodes through the contract
     ("run", PIPELINE),          // spec → launch → drive → collect → figures → record → report
