@@ -13,8 +13,10 @@
 pub mod assertions;
 pub mod churn;
 pub mod implementations;
+pub mod node_data;
 pub mod receive_time;
 pub mod summary;
+pub mod unverifiable;
 
 use crate::record::drive_log::DriveLog;
 use crate::record::sections::{ByImplementation, ChurnSection};
@@ -54,6 +56,7 @@ pub struct Figures {
 pub fn compute(i: &Inputs) -> Figures {
     let group_names: Vec<String> = i.plan.groups.iter().map(|g| g.id.clone()).collect();
     let (mut s, mut group_pairs) = summary::summarize(i.nodes, &group_names);
+    s.unverifiable_deliveries = unverifiable::unverifiable_deliveries(i.plan, i.nodes);
     // Under churn, a delivery is expected only over a whole delivery window.
     let churn = i.log.churn.as_ref().map(|log| {
         let acc = churn::account(i.nodes, log, &group_names);
