@@ -73,7 +73,8 @@ fn parse_range(part: &str) -> Option<(u32, Option<u32>)> {
         Some((lo, hi))
     } else {
         let i = num(part)?;
-        Some((i, Some(i + 1)))
+        // `4294967295` would wrap to an empty range that names nobody.
+        Some((i, Some(i.checked_add(1)?)))
     }
 }
 
@@ -99,7 +100,9 @@ impl<'de> Deserialize<'de> for NodeSelector {
         }
         match Raw::deserialize(d)? {
             Raw::Index(i) => Ok(NodeSelector {
-                ranges: vec![(i, Some(i + 1))],
+                // `u32::MAX` names a node no plan can have; open-ended keeps it out of range
+                // for validation instead of wrapping to an empty range.
+                ranges: vec![(i, i.checked_add(1))],
                 text: i.to_string(),
             }),
             Raw::Text(t) => NodeSelector::parse(&t).map_err(serde::de::Error::custom),
@@ -109,6 +112,15 @@ impl<'de> Deserialize<'de> for NodeSelector {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_largest_index_does_not_wrap_into_an_empty_selector() {
+        assert!(super::NodeSelector::parse("4294967295").is_err());
+        assert!(super::NodeSelector::parse("4294967295..=4294967295").is_err());
+        let d: super::NodeSelector =
+            serde_json::from_value(serde_json::json!(4294967295u32)).unwrap();
+        assert_eq!(d.max_named(), Some(u32::MAX));
+    }
+
     use super::*;
 
     #[test]

@@ -161,6 +161,10 @@ pub fn main() -> ExitCode {
                 eprintln!("error: {pe}");
                 return ExitCode::from(EXIT_INVALID);
             }
+            if let Some(se @ crate::spec::SpecError::RunId(_)) = e.downcast_ref() {
+                eprintln!("error: {se}");
+                return ExitCode::from(EXIT_INVALID);
+            }
             eprintln!("error: {e:#}");
             ExitCode::from(Status::Error.exit_code() as u8)
         }
@@ -245,7 +249,13 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             } else if !quiet {
                 print_summary(&out);
             }
-            Ok(ExitCode::from(out.record.outcome.status.exit_code() as u8))
+            for e in &out.write_errors {
+                eprintln!("error: not written: {e}");
+            }
+            Ok(ExitCode::from(run_exit_code(
+                out.record.outcome.status,
+                !out.write_errors.is_empty(),
+            )))
         }
         Cmd::Bench(args) => crate::bench::cli::run(args, signals::stop_flag()).await,
         Cmd::Capacity(args) => crate::capacity::run(args, signals::stop_flag()).await,
@@ -309,4 +319,29 @@ fn print_summary(out: &run::RunOutput) {
         report::mib(s.peak_rss_bytes.max),
     );
     println!("  report: {}", out.dir.join("report.md").display());
+}
+
+/// The exit code of `orchestrator run`: the run's status, except that a results file that
+/// could not be written makes it 4 (error: the results folder is incomplete) — unless the
+/// run was interrupted, which stays 130.
+pub fn run_exit_code(status: Status, write_failed: bool) -> u8 {
+    match status {
+        Status::Interrupted => crate::exit::EXIT_INTERRUPTED,
+        _ if write_failed => Status::Error.exit_code() as u8,
+        s => s.exit_code() as u8,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_error_turns_any_status_but_interrupted_into_4() {
+        assert_eq!(run_exit_code(Status::Passed, false), 0);
+        assert_eq!(run_exit_code(Status::Passed, true), 4);
+        assert_eq!(run_exit_code(Status::NodeFailed, true), 4);
+        assert_eq!(run_exit_code(Status::NodeFailed, false), 2);
+        assert_eq!(run_exit_code(Status::Interrupted, true), 130);
+    }
 }

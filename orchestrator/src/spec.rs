@@ -61,6 +61,10 @@ pub enum SpecError {
     Program(#[from] ProgramError),
     #[error("{0}")]
     Churn(String),
+    #[error(
+        "run id `{0}` is not usable: use letters, digits, `-`, `_` or `.`, starting with a letter or digit, at most 100 characters (it names a folder under the results folder)"
+    )]
+    RunId(String),
 }
 
 /// One node as the spec has it: what runs and what it is told, before the wiring.
@@ -110,6 +114,10 @@ impl RunSpec {
             .run_id
             .clone()
             .unwrap_or_else(|| started_at.format("%Y%m%d-%H%M%S-%3f").to_string());
+        // Results never leave the results folder: `../x` or `.` is refused here.
+        if !crate::plan::validate::is_path_name(&run_id) {
+            return Err(SpecError::RunId(run_id));
+        }
         let runner = runner_of(plan, opts.runner)?;
         // Every node program is resolved before anything is written: a missing Go binary is
         // an error with a fix, not a crash of node 37.
@@ -240,6 +248,9 @@ pub struct Wiring {
     pub tracing: Option<TracingConfig>,
     /// The run's results folder (node logs go to `logs/node-NNNN.log`).
     pub results_dir: PathBuf,
+    /// The run's secret, handed to every node in its environment (never on a command line)
+    /// and checked in its hello.
+    pub secret: String,
 }
 
 impl Wiring {
@@ -257,6 +268,7 @@ impl Wiring {
                 (env::RUN_ID.into(), node.config.run_id.clone()),
                 (env::GROUP.into(), node.group.clone()),
                 (env::LISTEN_IP.into(), listen_ip),
+                (env::RUN_SECRET.into(), self.secret.clone()),
             ],
             log_path: self.results_dir.join(node_log(i)),
         };

@@ -21,6 +21,14 @@ use testbed_contract::protocol::Command;
 use testbed_contract::selector::NodeSelector;
 use tokio::time::Instant;
 
+/// How long a publish phase may take: publishing at a rate takes count/rate; allow twice
+/// that plus slack for a loaded machine. Total: never panics, whatever the numbers.
+pub fn publish_allowance(count: u32, rate: Option<f64>) -> Duration {
+    let nominal = rate.map_or(0.0, |r| f64::from(count) / r);
+    Duration::try_from_secs_f64(nominal * 2.0 + 30.0 + f64::from(count) * 0.01)
+        .unwrap_or(Duration::MAX)
+}
+
 /// How long the handshake waits for `nodes` nodes to connect and report their listen address
 /// (the Kubernetes launcher orders its own pod diagnosis before this).
 pub fn handshake_wait(nodes: usize) -> Duration {
@@ -94,7 +102,7 @@ impl<'a, 'r> Driver<'a, 'r> {
     async fn handshake(&mut self) -> Result<(), Stop> {
         let n = self.fleet.len();
         self.fleet.activity = "startup (waiting for every node to connect and listen)".into();
-        let until = Instant::now() + handshake_wait(n);
+        let until = crate::fleet::after(handshake_wait(n));
         self.progress.stage("starting nodes", n as u64);
         let progress = self.progress;
         let ok = self
@@ -269,7 +277,7 @@ impl<'a, 'r> Driver<'a, 'r> {
             if join { "subscribing" } else { "unsubscribing" },
             ids.len() as u64,
         );
-        let until = Instant::now() + s.mesh_timeout + Duration::from_secs(10);
+        let until = crate::fleet::after(s.mesh_timeout.saturating_add(Duration::from_secs(10)));
         let just_ids: Vec<u64> = ids.iter().map(|x| x.1).collect();
         self.await_acks_with_progress(&just_ids, until, "its subscription")
             .await?;
@@ -350,10 +358,7 @@ impl<'a, 'r> Driver<'a, 'r> {
             }
         }
         self.progress.stage("publishing", ids.len() as u64);
-        // Publishing at a rate takes count/rate; allow that plus slack for a loaded machine.
-        let nominal = p.rate.map_or(0.0, |r| p.count as f64 / r);
-        let mut until =
-            Instant::now() + Duration::from_secs_f64(nominal * 2.0 + 30.0 + p.count as f64 * 0.01);
+        let mut until = crate::fleet::after(publish_allowance(p.count, p.rate));
         // A node that is slow but still publishing (JS peers of a big mixed fleet on a few
         // cores take minutes) is not hung: past the deadline, wait on while the snapshots of
         // the publishers show more messages published than at the last look.
@@ -434,7 +439,7 @@ impl<'a, 'r> Driver<'a, 'r> {
         self.progress
             .stage(&format!("waiting {}", humantime::format_duration(d)), 0);
         self.fleet
-            .wait_until(Instant::now() + d, |_| false)
+            .wait_until(crate::fleet::after(d), |_| false)
             .await
             .map(|_| ())
     }
@@ -442,7 +447,7 @@ impl<'a, 'r> Driver<'a, 'r> {
     /// Polls fresh snapshots until the deliveries counted reach the expected estimate.
     async fn settle(&mut self, timeout: Duration) -> Result<bool, Stop> {
         let expected = self.log.expected_estimate;
-        let until = Instant::now() + timeout;
+        let until = crate::fleet::after(timeout);
         self.progress.stage("settling (deliveries)", expected);
         loop {
             let live: Vec<u32> = self.fleet.alive().map(|s| s.index()).collect();

@@ -143,7 +143,7 @@ impl Exec<'_, '_> {
         let mut next_live = live_every;
         let mut next = 0usize;
         for tick in 0..schedule.ticks {
-            let due = self.start + schedule.due(tick);
+            let due = crate::fleet::later(self.start, schedule.due(tick));
             self.wait(due).await?;
             let at = self.ms(Instant::now());
             while next < schedule.events.len() && schedule.events[next].tick == tick {
@@ -160,9 +160,11 @@ impl Exec<'_, '_> {
         }
         // The phase lasts `duration`; then every message's window closes while the fleet
         // still runs, and commands under way get a bounded time to finish.
-        self.wait(self.start + self.cfg.duration).await?;
+        self.wait(crate::fleet::later(self.start, self.cfg.duration))
+            .await?;
         self.cx.progress.stage("churn (delivery window)", 0);
-        self.wait(Instant::now() + self.cfg.delivery_window).await?;
+        self.wait(crate::fleet::after(self.cfg.delivery_window))
+            .await?;
         let until = Instant::now() + DRAIN_LIMIT;
         while (!self.in_flight.is_empty() || !self.queues.is_empty() || !self.starting.is_empty())
             && Instant::now() < until
@@ -222,6 +224,8 @@ impl Exec<'_, '_> {
     async fn wait(&mut self, until: Instant) -> Result<(), Stop> {
         loop {
             self.pump();
+            // A schedule running behind never waits: the stop conditions are checked anyway.
+            self.cx.fleet.check()?;
             let now = Instant::now();
             if now >= until {
                 return Ok(());

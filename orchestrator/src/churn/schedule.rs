@@ -323,7 +323,7 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn due(&self, tick: u32) -> Duration {
-        self.heartbeat * tick
+        self.heartbeat.checked_mul(tick).unwrap_or(Duration::MAX)
     }
 }
 

@@ -270,6 +270,7 @@ mod tests {
             listen_addrs: vec![],
             status: NodeStatus::Ok,
             failure: None,
+            failed_at: None,
             exit_code: Some(0),
             exit_signal: None,
             last_state: NodeState::Done,

@@ -17,8 +17,10 @@ pub mod churn;
 pub mod host_load;
 pub mod implementations;
 pub mod lockstep;
+pub mod node_data;
 pub mod receive_time;
 pub mod summary;
+pub mod unverifiable;
 
 use crate::record::drive_log::DriveLog;
 use crate::record::sections::{
@@ -66,6 +68,7 @@ pub struct Figures {
 pub fn compute(i: &Inputs) -> Figures {
     let group_names: Vec<String> = i.plan.groups.iter().map(|g| g.id.clone()).collect();
     let (mut s, mut group_pairs) = summary::summarize(i.nodes, &group_names);
+    s.unverifiable_deliveries = unverifiable::unverifiable_deliveries(i.plan, i.nodes);
     // Under churn, a delivery is expected only over a whole delivery window.
     let churn = i.log.churn.as_ref().map(|log| {
         let acc = churn::account(i.nodes, log, &group_names);

@@ -280,11 +280,11 @@ impl<'a> SeenIndex<'a> {
         let by_origin = seen
             .iter()
             .map(|s| {
-                total += s
-                    .ranges
-                    .iter()
-                    .map(|r| r[1].saturating_sub(r[0]) + 1)
-                    .sum::<u64>();
+                // Saturating: a range of 2^64 messages must not wrap to 0 (the node data
+                // checks name such a node; the figure stays an upper bound).
+                total = s.ranges.iter().fold(total, |t: u64, r| {
+                    t.saturating_add(r[1].saturating_sub(r[0]).saturating_add(1))
+                });
                 (s.origin, s.ranges.as_slice())
             })
             .collect();

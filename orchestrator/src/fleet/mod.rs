@@ -2,7 +2,10 @@
 //! events and process exits. Every wait in a run goes through [`Fleet::wait_until`], so a
 //! crash, a protocol violation, Ctrl-C or the plan's deadline is noticed wherever the run is.
 
+mod liveness;
 mod slot;
+
+pub use liveness::{parse_state, proc_state};
 
 pub use slot::NodeSlot;
 
@@ -11,7 +14,7 @@ use crate::control::{ConnId, ControlEvent};
 use crate::record::NodeStatus;
 use crate::runner::NodeExit;
 use std::collections::{HashMap, HashSet};
-use testbed_contract::protocol::{Command, NodeMsg, OrchMsg};
+use testbed_contract::protocol::{Command, NodeMsg, OrchMsg, Secret};
 use testbed_contract::results::{ExitReason, NodeState, StateChange};
 use testbed_contract::{PROTOCOL_VERSION, SUPPORTED_PROTOCOLS};
 use tokio::sync::{mpsc, watch};
@@ -24,6 +27,19 @@ pub struct Pong {
     pub index: u32,
     pub at_ns: u64,
     pub received_ns: u64,
+}
+
+/// `at + d`, or a moment a century away where that is past what the clock represents:
+/// the run's arithmetic never panics on a duration, whatever validation let through.
+pub fn later(at: Instant, d: std::time::Duration) -> Instant {
+    at.checked_add(d)
+        .or_else(|| at.checked_add(std::time::Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(at)
+}
+
+/// [`later`] from now.
+pub fn after(d: std::time::Duration) -> Instant {
+    later(Instant::now(), d)
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +89,24 @@ pub struct Fleet {
     /// First deliveries the nodes reported (`delivered`, only sent when the welcome asked):
     /// `(origin, seq)` → `(receiver, receive time ns as the receiver measured it)`.
     deliveries: HashMap<(u32, u64), Vec<(u32, u64)>>,
+    /// The nodes' pids are processes of this machine (local and netns runners), whose state
+    /// `/proc` shows.
+    pub local_processes: bool,
+    next_liveness: Instant,
+    last_ping: Instant,
+    next_ping_id: u64,
+    /// What a hello must prove before it may claim a slot.
+    pub auth: Auth,
+}
+
+/// How a connection proves it is one of the run's nodes.
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    /// The run's secret, which the hello must carry (None: not checked).
+    pub secret: Option<String>,
+    /// The hello's pid must be the process the runner started for that index, or one of
+    /// its descendants (a wrapper script's child).
+    pub check_pid: bool,
 }
 
 impl Fleet {
@@ -102,6 +136,11 @@ impl Fleet {
             finishing: false,
             live: None,
             deliveries: HashMap::new(),
+            local_processes: false,
+            next_liveness: Instant::now(),
+            last_ping: Instant::now(),
+            next_ping_id: 1,
+            auth: Auth::default(),
         }
     }
 
@@ -225,6 +264,7 @@ impl Fleet {
         {
             tracing::warn!(node = index, "{reason}");
             slot.fault = Some((status, format!("{reason} (during {activity})")));
+            slot.failed_at = Some(chrono::Utc::now());
         }
     }
 
@@ -240,27 +280,107 @@ impl Fleet {
             if cond(self) {
                 return Ok(true);
             }
-            if !self.finishing && self.has_faults() {
-                return Err(Stop::Fault);
+            // While finishing (collecting results after any ending) only `until` bounds the
+            // wait: the interrupt flag and the deadline that ended the drive are already set,
+            // and honouring them here would give up every result still on its way.
+            if !self.finishing {
+                self.check()?;
             }
-            if *self.interrupt.borrow() {
-                return Err(Stop::Interrupted);
-            }
-            let limit = until.min(self.deadline);
+            let limit = if self.finishing {
+                until
+            } else {
+                until.min(self.deadline)
+            };
+            let watch_interrupt = !self.finishing;
             tokio::select! {
                 ev = self.control.recv() => match ev {
                     Some(ev) => self.on_control(ev),
                     None => return Err(Stop::Fault),
                 },
                 Some(exit) = self.exits.recv() => self.on_exit(exit),
-                _ = self.interrupt.changed() => {}
+                _ = self.interrupt.changed(), if watch_interrupt => {}
+                _ = tokio::time::sleep_until(self.next_liveness), if self.next_liveness < limit => {
+                    self.liveness();
+                }
                 _ = tokio::time::sleep_until(limit) => {
                     if cond(self) {
                         return Ok(true);
                     }
-                    return if limit >= self.deadline { Err(Stop::Timeout) } else { Ok(false) };
+                    return if !self.finishing && limit >= self.deadline {
+                        Err(Stop::Timeout)
+                    } else {
+                        Ok(false)
+                    };
                 }
             }
+        }
+    }
+
+    /// Whether the drive must stop now: a node fault, an interrupt or the deadline. Loops that
+    /// can run without waiting (a churn schedule already behind) call this every turn.
+    pub fn check(&self) -> Result<(), Stop> {
+        if !self.finishing && self.has_faults() {
+            return Err(Stop::Fault);
+        }
+        if *self.interrupt.borrow() {
+            return Err(Stop::Interrupted);
+        }
+        if Instant::now() >= self.deadline {
+            return Err(Stop::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Looks at every live node between its messages: a stopped process is hung at once; a
+    /// node silent for [`liveness::PING_SILENCE`] despite pings is hung too.
+    fn liveness(&mut self) {
+        let now = Instant::now();
+        self.next_liveness = now + liveness::CHECK_EVERY;
+        let ping = now.duration_since(self.last_ping) >= liveness::PING_EVERY;
+        if ping {
+            self.last_ping = now;
+        }
+        let mut hung = Vec::new();
+        let mut pings = Vec::new();
+        for s in self.nodes.iter().filter(|s| s.alive()) {
+            if self.local_processes
+                && let Some(state) = s.pid.and_then(proc_state)
+                && liveness::is_stopped(state)
+            {
+                hung.push((
+                    s.index,
+                    format!(
+                        "node {} is stopped (process state {state}: a stop signal or a tracer)",
+                        s.index
+                    ),
+                ));
+                continue;
+            }
+            if s.protocol < 2 {
+                continue;
+            }
+            if let Some(heard) = s.last_heard
+                && now.duration_since(heard) >= liveness::PING_SILENCE
+            {
+                hung.push((
+                    s.index,
+                    format!(
+                        "node {} answered no ping for {} s",
+                        s.index,
+                        now.duration_since(heard).as_secs()
+                    ),
+                ));
+            } else if ping {
+                pings.push(s.index);
+            }
+        }
+        for i in pings {
+            let id = self.next_ping_id;
+            self.next_ping_id = (self.next_ping_id + 1) % liveness::MAX_PING_ID;
+            self.send(i, OrchMsg::Ping { id });
+        }
+        for (i, why) in hung {
+            self.fault(i, NodeStatus::Hung, why);
         }
     }
 
@@ -281,10 +401,8 @@ impl Fleet {
                 self.mark_hung(ids, what);
                 Err(Stop::Fault)
             }
-            Err(Stop::Timeout) => {
-                self.mark_hung(ids, what);
-                Err(Stop::Timeout)
-            }
+            // The plan's timeout is the run's ending, not the nodes' fault: a node busy with a
+            // long command is asked for its result like every other.
             Err(e) => Err(e),
         }
     }
@@ -354,6 +472,9 @@ impl Fleet {
                 self.unclaimed.insert(conn, sender);
             }
             ControlEvent::Message { conn, msg } => {
+                if let Some(&i) = self.conns.get(&conn) {
+                    self.nodes[i as usize].last_heard = Some(Instant::now());
+                }
                 self.on_message(conn, msg);
                 if let Some(&i) = self.conns.get(&conn) {
                     self.publish_live(i);
@@ -453,6 +574,9 @@ impl Fleet {
             NodeMsg::Snapshot(s) => slot.last_snapshot = Some(s),
             // Stamped here, at once: the wait since the node's send only widens the round
             // trip, so it is inside the offset's uncertainty.
+            // A liveness pong only proves the node is alive (`last_heard`, above); the clock's
+            // pongs are kept for the clock measurement to take.
+            NodeMsg::Pong { id, .. } if id <= liveness::MAX_PING_ID => {}
             NodeMsg::Pong { id, at_ns } => {
                 let received_ns = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -508,6 +632,22 @@ impl Fleet {
         }
     }
 
+    /// Why a hello claiming `index` from `pid` is not one of this run's nodes, if it is not.
+    fn refuse(&self, index: u32, pid: u32, secret: &Secret) -> Option<&'static str> {
+        if let Some(expected) = &self.auth.secret
+            && !secret.matches(expected)
+        {
+            return Some("wrong or missing run secret");
+        }
+        if self.auth.check_pid
+            && let Some(launched) = self.nodes.get(index as usize).and_then(|s| s.pid)
+            && !liveness::descends_from(pid, launched)
+        {
+            return Some("its pid is not the process started for that node");
+        }
+        None
+    }
+
     fn on_first_message(&mut self, conn: ConnId, msg: NodeMsg) {
         let Some(tx) = self.unclaimed.remove(&conn) else {
             return;
@@ -518,7 +658,7 @@ impl Fleet {
             pid,
             implementation,
             impl_version,
-            ..
+            secret,
         } = msg
         else {
             self.anomalies
@@ -528,6 +668,15 @@ impl Fleet {
             });
             return;
         };
+        // Authentication before anything else: a connection that fails it touches no slot
+        // and is no node's fault; it is logged and dropped, and the run goes on.
+        if let Some(why) = self.refuse(index, pid, &secret) {
+            tracing::warn!("refused a control connection claiming node {index} (pid {pid}): {why}");
+            let _ = tx.send(OrchMsg::Abort {
+                reason: "not a node of this run".into(),
+            });
+            return;
+        }
         let n = self.nodes.len() as u32;
         let Some(slot) = self.nodes.get_mut(index as usize) else {
             self.anomalies.push(format!(
@@ -548,6 +697,7 @@ impl Fleet {
         }
         slot.hello = true;
         slot.protocol = protocol;
+        slot.last_heard = Some(Instant::now());
         slot.conn = Some(conn);
         slot.pid = slot.pid.or(Some(pid));
         slot.impl_version = Some(format!("{implementation} {impl_version}"));

@@ -37,6 +37,12 @@ pub struct NodeSlot {
     pub(super) mesh_ms: Option<f64>,
     /// Where the node serves its own libp2p metrics (`telemetry.node_metrics`).
     pub(super) metrics_addr: Option<String>,
+    /// The control protocol its hello spoke (pings need 2).
+    pub(super) protocol: u32,
+    /// When the orchestrator last heard from it (any control message).
+    pub(super) last_heard: Option<tokio::time::Instant>,
+    /// When its fault was noticed (wall clock).
+    pub(super) failed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl NodeSlot {
@@ -64,6 +70,9 @@ impl NodeSlot {
             removed: false,
             mesh_ms: None,
             metrics_addr: None,
+            protocol: 0,
+            last_heard: None,
+            failed_at: None,
         }
     }
 
@@ -200,6 +209,7 @@ impl NodeSlot {
             listen_addrs: self.listen_addrs,
             status,
             failure,
+            failed_at: self.failed_at.map(|t| t.to_rfc3339()),
             exit_code: self.exit.and_then(|e| e.code),
             exit_signal: self.exit.and_then(|e| e.signal),
             last_state: self.state,

@@ -491,6 +491,7 @@ fn write_record(dir: &Path, status: Status) {
             listen_addrs: vec![],
             status: NodeStatus::Ok,
             failure: None,
+            failed_at: None,
             exit_code: None,
             exit_signal: None,
             last_state: NodeState::Starting,

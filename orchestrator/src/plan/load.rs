@@ -1,7 +1,8 @@
 //! Plan text → [`Plan`]: `${param}` substitution (defaults from `params:`, overridden by
 //! `--set` or a matrix cell), strict parsing, the command line's other overrides
 //! (`--runner`, telemetry flags), then validation of the whole. Substitution works on the
-//! text so every error still points at the line the author wrote.
+//! text so every error still points at the line the author wrote, and substitutes values,
+//! never plan text: a string is quoted, and YAML syntax inside a larger scalar is refused.
 
 use super::error::{Issue, PlanError};
 use super::locate::SourceTree;
@@ -114,7 +115,7 @@ fn effective_params(
     }
     // Placeholders are blanked first: `{ count: ${n} }` is not YAML until substituted. A
     // syntax error here is reported by the full parse, with its position.
-    let blank = substitute_with(raw, &mut |_| Some("~".to_string())).unwrap_or_default();
+    let blank = substitute_with(raw, &mut |_, _, _| Some("~".to_string())).unwrap_or_default();
     let mut params = match serde_saphyr::from_str::<ParamsOnly>(&blank) {
         Ok(p) => p.params,
         // Not YAML at all: report that, with its position, rather than unknown parameters.
@@ -154,11 +155,28 @@ fn substitute(
             params.keys().cloned().collect::<Vec<_>>().join(", ")
         }
     };
-    substitute_with(raw, &mut |name| match params.get(name)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        v => Some(v.to_string()),
-    })
-    .map_err(|unknown| {
+    let mut structural = Vec::new();
+    let text = substitute_with(raw, &mut |name, whole, (line, column)| {
+        let value = params.get(name)?;
+        Some(match as_yaml_value(value, whole) {
+            Some(text) => text,
+            None => {
+                structural.push(Issue {
+                    line: Some(line),
+                    column: Some(column),
+                    field: format!("params.{name}"),
+                    message: format!(
+                        "the value of `{name}` ({value}) holds YAML syntax and `${{{name}}}` is part of a larger value here; a parameter is substituted as a value, never as plan text"
+                    ),
+                });
+                String::new()
+            }
+        })
+    });
+    if !structural.is_empty() {
+        return Err(structural);
+    }
+    text.map_err(|unknown| {
         unknown
             .into_iter()
             .map(|(line, column, name)| Issue {
@@ -174,10 +192,31 @@ fn substitute(
     })
 }
 
-/// Replaces every `${name}` by `value(name)`; returns the unknown names with their positions.
+/// A parameter's value as YAML text that is exactly that value: where the placeholder is a
+/// whole value (`key: ${p}`, `- ${p}`), a string is written quoted (JSON's quoting is YAML's)
+/// and anything else as JSON flow; inside a larger scalar (`run-${p}`) only text without
+/// YAML syntax may go (None otherwise).
+fn as_yaml_value(value: &serde_json::Value, whole: bool) -> Option<String> {
+    match value {
+        serde_json::Value::String(_) if whole => Some(value.to_string()),
+        serde_json::Value::String(s) => Some(s.clone()).filter(|s| is_plain(s)),
+        v if whole => Some(v.to_string()),
+        v => Some(v.to_string()).filter(|s| is_plain(s)),
+    }
+}
+
+/// Text that stays inside the scalar it is put in: no YAML indicator or flow character.
+fn is_plain(s: &str) -> bool {
+    s == s.trim() && !s.chars().any(|c| ":,#[]{}&*!|>'\"%@`?\n\r\t".contains(c))
+}
+
+/// Replaces every `${name}` by `value(name, whole, (line, column))` — `whole` when the
+/// placeholder is the entire value on its line; returns the unknown names with their
+/// positions.
+#[allow(clippy::type_complexity)]
 fn substitute_with(
     raw: &str,
-    value: &mut dyn FnMut(&str) -> Option<String>,
+    value: &mut dyn FnMut(&str, bool, (u32, u32)) -> Option<String>,
 ) -> Result<String, Vec<(u32, u32, String)>> {
     let mut out = String::with_capacity(raw.len());
     let mut unknown = Vec::new();
@@ -192,13 +231,14 @@ fn substitute_with(
                 break;
             };
             let name = after[..end].trim();
-            match value(name) {
+            let column = (line.len() - rest.len() + start + 1) as u32;
+            let before = line[..line.len() - rest.len() + start].trim_end();
+            let tail = after[end + 1..].trim();
+            let whole = (before.is_empty() || before.ends_with(':') || before.ends_with('-'))
+                && (tail.is_empty() || tail.starts_with('#'));
+            match value(name, whole, (line_no as u32 + 1, column)) {
                 Some(v) => out.push_str(&v),
-                None => unknown.push((
-                    line_no as u32 + 1,
-                    (line.len() - rest.len() + start + 1) as u32,
-                    name.to_string(),
-                )),
+                None => unknown.push((line_no as u32 + 1, column, name.to_string())),
             }
             rest = &after[end + 1..];
         }

@@ -36,8 +36,14 @@ pub struct Summary {
     /// (message, receiver) pairs where the receiver was subscribed when it was published.
     pub expected_deliveries: u64,
     pub delivered: u64,
-    /// delivered / expected; absent when nothing was expected.
+    /// delivered / expected; absent when nothing was expected. Counts receivers whose
+    /// result arrived; see `unverifiable_deliveries` for the others.
     pub delivery_ratio: Option<f64>,
+    /// (message, receiver) pairs that cannot be checked: the receiver was subscribed by the
+    /// plan to the message's topic but its result is missing (crashed or hung). Not in
+    /// `expected_deliveries`; a run with any has a failed node.
+    #[serde(default)]
+    pub unverifiable_deliveries: u64,
     /// Deliveries to nodes that were not subscribed at publish time.
     pub unexpected_deliveries: u64,
     pub latency: Option<Latency>,

@@ -43,8 +43,10 @@ pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
         }
         Err(stop) => abort_reachable(fleet, stop, &live.progress),
     };
-    let until =
-        Instant::now() + Duration::from_secs(20) + Duration::from_millis(20 * asked.len() as u64);
+    // Bounded, and independent of how the drive ended: an interrupt or a passed deadline
+    // does not shorten it (a second Ctrl-C exits the process, see `signals.rs`).
+    let asked_at = Instant::now();
+    let until = asked_at + collect_bound(asked.len());
     let _ = fleet
         .wait_until(until, |f| {
             asked.iter().filter_map(|&i| f.node(i)).all(|s| {
@@ -56,20 +58,44 @@ pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
             })
         })
         .await;
+    // Whoever was asked and sent nothing within the bound is named, on every ending.
+    let missing: Vec<(u32, Option<String>)> = asked
+        .iter()
+        .filter_map(|&i| {
+            let s = fleet.node(i)?;
+            s.result()
+                .is_none()
+                .then(|| (i, s.exit().map(|e| e.to_string())))
+        })
+        .collect();
+    let waited = until.saturating_duration_since(asked_at).as_secs();
+    for (i, exit) in missing {
+        let (status, why) = match exit {
+            Some(e) => (
+                NodeStatus::Crashed,
+                format!("node {i} {e} without sending its final result"),
+            ),
+            None => (
+                NodeStatus::Hung,
+                format!("node {i} did not send its final result within {waited} s of being asked"),
+            ),
+        };
+        fleet.fault(i, status, why);
+    }
+    // What the nodes reported is checked before any figure trusts it.
+    let checks = {
+        let results: Vec<(u32, &testbed_contract::results::NodeResult)> = fleet
+            .nodes()
+            .iter()
+            .filter_map(|s| Some((s.index(), s.result()?)))
+            .collect();
+        crate::figures::node_data::anomalies(&results, fleet.len() as u32)
+    };
+    for (i, why) in checks {
+        fleet.fault(i, NodeStatus::Failed, why);
+    }
     if drive.is_ok() {
         fleet.finishing = false;
-        let missing: Vec<u32> = alive
-            .iter()
-            .copied()
-            .filter(|&i| fleet.node(i).is_some_and(|s| s.result().is_none()))
-            .collect();
-        for i in missing {
-            fleet.fault(
-                i,
-                NodeStatus::Hung,
-                format!("node {i} did not send its final result"),
-            );
-        }
     }
     live.runner.shutdown(Duration::from_secs(3)).await;
     let mut runner_sections = Sections::default();
@@ -89,6 +115,11 @@ pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
         finish_info,
         runner_sections,
     }
+}
+
+/// How long results are waited for once asked: 20 s, and 20 ms more per node asked.
+pub fn collect_bound(asked: usize) -> Duration {
+    Duration::from_secs(20) + Duration::from_millis(20u64.saturating_mul(asked as u64))
 }
 
 /// After a failed drive: sends `abort` to every node that can still answer; returns them.

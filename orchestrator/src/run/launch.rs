@@ -71,6 +71,7 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         control_addr,
         tracing: telemetry.tracing(),
         results_dir: dir.path.clone(),
+        secret: format!("{:032x}", rand::random::<u128>()),
     };
 
     let mut launches = Vec::new();
@@ -89,12 +90,19 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         control_rx,
         exit_rx,
         interrupt,
-        t0 + spec.plan.timeout,
+        crate::fleet::later(t0, spec.plan.timeout),
     );
     telemetry
         .live
         .set_nodes(fleet.nodes().iter().map(|s| (s.index(), s.group())));
     fleet.live = Some(telemetry.live.clone());
+    fleet.local_processes = matches!(spec.runner, RunnerSel::Local | RunnerSel::Netns);
+    // Nodes started elsewhere (pods) get the secret from their own spec; it is checked
+    // where this machine started the processes itself.
+    fleet.auth = crate::fleet::Auth {
+        secret: fleet.local_processes.then(|| wiring.secret.clone()),
+        check_pid: matches!(spec.runner, RunnerSel::Local),
+    };
     let progress = Progress::new(spec.quiet, &spec.plan.name, &spec.run_id);
 
     progress.stage("launching", launches.len() as u64);

@@ -31,6 +31,9 @@ use tokio::sync::watch;
 pub struct RunOutput {
     pub dir: PathBuf,
     pub record: RunRecord,
+    /// Files of the results folder that could not be written (each with its error); every
+    /// other file was written. Non-empty makes `orchestrator run` exit 4 (see `exit.rs`).
+    pub write_errors: Vec<String>,
 }
 
 /// Runs `loaded` once and writes everything it measured into
@@ -42,17 +45,27 @@ pub async fn run_plan(
     interrupt: watch::Receiver<bool>,
 ) -> Result<RunOutput> {
     let spec = RunSpec::resolve(loaded, opts)?;
+    let linger_stop = interrupt.clone();
     let mut live = launch::launch(&spec, interrupt).await?;
     let (log, drive) = drive(&spec, &mut live).await;
     let collected = collect::collect(&mut live, &drive).await;
     let mut record = record::build(&spec, &mut live, &log, &drive, collected);
     drop(live.server);
     // Every node is reaped: all spans are in. Adds the `traces` and `metrics` sections.
-    live.telemetry.finish(&live.dir.path, &mut record).await?;
-    record::write(&live.dir, &record, &log)?;
+    let mut write_errors = live
+        .telemetry
+        .finish(&live.dir.path, &mut record, linger_stop)
+        .await;
+    // What could not be written before run.json is said in it.
+    record
+        .outcome
+        .reasons
+        .extend(write_errors.iter().map(|e| format!("not written: {e}")));
+    write_errors.extend(record::write(&live.dir, &record, &log));
     Ok(RunOutput {
         dir: live.dir.path,
         record,
+        write_errors,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::record::sections::{NetworkLink, NetworkSection};
 use crate::record::store::{RunDir, node_log};
 use crate::record::{NodeRecord, RECORD_SCHEMA, RunRecord, Versions};
 use crate::spec::RunSpec;
-use anyhow::{Context, Result};
+use anyhow::Context;
 use testbed_contract::plan::{Network, Plan};
 
 /// The run record, complete but for the telemetry's sections.
@@ -131,12 +131,20 @@ fn network_section(plan: &Plan, network: &Network, events_zero_ms: f64) -> Netwo
     }
 }
 
-/// Writes `events.jsonl` (churn), `run.json` and the reports.
-pub fn write(dir: &RunDir, record: &RunRecord, log: &DriveLog) -> Result<()> {
+/// Writes `events.jsonl` (churn), `run.json` and the reports, each regardless of whether
+/// the ones before it could be written; returns the errors of those that could not.
+pub fn write(dir: &RunDir, record: &RunRecord, log: &DriveLog) -> Vec<String> {
+    let mut errors = Vec::new();
     if let Some(c) = &log.churn {
-        churn_log::write_jsonl(&dir.path.join("events.jsonl"), &c.events)
-            .with_context(|| format!("writing {}/events.jsonl", dir.path.display()))?;
+        let r = churn_log::write_jsonl(&dir.path.join("events.jsonl"), &c.events)
+            .with_context(|| format!("writing {}/events.jsonl", dir.path.display()));
+        errors.extend(r.err().map(|e| format!("{e:#}")));
     }
-    dir.write_record(record)?;
-    crate::report::write_all(&dir.path, record)
+    errors.extend(dir.write_record(record).err().map(|e| format!("{e:#}")));
+    errors.extend(
+        crate::report::write_all(&dir.path, record)
+            .err()
+            .map(|e| format!("{e:#}")),
+    );
+    errors
 }

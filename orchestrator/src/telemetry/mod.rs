@@ -139,7 +139,15 @@ impl RunTelemetry {
 
     /// After every node is reaped: writes the trace files and `metrics.prom`, adds the
     /// `traces` and `metrics` sections to the record, lingers if asked, stops serving.
-    pub async fn finish(mut self, dir: &Path, record: &mut RunRecord) -> Result<()> {
+    /// Returns the files that could not be written (each one's error); the others are
+    /// written regardless. The linger ends early on an interrupt.
+    pub async fn finish(
+        mut self,
+        dir: &Path,
+        record: &mut RunRecord,
+        mut interrupt: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
         if let Some(t) = &self.tracing {
             let mut section = TracesSection {
                 collector: if self.collector.is_some() {
@@ -158,13 +166,17 @@ impl RunTelemetry {
             };
             if let Some(c) = self.collector.take() {
                 let (spans, stats) = c.finish();
-                let facts = collector::write_files(dir, spans)?;
-                section.files = vec![
-                    collector::TRACES_JAEGER.into(),
-                    collector::TRACES_OTLP.into(),
-                ];
+                match collector::write_files(dir, spans) {
+                    Ok(facts) => {
+                        section.files = vec![
+                            collector::TRACES_JAEGER.into(),
+                            collector::TRACES_OTLP.into(),
+                        ];
+                        section.facts = Some(facts);
+                    }
+                    Err(e) => errors.push(format!("{e:#}")),
+                }
                 section.received = Some(stats);
-                section.facts = Some(facts);
             }
             section.slowest_delivery = slowest_delivery(record, section.facts.as_ref());
             section.failed_lifecycles = record
@@ -182,19 +194,29 @@ impl RunTelemetry {
         }
         self.live.set_final(record);
         let exposition = metrics::to_prometheus_text(&self.live.encode());
-        std::fs::write(dir.join(metrics::METRICS_FILE), &exposition)
-            .with_context(|| format!("writing {}", dir.join(metrics::METRICS_FILE).display()))?;
+        let prom = dir.join(metrics::METRICS_FILE);
+        let file = match std::fs::write(&prom, &exposition) {
+            Ok(()) => metrics::METRICS_FILE.into(),
+            Err(e) => {
+                errors.push(format!("writing {}: {e}", prom.display()));
+                String::new()
+            }
+        };
         let section = MetricsSection {
             url: self.metrics_url.clone(),
-            file: metrics::METRICS_FILE.into(),
+            file,
             node_endpoints: self.live.node_endpoints(),
         };
         record.sections.metrics = Some(section);
-        if self.server.is_some() && !self.settings.metrics_linger.is_zero() {
-            tokio::time::sleep(self.settings.metrics_linger).await;
+        if self.server.is_some() && !self.settings.metrics_linger.is_zero() && !*interrupt.borrow()
+        {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.metrics_linger) => {}
+                _ = interrupt.wait_for(|i| *i) => {}
+            }
         }
         drop(self.server.take());
-        Ok(())
+        errors
     }
 }
 

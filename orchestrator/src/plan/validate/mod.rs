@@ -5,12 +5,14 @@
 //! churn phase in [`churn`], telemetry in [`telemetry`], and what the chosen runner can do
 //! in [`runner`], mixed connection security in [`security`] — after the command line's overrides were applied.
 
+mod bounds;
 mod churn;
 mod rules;
 mod runner;
 mod security;
 mod telemetry;
 
+pub use bounds::MAX_DURATION;
 use rules::Problems;
 pub use rules::{MAX_NODES, max_message_size};
 
@@ -36,20 +38,16 @@ pub fn validate(plan: &Plan, overrides: &Overrides) -> Problems {
             ),
         ));
     }
-    if plan.name.is_empty()
-        || !plan
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
+    if !is_path_name(&plan.name) {
         p.push((
             root().key("name"),
-            format!("`{}` is not a usable name: use letters, digits, `-`, `_` or `.` (it names the results folder)", plan.name),
+            format!("`{}` is not a usable name: use letters, digits, `-`, `_` or `.`, starting with a letter or digit, at most 100 characters (it names the results folder)", plan.name),
         ));
     }
     if plan.timeout.is_zero() {
         p.push((root().key("timeout"), "must be longer than 0s".into()));
     }
+    bounds::check(plan, &mut p);
     check_groups(plan, &mut p);
     check_topology(plan, &mut p);
     security::check(plan, &mut p);
@@ -371,4 +369,14 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A name that is one folder under `results/`: letters, digits, `-`, `_`, `.`, starting
+/// with a letter or digit (so never `.` or `..`), at most 100 characters.
+pub fn is_path_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }

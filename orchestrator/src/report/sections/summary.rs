@@ -50,6 +50,16 @@ pub fn add_to(doc: &mut Doc, r: &RunRecord) {
         ]),
         format!("{} receivers", s.nodes - s.nodes_without_result),
     ));
+    if s.unverifiable_deliveries > 0 {
+        rows.push(row(
+            "unverifiable deliveries",
+            Span::Strong(s.unverifiable_deliveries.to_string()),
+            format!(
+                "to {} receivers whose result is missing (not in the ratio)",
+                s.nodes_without_result
+            ),
+        ));
+    }
     rows.push(match &s.latency {
         Some(l) => row(
             "delivery latency p50 / p90 / p99 / max",
