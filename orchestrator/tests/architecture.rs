@@ -56,6 +56,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("control", SERVICES),      // the control channel's listener and barriers
     ("telemetry", SERVICES),    // traces, live metrics; fills the record's telemetry sections
     ("progress", SERVICES),     // what a person sees while a run or bench goes
+    ("sampler", SERVICES),      // memory and CPU of node processes, read from /proc
     ("report", REPORT),         // one document from a record, as Markdown and HTML
     ("figures", FIGURES),       // numbers from node records and the drive log, nothing else
     ("chart", UTIL),            // SVG charts for the reports

@@ -13,6 +13,8 @@
 pub mod assertions;
 pub mod churn;
 pub mod implementations;
+pub mod outside;
+pub mod publish_lag;
 pub mod receive_time;
 pub mod summary;
 
@@ -54,6 +56,8 @@ pub struct Figures {
 pub fn compute(i: &Inputs) -> Figures {
     let group_names: Vec<String> = i.plan.groups.iter().map(|g| g.id.clone()).collect();
     let (mut s, mut group_pairs) = summary::summarize(i.nodes, &group_names);
+    publish_lag::add_to(&mut s, i.nodes);
+    outside::add_to(&mut s, i.nodes);
     // Under churn, a delivery is expected only over a whole delivery window.
     let churn = i.log.churn.as_ref().map(|log| {
         let acc = churn::account(i.nodes, log, &group_names);
