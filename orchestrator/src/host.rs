@@ -32,6 +32,20 @@ pub fn facts() -> HostFacts {
     }
 }
 
+/// Resets this process's peak RSS (`VmHWM`) to its current RSS (`clear_refs` value 5,
+/// Linux 4.0+), so the peak read at the end of a run is that run's; no-op where refused.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS (`VmHWM`) since the last [`reset_peak_rss`], in bytes.
+pub fn peak_rss_since_reset() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// CPU seconds (user + system) and peak RSS bytes of this process so far.
 pub fn self_usage() -> (f64, u64) {
     // SAFETY: getrusage fills the struct we own.

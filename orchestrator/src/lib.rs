@@ -29,6 +29,7 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod sampler;
 pub mod signals;
 pub mod spec;
 pub mod telemetry;

@@ -291,13 +291,14 @@ impl<'a, 'r> Driver<'a, 'r> {
                 }
             }
             if join
-                && let Some(ms) = self
-                    .fleet
-                    .ack(id)
-                    .and_then(|a| a.info.get("mesh_ms"))
-                    .and_then(|v| v.as_f64())
+                && s.wait_mesh
+                && let Some(info) = self.fleet.ack(id).map(|a| &a.info)
             {
-                self.fleet.note_mesh(i, ms);
+                // Protocol 2 says whether the node meshed (and gives `mesh_ms` only then);
+                // protocol 1 gives a `mesh_ms` either way.
+                let ms = info.get("mesh_ms").and_then(|v| v.as_f64());
+                let meshed = info.get("meshed").and_then(|v| v.as_bool());
+                self.fleet.note_mesh(i, ms, meshed);
             }
         }
         if join && s.wait_topic_peers {

@@ -59,6 +59,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("telemetry", SERVICES),    // traces, live metrics; fills the record's telemetry sections
     ("progress", SERVICES),     // what a person sees while a run or bench goes
     ("host_load", SERVICES),    // samples the host's CPU on a thread of its own during a run
+    ("sampler", SERVICES),      // memory and CPU of node processes, read from /proc
     ("report", REPORT),         // one document from a record, as Markdown and HTML
     ("figures", FIGURES),       // numbers from node records and the drive log, nothing else
     ("chart", UTIL),            // SVG charts for the reports

@@ -309,6 +309,16 @@ fn the_render_command_prints_the_same_yaml_every_time_and_explains_refusals() {
 // ---- the chart ----
 
 /// helm from $HELM, tools/bin/helm (scripts/install-helm.sh) or PATH.
+/// Says why a test skips; under CI (`CI` set) a missing tool is a failure instead, so CI
+/// never passes a test it did not run.
+fn skip_unless_ci(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set, so this test must run, but: {why}"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
 fn helm() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("HELM").map(PathBuf::from),
@@ -338,11 +348,12 @@ fn without_helm_labels(mut v: Value) -> Value {
 }
 
 /// `helm template` of the chart equals `orchestrator k8s render`, object for object, apart
-/// from Helm's own labels. Without helm (run scripts/install-helm.sh) it says so and passes.
+/// from Helm's own labels. Without helm (run scripts/install-helm.sh) it says so and passes,
+/// except under CI (`CI` set), where scripts/ci-extras.sh has installed it and it must run.
 #[test]
 fn the_helm_chart_renders_the_same_objects_as_the_renderer() {
     let Some(helm) = helm() else {
-        eprintln!("SKIPPED: no helm binary (scripts/install-helm.sh installs one into tools/bin)");
+        skip_unless_ci("no helm binary (scripts/install-helm.sh installs one into tools/bin)");
         return;
     };
     let chart = workspace().join("helm/pubsub-testbed");
@@ -434,16 +445,15 @@ fn the_helm_chart_renders_the_same_objects_as_the_renderer() {
     }
 }
 
-/// Offline schema validation with the PyPI package `kubernetes-validate`, where installed.
+/// Offline schema validation with the PyPI package `kubernetes-validate`, where installed
+/// (under CI it must be: scripts/ci-extras.sh installs it).
 #[test]
 fn manifests_pass_kubernetes_validate_where_it_is_installed() {
     let tool = std::env::var_os("KUBERNETES_VALIDATE")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("tools/venv/bin/kubernetes-validate"));
     if !tool.exists() {
-        eprintln!(
-            "SKIPPED: kubernetes-validate not installed (scripts/install-helm.sh --validate)"
-        );
+        skip_unless_ci("kubernetes-validate not installed (scripts/install-helm.sh --validate)");
         return;
     }
     let out = Command::new(&tool)

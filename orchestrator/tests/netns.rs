@@ -44,7 +44,28 @@ fn netns_inode(pid: u32) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_latency_shows_in_measured_latency_and_nothing_is_left() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = run_text(SHAPED, &[], tmp.path()).await;
+    // Note each node's namespace while the fleet runs, to check afterwards that none is left.
+    let run_id = format!("shaped-{}", std::process::id());
+    let seen = NamespaceWatch::start(&run_id);
+    let loaded = orchestrator::plan::load_text(
+        std::path::Path::new("shaped.yaml"),
+        SHAPED,
+        &Default::default(),
+    )
+    .unwrap();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let out = orchestrator::run::run_plan(
+        &loaded,
+        &orchestrator::run::RunOptions {
+            run_id: Some(run_id.clone()),
+            ..options(tmp.path())
+        },
+        stop_rx,
+    )
+    .await
+    .expect("run completes");
+    assert_no_node_left(&out);
+    let namespaces = seen.stop();
     let r = &out.record;
     assert_eq!(r.outcome.status, Status::Passed, "{:?}", r.outcome.reasons);
     assert_eq!(r.runner, "netns");
@@ -65,16 +86,54 @@ async fn configured_latency_shows_in_measured_latency_and_nothing_is_left() {
         r.sections.shaper.is_some(),
         "the shaper's counters are recorded"
     );
-    // Every node's namespace died with its process.
+    // Every node's namespace died with its process: each one seen while the fleet ran is
+    // held by no process now.
+    assert_eq!(
+        namespaces.len(),
+        6,
+        "every node's namespace was seen while the fleet ran: {namespaces:?}"
+    );
     let live = netsim::live_netns_inodes();
-    let ours: Vec<u32> = r.nodes.iter().filter_map(|n| n.pid).collect();
-    for pid in ours {
-        assert!(
-            netns_inode(pid).is_none(),
-            "node pid {pid} is gone with its namespace"
-        );
+    let left: Vec<&u64> = namespaces.intersection(&live).collect();
+    assert!(
+        left.is_empty(),
+        "node namespaces outlived the run: {left:?}"
+    );
+}
+
+/// Polls the node processes of one run (every 20 ms, on its own thread) and collects their
+/// network namespace inodes, skipping the host's own.
+struct NamespaceWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<BTreeSet<u64>>,
+}
+
+impl NamespaceWatch {
+    fn start(run_id: &str) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, run_id) = (stop.clone(), run_id.to_string());
+        let host = netns_inode(std::process::id());
+        let thread = std::thread::spawn(move || {
+            let mut seen = BTreeSet::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for (pid, index) in run_processes(&run_id) {
+                    if let (Some(_), Some(ns)) = (index, netns_inode(pid))
+                        && Some(ns) != host
+                    {
+                        seen.insert(ns);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        });
+        Self { stop, thread }
     }
-    let _ = live;
+
+    fn stop(self) -> BTreeSet<u64> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 /// Two groups publishing once a second, cut apart from 8 s to 14 s after the fleet was

@@ -344,10 +344,12 @@ mod tests {
             last_state: NodeState::Done,
             log: String::new(),
             mesh_ms: None,
+            meshed: None,
             timeline: vec![],
             last_snapshot: None,
             result,
             finish_info: None,
+            outside: None,
         }
     }
 

@@ -276,6 +276,7 @@ mod tests {
             last_state: NodeState::Done,
             log: String::new(),
             mesh_ms: None,
+            meshed: None,
             timeline: vec![],
             last_snapshot: None,
             result: Some(NodeResult {
@@ -318,6 +319,7 @@ mod tests {
                 received_over_time: vec![],
             }),
             finish_info: None,
+            outside: None,
         }
     }
 

@@ -18,6 +18,8 @@ pub mod host_load;
 pub mod implementations;
 pub mod lockstep;
 pub mod node_data;
+pub mod outside;
+pub mod publish_lag;
 pub mod receive_time;
 pub mod summary;
 pub mod unverifiable;
@@ -69,6 +71,8 @@ pub fn compute(i: &Inputs) -> Figures {
     let group_names: Vec<String> = i.plan.groups.iter().map(|g| g.id.clone()).collect();
     let (mut s, mut group_pairs) = summary::summarize(i.nodes, &group_names);
     s.unverifiable_deliveries = unverifiable::unverifiable_deliveries(i.plan, i.nodes);
+    publish_lag::add_to(&mut s, i.nodes);
+    outside::add_to(&mut s, i.nodes);
     // Under churn, a delivery is expected only over a whole delivery window.
     let churn = i.log.churn.as_ref().map(|log| {
         let acc = churn::account(i.nodes, log, &group_names);

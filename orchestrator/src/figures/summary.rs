@@ -51,9 +51,10 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
             last_pub = last_pub.max(p.at_ns);
         }
     }
+    // N sends span N − 1 intervals: N / (last − first) would overstate by N / (N − 1).
     if s.messages_published > 1 && last_pub > first_pub {
         s.publish_rate_per_s =
-            Some(s.messages_published as f64 / ((last_pub - first_pub) as f64 / 1e9));
+            Some((s.messages_published - 1) as f64 / ((last_pub - first_pub) as f64 / 1e9));
     }
 
     // Expected vs delivered, overall and per (origin group, receiver group).
@@ -124,21 +125,23 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
     s.bytes_in = (!bytes_in.is_empty()).then(|| bytes_in.iter().sum());
     s.bytes_out = (!bytes_out.is_empty()).then(|| bytes_out.iter().sum());
 
-    // Resources: from the result, else the last snapshot (a crashed node still counts).
+    // Resources: from the result, else (a crashed node still counts) the orchestrator's own
+    // samples of its process, else its last snapshot.
     s.peak_rss_bytes = dist(nodes.iter().filter_map(|n| {
         n.result
             .as_ref()
             .map(|r| r.peak_rss_bytes as f64)
+            .or_else(|| n.outside.as_ref().map(|o| o.peak_rss_bytes as f64))
             .or_else(|| n.last_snapshot.as_ref().map(|s| s.rss_bytes as f64))
     }));
     s.cpu_s = dist(nodes.iter().filter_map(|n| {
         n.result
             .as_ref()
             .map(|r| r.cpu_ns as f64 / 1e9)
+            .or_else(|| n.outside.as_ref().map(|o| o.cpu_s))
             .or_else(|| n.last_snapshot.as_ref().map(|s| s.cpu_ns as f64 / 1e9))
     }));
-    let mesh: Vec<f64> = nodes.iter().filter_map(|n| n.mesh_ms).collect();
-    s.time_to_mesh_ms = (!mesh.is_empty()).then(|| dist(mesh.into_iter()));
+    mesh_figures(&mut s, nodes);
 
     let mut pairs = Vec::new();
     for og in 0..ng {
@@ -157,6 +160,23 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
         }
     }
     (s, pairs)
+}
+
+/// Time to mesh over the truly meshed nodes only, and who went ahead without a mesh.
+fn mesh_figures(s: &mut Summary, nodes: &[NodeRecord]) {
+    let mut times = Vec::new();
+    for n in nodes {
+        match n.meshed {
+            Some(true) => {
+                s.meshed_nodes += 1;
+                times.extend(n.mesh_ms);
+            }
+            Some(false) => s.not_meshed.push(n.index),
+            None if n.mesh_ms.is_some() => s.mesh_unknown += 1,
+            None => {}
+        }
+    }
+    s.time_to_mesh_ms = (!times.is_empty()).then(|| dist(times.into_iter()));
 }
 
 /// Expected and delivered pairs by publish time, in seconds since the run started, so a

@@ -97,6 +97,8 @@ pub struct Fleet {
     next_ping_id: u64,
     /// What a hello must prove before it may claim a slot.
     pub auth: Auth,
+    /// Told of every node process as it starts, to sample it from `/proc`.
+    pub sampler: Option<crate::sampler::SamplerHandle>,
 }
 
 /// How a connection proves it is one of the run's nodes.
@@ -141,6 +143,7 @@ impl Fleet {
             last_ping: Instant::now(),
             next_ping_id: 1,
             auth: Auth::default(),
+            sampler: None,
         }
     }
 
@@ -165,6 +168,9 @@ impl Fleet {
     /// Adds a node launched while the run goes on (churn); it takes the next index.
     pub fn add(&mut self, slot: NodeSlot) {
         self.publish_live_slot(&slot);
+        if let (Some(s), Some(pid)) = (&self.sampler, slot.pid) {
+            s.watch(slot.index, pid);
+        }
         self.nodes.push(slot);
     }
 
@@ -172,6 +178,9 @@ impl Fleet {
     pub fn set_pid(&mut self, index: u32, pid: Option<u32>) {
         if let Some(s) = self.nodes.get_mut(index as usize) {
             s.pid = pid;
+        }
+        if let (Some(s), Some(pid)) = (&self.sampler, pid) {
+            s.watch(index, pid);
         }
     }
 
@@ -187,10 +196,17 @@ impl Fleet {
         }
     }
 
-    /// The node reported its mesh ready after `ms` (the slowest of its subscriptions counts).
-    pub fn note_mesh(&mut self, index: u32, ms: f64) {
+    /// A `wait_mesh` subscribe's outcome as the node acknowledged it: its mesh ready after
+    /// `ms` (the slowest of its subscriptions counts), and whether it truly meshed (`None`: the
+    /// node does not say; one subscribe without a mesh makes the node not meshed).
+    pub fn note_mesh(&mut self, index: u32, ms: Option<f64>, meshed: Option<bool>) {
         if let Some(s) = self.nodes.get_mut(index as usize) {
-            s.mesh_ms = Some(s.mesh_ms.map_or(ms, |m: f64| m.max(ms)));
+            if let Some(ms) = ms {
+                s.mesh_ms = Some(s.mesh_ms.map_or(ms, |m: f64| m.max(ms)));
+            }
+            if let Some(ok) = meshed {
+                s.meshed = Some(s.meshed.unwrap_or(true) && ok);
+            }
         }
     }
 

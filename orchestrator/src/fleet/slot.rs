@@ -35,6 +35,9 @@ pub struct NodeSlot {
     /// Stopped on purpose (churn): its exit is not a failure.
     pub(super) removed: bool,
     pub(super) mesh_ms: Option<f64>,
+    /// Whether every `wait_mesh` subscribe ended with a mesh (protocol 2's `meshed`); `None`
+    /// before one, or when the node does not say (protocol 1).
+    pub(super) meshed: Option<bool>,
     /// Where the node serves its own libp2p metrics (`telemetry.node_metrics`).
     pub(super) metrics_addr: Option<String>,
     /// The control protocol its hello spoke (pings need 2).
@@ -69,6 +72,7 @@ impl NodeSlot {
             fault: None,
             removed: false,
             mesh_ms: None,
+            meshed: None,
             metrics_addr: None,
             protocol: 0,
             last_heard: None,
@@ -215,10 +219,12 @@ impl NodeSlot {
             last_state: self.state,
             log,
             mesh_ms: self.mesh_ms,
+            meshed: self.meshed,
             timeline: self.timeline,
             last_snapshot: self.last_snapshot,
             result: self.result,
             finish_info,
+            outside: None,
         }
     }
 }

@@ -497,10 +497,12 @@ fn write_record(dir: &Path, status: Status) {
             last_state: NodeState::Starting,
             log: format!("logs/node-{i:04}.log"),
             mesh_ms: None,
+            meshed: None,
             timeline: vec![],
             last_snapshot: None,
             result: None,
             finish_info: None,
+            outside: None,
         })
         .collect();
     let record = RunRecord {

@@ -13,17 +13,19 @@
 pub mod churn_log;
 pub mod drive_log;
 pub mod node;
+pub mod outside;
 pub mod run_record;
 pub mod sections;
 pub mod store;
 pub mod summary;
 
 pub use node::{FinishInfo, NodeRecord, NodeStatus};
+pub use outside::OutsideSamples;
 pub use run_record::{
     AssertionOutcome, HostFacts, Outcome, PhaseRecord, RECORD_SCHEMA, RunRecord, Status, Versions,
 };
 pub use sections::Sections;
 pub use summary::{
-    AxisEvent, Cut, DeliveryBucket, Dist, GroupPair, Latency, PairOverTime, ReceivedOverTime,
-    Summary,
+    AxisEvent, Cut, DeliveryBucket, Dist, GroupPair, Latency, PairOverTime, PublishLag,
+    ReceivedOverTime, Summary,
 };

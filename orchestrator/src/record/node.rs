@@ -43,12 +43,19 @@ pub struct NodeRecord {
     pub log: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh_ms: Option<f64>,
+    /// Whether every `wait_mesh` subscribe ended with a mesh; absent when the node does not
+    /// say (protocol 1) or did not wait for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meshed: Option<bool>,
     /// State changes as the orchestrator received them (complete even without a result).
     pub timeline: Vec<StateChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_snapshot: Option<Snapshot>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<NodeResult>,
+    /// The node's process as the orchestrator sampled it from `/proc` (local runners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside: Option<crate::record::OutsideSamples>,
     /// The `finish` ack's `info`: counters the result has no field for (the contract's §5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_info: Option<FinishInfo>,

@@ -26,6 +26,18 @@ pub struct Latency {
     pub mean_ms: f64,
 }
 
+/// One publisher group's lag behind its schedule (send − due), over all its messages.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PublishLag {
+    pub group: String,
+    /// Nodes of the group that reported a lag histogram (published something).
+    pub publishers: u32,
+    pub messages: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
     pub nodes: u32,
@@ -46,29 +58,76 @@ pub struct Summary {
     pub unverifiable_deliveries: u64,
     /// Deliveries to nodes that were not subscribed at publish time.
     pub unexpected_deliveries: u64,
+    /// Delivery latency: receive − due time for paced publishing (so a publisher's lag is in
+    /// it), receive − send time for back-to-back publishing (due = send).
     pub latency: Option<Latency>,
+    /// Receive − send time, whatever the publishing: the latency without the publishers' lag
+    /// (protocol 2 nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_since_send: Option<Latency>,
+    /// Messages published with a due time (paced); the others were sent back to back.
+    #[serde(default)]
+    pub paced_messages: u64,
+    /// Per publisher group: how late messages were sent against their schedule (send − due).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish_lag: Vec<PublishLag>,
     /// Application-level duplicate deliveries (same origin and sequence number twice).
     pub duplicates: u64,
     /// Duplicates filtered inside the pubsub router, summed over nodes reporting it.
     pub router_duplicates: Option<u64>,
     pub router_duplicates_per_delivery: Option<f64>,
-    /// Published messages per second over the publish window (first to last publish).
+    /// Published messages per second: (N − 1) / (last send − first send), N sends spanning
+    /// N − 1 intervals.
     pub publish_rate_per_s: Option<f64>,
     /// Deliveries per second from the first publish to the end of the settle phase.
     pub delivery_rate_per_s: Option<f64>,
     pub peak_rss_bytes: Dist,
     pub cpu_s: Dist,
+    /// Time to mesh over the nodes whose mesh reached its target (not over those that went
+    /// ahead without one, nor over nodes that do not say whether they meshed).
     pub time_to_mesh_ms: Option<Dist>,
-    /// From the first launch until the fleet finished setup (connected, subscribed, meshed).
+    /// Nodes that waited for a mesh and reached it (protocol 2's `meshed: true`).
+    #[serde(default)]
+    pub meshed_nodes: u32,
+    /// Nodes that waited for a mesh and went ahead without one, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_meshed: Vec<u32>,
+    /// Nodes that waited for a mesh but do not say whether they reached it (protocol 1): their
+    /// `mesh_ms` may be the grace period of a node without a mesh, so it is left out.
+    #[serde(default)]
+    pub mesh_unknown: u32,
+    /// From the first launch until the fleet finished setup (connected, subscribed, and each
+    /// node meshed or gone ahead without a mesh: `meshed_nodes` says how many truly meshed).
     pub launch_to_ready_ms: Option<f64>,
     pub bytes_in: Option<u64>,
     pub bytes_out: Option<u64>,
+    /// Per node, the largest PSS the orchestrator sampled from `/proc` (local runners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pss_bytes: Option<Dist>,
+    /// Per node, the largest USS (Private_Clean + Private_Dirty) sampled from `/proc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uss_bytes: Option<Dist>,
+    /// The fleet's PSS summed over one sampling sweep: the largest sum and the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_pss_peak_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_pss_last_bytes: Option<u64>,
+    /// Nodes whose own figures disagree with the orchestrator's samples beyond the
+    /// tolerance (docs/report-format.md), each with the figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_anomalies: Vec<String>,
+    /// The orchestrator process's CPU (user + system) during this run: the difference
+    /// between its end and its launch, all threads (the sampler's and shaper's included).
     pub orchestrator_cpu_s: f64,
+    /// The orchestrator's peak RSS during this run (`VmHWM`, reset when the run launched).
     pub orchestrator_peak_rss_bytes: u64,
     /// Whether the host's CPU was saturated during the measurement window (see
     /// `sections.host_load`); absent where the run could not sample the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_saturated: Option<bool>,
+    /// CPU of the `/proc` sampler's own thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_cpu_s: Option<f64>,
     /// Expected and delivered by publish time (seconds since the run started).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery_over_time: Vec<DeliveryBucket>,

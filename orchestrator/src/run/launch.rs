@@ -38,9 +38,15 @@ pub struct Live {
     pub events_zero_unix_ns: u64,
     /// The host's CPU from the first launch on; None where the nodes run elsewhere.
     pub host_load: Option<HostLoadSampler>,
+    /// Samples local node processes from `/proc` (none for the external runner).
+    pub sampler: Option<crate::sampler::Sampler>,
+    /// The orchestrator's CPU seconds when the run launched (its figure is the difference).
+    pub cpu_at_launch_s: f64,
 }
 
 pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<Live> {
+    let cpu_at_launch_s = crate::host::self_usage().0;
+    crate::host::reset_peak_rss();
     let (exit_tx, exit_rx) = mpsc::unbounded_channel();
     // The runner before anything is written: missing privileges are an error with a fix.
     let mut runner = make_runner(spec, exit_tx)?;
@@ -103,6 +109,14 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         secret: fleet.local_processes.then(|| wiring.secret.clone()),
         check_pid: matches!(spec.runner, RunnerSel::Local),
     };
+    // Node processes of the local runners are this machine's: sample them from outside.
+    let sampler = match spec.runner {
+        RunnerSel::Local | RunnerSel::Netns => {
+            Some(crate::sampler::Sampler::start().context("starting the /proc sampler thread")?)
+        }
+        RunnerSel::External => None,
+    };
+    fleet.sampler = sampler.as_ref().map(|s| s.handle());
     let progress = Progress::new(spec.quiet, &spec.plan.name, &spec.run_id);
 
     progress.stage("launching", launches.len() as u64);
@@ -137,6 +151,8 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         events_zero_ms,
         events_zero_unix_ns,
         host_load,
+        sampler,
+        cpu_at_launch_s,
     })
 }
 

@@ -45,13 +45,17 @@ pub fn build(
             .collect(),
     };
     let mut finish_info = collected.finish_info;
+    // Every process is reaped: the sampler has seen all it could.
+    let mut sampled = live.sampler.take().map(|s| s.stop());
     let nodes: Vec<NodeRecord> = live
         .fleet
         .take_nodes()
         .into_iter()
         .map(|s| {
             let i = s.index();
-            s.into_record(node_log(i), finish_info.remove(&i))
+            let mut n = s.into_record(node_log(i), finish_info.remove(&i));
+            n.outside = sampled.as_mut().and_then(|x| x.nodes.remove(&i));
+            n
         })
         .collect();
     let (started, finished) = (spec.started_at.to_rfc3339(), finished_at.to_rfc3339());
@@ -71,10 +75,13 @@ pub fn build(
         cpus: host.cpus,
     });
     let mut summary = f.summary;
-    (
-        summary.orchestrator_cpu_s,
-        summary.orchestrator_peak_rss_bytes,
-    ) = crate::host::self_usage();
+    summary.orchestrator_cpu_s = (crate::host::self_usage().0 - live.cpu_at_launch_s).max(0.0);
+    summary.orchestrator_peak_rss_bytes = crate::host::peak_rss_since_reset().unwrap_or(0);
+    if let Some(x) = &sampled {
+        summary.sampler_cpu_s = Some(x.own_cpu_s);
+        summary.fleet_pss_peak_bytes = Some(x.fleet_pss_peak_bytes).filter(|b| *b > 0);
+        summary.fleet_pss_last_bytes = Some(x.fleet_pss_last_bytes).filter(|b| *b > 0);
+    }
     let assertions = figures::assertions::check(&spec.plan, &summary);
     collect::with_assertions(&mut outcome, &assertions);
     let mut sections = collected.runner_sections;

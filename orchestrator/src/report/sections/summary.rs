@@ -60,9 +60,16 @@ pub fn add_to(doc: &mut Doc, r: &RunRecord) {
             ),
         ));
     }
+    let from = if s.paced_messages == 0 {
+        "from send time (back-to-back publishing)"
+    } else if s.paced_messages < s.messages_published {
+        "from the due time (paced), send time (back to back)"
+    } else {
+        "from the due time (paced publishing)"
+    };
     rows.push(match &s.latency {
         Some(l) => row(
-            "delivery latency p50 / p90 / p99 / max",
+            &format!("delivery latency {from}, p50 / p90 / p99 / max"),
             text(format!(
                 "{} / {} / {} / {}",
                 ms(l.p50_ms),
@@ -75,6 +82,37 @@ pub fn add_to(doc: &mut Doc, r: &RunRecord) {
         None => row("delivery latency", text("n/a (no deliveries)"), "0"),
     });
     rows.extend(super::host_load::row(r).map(Vec::from));
+    if let Some(l) = s
+        .latency_since_send
+        .as_ref()
+        .filter(|_| s.paced_messages > 0)
+    {
+        rows.push(row(
+            "latency from send time (publishers' lag left out), p50 / p99 / max",
+            text(format!(
+                "{} / {} / {}",
+                ms(l.p50_ms),
+                ms(l.p99_ms),
+                ms(l.max_ms)
+            )),
+            format!("{} deliveries", l.count),
+        ));
+    }
+    for g in &s.publish_lag {
+        rows.push(row(
+            &format!(
+                "publisher lag (send − due), group {}, p50 / p99 / max",
+                g.group
+            ),
+            text(format!(
+                "{} / {} / {}",
+                ms(g.p50_ms),
+                ms(g.p99_ms),
+                ms(g.max_ms)
+            )),
+            format!("{} messages, {} publishers", g.messages, g.publishers),
+        ));
+    }
     rows.push(row(
         "messages published",
         text(s.messages_published.to_string()),
@@ -142,10 +180,11 @@ fn resources(r: &RunRecord, rows: &mut Vec<Vec<Span>>) {
         format!("{} nodes", p.count),
     ));
     rows.push(row(
-        "peak RSS, fleet total (sum of per-node peaks)",
+        "peak RSS, fleet total (sum of per-node peaks; shared pages counted in every node)",
         text(mib(p.total)),
         format!("{} nodes", p.count),
     ));
+    sampled_memory(s, rows);
     let c = &s.cpu_s;
     rows.push(row(
         "CPU per node, median / max",
@@ -157,14 +196,34 @@ fn resources(r: &RunRecord, rows: &mut Vec<Vec<Span>>) {
         text(format!("{:.2} s", c.total)),
         "",
     ));
+    let waited = s.meshed_nodes as usize + s.not_meshed.len() + s.mesh_unknown as usize;
     if let Some(t) = s.launch_to_ready_ms {
-        rows.push(row("launch to fleet ready", text(ms(t)), ""));
+        let note = if waited > 0 {
+            format!("{} of {waited} nodes meshed", s.meshed_nodes)
+        } else {
+            String::new()
+        };
+        rows.push(row("launch to fleet ready", text(ms(t)), note));
     }
     if let Some(m) = &s.time_to_mesh_ms {
         rows.push(row(
-            "time to mesh per node, median / max",
+            "time to mesh per meshed node, median / max",
             text(format!("{} / {}", ms(m.median), ms(m.max))),
             format!("{} nodes", m.count),
+        ));
+    }
+    if !s.not_meshed.is_empty() {
+        rows.push(row(
+            "nodes that went ahead without a mesh",
+            text(s.not_meshed.len().to_string()),
+            format!("nodes {}", index_list(&s.not_meshed)),
+        ));
+    }
+    if s.mesh_unknown > 0 {
+        rows.push(row(
+            "nodes that do not say whether they meshed (protocol 1)",
+            text(s.mesh_unknown.to_string()),
+            "left out of time to mesh",
         ));
     }
     if let (Some(i), Some(out)) = (s.bytes_in, s.bytes_out) {
@@ -175,14 +234,21 @@ fn resources(r: &RunRecord, rows: &mut Vec<Vec<Span>>) {
         ));
     }
     rows.push(row(
-        "orchestrator CPU / peak RSS",
+        "orchestrator CPU / peak RSS, this run",
         text(format!(
             "{:.2} s / {}",
             s.orchestrator_cpu_s,
             mib(s.orchestrator_peak_rss_bytes as f64)
         )),
-        "",
+        "all threads, launch to record",
     ));
+    if let Some(cpu) = s.sampler_cpu_s {
+        rows.push(row(
+            "of which the /proc sampler thread",
+            text(format!("{cpu:.3} s")),
+            "",
+        ));
+    }
     if s.nodes_failed > 0 {
         rows.push(row(
             "failed nodes",
@@ -234,4 +300,49 @@ fn publishers(r: &RunRecord) -> usize {
         .iter()
         .filter(|n| n.result.as_ref().is_some_and(|x| !x.published.is_empty()))
         .count()
+}
+
+/// PSS and USS per node and the fleet's PSS total, from the orchestrator's `/proc` samples;
+/// nodes whose own figures disagree with them.
+fn sampled_memory(s: &crate::record::Summary, rows: &mut Vec<Vec<Span>>) {
+    if let (Some(p), Some(u)) = (&s.pss_bytes, &s.uss_bytes) {
+        rows.push(row(
+            "peak PSS per node, median / max (sampled from /proc)",
+            text(format!("{} / {}", mib(p.median), mib(p.max))),
+            format!("{} nodes", p.count),
+        ));
+        rows.push(row(
+            "peak USS per node, median / max (sampled from /proc)",
+            text(format!("{} / {}", mib(u.median), mib(u.max))),
+            format!("{} nodes", u.count),
+        ));
+    }
+    if let (Some(peak), Some(last)) = (s.fleet_pss_peak_bytes, s.fleet_pss_last_bytes) {
+        rows.push(row(
+            "PSS, fleet total: largest / last sweep",
+            text(format!("{} / {}", mib(peak as f64), mib(last as f64))),
+            "sum over one sweep of /proc",
+        ));
+    }
+    for a in &s.resource_anomalies {
+        rows.push(row(
+            "anomaly: own figure vs /proc",
+            Span::Strong(a.clone()),
+            "",
+        ));
+    }
+}
+
+/// `0, 3, 7` — the first 20 indices, then how many more.
+fn index_list(indices: &[u32]) -> String {
+    let mut s = indices
+        .iter()
+        .take(20)
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if indices.len() > 20 {
+        s.push_str(&format!(" and {} more", indices.len() - 20));
+    }
+    s
 }
