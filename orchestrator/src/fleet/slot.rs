@@ -20,7 +20,7 @@ pub struct NodeSlot {
     pub(super) conn: Option<ConnId>,
     pub(super) tx: Option<mpsc::UnboundedSender<OrchMsg>>,
     pub(super) hello: bool,
-    /// The control protocol the node said hello in (0 before hello).
+    /// The control protocol the node said hello in (0 before hello; pings need 2).
     pub(super) protocol: u32,
     pub(super) peer_id: Option<String>,
     pub(super) listen_addrs: Vec<String>,
@@ -40,8 +40,6 @@ pub struct NodeSlot {
     pub(super) meshed: Option<bool>,
     /// Where the node serves its own libp2p metrics (`telemetry.node_metrics`).
     pub(super) metrics_addr: Option<String>,
-    /// The control protocol its hello spoke (pings need 2).
-    pub(super) protocol: u32,
     /// When the orchestrator last heard from it (any control message).
     pub(super) last_heard: Option<tokio::time::Instant>,
     /// When its fault was noticed (wall clock).
@@ -74,7 +72,6 @@ impl NodeSlot {
             mesh_ms: None,
             meshed: None,
             metrics_addr: None,
-            protocol: 0,
             last_heard: None,
             failed_at: None,
         }
