@@ -69,6 +69,7 @@ mod tests {
             listen_addrs: vec![],
             status: NodeStatus::Ok,
             failure: None,
+            failed_at: None,
             exit_code: None,
             exit_signal: None,
             last_state: NodeState::Ready,

@@ -125,22 +125,7 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
     s.bytes_in = (!bytes_in.is_empty()).then(|| bytes_in.iter().sum());
     s.bytes_out = (!bytes_out.is_empty()).then(|| bytes_out.iter().sum());
 
-    // Resources: from the result, else (a crashed node still counts) the orchestrator's own
-    // samples of its process, else its last snapshot.
-    s.peak_rss_bytes = dist(nodes.iter().filter_map(|n| {
-        n.result
-            .as_ref()
-            .map(|r| r.peak_rss_bytes as f64)
-            .or_else(|| n.outside.as_ref().map(|o| o.peak_rss_bytes as f64))
-            .or_else(|| n.last_snapshot.as_ref().map(|s| s.rss_bytes as f64))
-    }));
-    s.cpu_s = dist(nodes.iter().filter_map(|n| {
-        n.result
-            .as_ref()
-            .map(|r| r.cpu_ns as f64 / 1e9)
-            .or_else(|| n.outside.as_ref().map(|o| o.cpu_s))
-            .or_else(|| n.last_snapshot.as_ref().map(|s| s.cpu_ns as f64 / 1e9))
-    }));
+    resource_figures(&mut s, nodes);
     mesh_figures(&mut s, nodes);
 
     let mut pairs = Vec::new();
@@ -160,6 +145,25 @@ pub fn summarize(nodes: &[NodeRecord], group_names: &[String]) -> (Summary, Vec<
         }
     }
     (s, pairs)
+}
+
+/// Memory and CPU per node: from the result, else (a crashed node still counts) the
+/// orchestrator's own samples of its process, else its last snapshot.
+fn resource_figures(s: &mut Summary, nodes: &[NodeRecord]) {
+    s.peak_rss_bytes = dist(nodes.iter().filter_map(|n| {
+        n.result
+            .as_ref()
+            .map(|r| r.peak_rss_bytes as f64)
+            .or_else(|| n.outside.as_ref().map(|o| o.peak_rss_bytes as f64))
+            .or_else(|| n.last_snapshot.as_ref().map(|s| s.rss_bytes as f64))
+    }));
+    s.cpu_s = dist(nodes.iter().filter_map(|n| {
+        n.result
+            .as_ref()
+            .map(|r| r.cpu_ns as f64 / 1e9)
+            .or_else(|| n.outside.as_ref().map(|o| o.cpu_s))
+            .or_else(|| n.last_snapshot.as_ref().map(|s| s.cpu_ns as f64 / 1e9))
+    }));
 }
 
 /// Time to mesh over the truly meshed nodes only, and who went ahead without a mesh.

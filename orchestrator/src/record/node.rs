@@ -55,7 +55,7 @@ pub struct NodeRecord {
     pub result: Option<NodeResult>,
     /// The node's process as the orchestrator sampled it from `/proc` (local runners).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outside: Option<crate::record::OutsideSamples>,
+    pub outside: Option<super::outside::OutsideSamples>,
     /// The `finish` ack's `info`: counters the result has no field for (the contract's §5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_info: Option<FinishInfo>,
