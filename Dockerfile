@@ -35,6 +35,8 @@ COPY contract contract
 COPY node node
 COPY orchestrator orchestrator
 COPY netsim netsim
+COPY patches/futures-timer patches/futures-timer
+COPY patches/libp2p-gossipsub patches/libp2p-gossipsub
 RUN --mount=type=cache,target=/src/target \
     cargo build --release --locked -p pubsub-node -p orchestrator --features "orchestrator/${CARGO_FEATURES}" \
  && mkdir -p /out \

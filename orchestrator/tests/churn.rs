@@ -29,6 +29,10 @@ groups:
     count: 6
 topology:
   kind: none
+# Snapshots often enough that a peer removed a heartbeat after it joined has reported one
+# (the node's default is 2 s).
+telemetry:
+  snapshot_interval: 200ms
 workload:
   - churn:
       duration: 6s

@@ -1,5 +1,5 @@
 //! Whether a node is alive between its messages: the kernel's view of a local process
-//! (`/proc/PID/stat` state `T` or `t` — stopped, e.g. by SIGSTOP — names it at once) and
+//! (`/proc/PID/stat` state `T` or `t` — stopped, e.g. by SIGSTOP — for [`STOPPED_GRACE`] names it) and
 //! `ping`/`pong` on the control channel (a node that answers no ping for [`PING_SILENCE`]
 //! while its process exists is hung). Ping ids stay below 2^62; ids with bit 62 set are
 //! the clock offsets' (`clock_sync`).
@@ -8,6 +8,9 @@ use std::time::Duration;
 
 /// How often the fleet looks.
 pub const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long a process must stay stopped before it is called hung: a debugger's or a test's
+/// short pause (SIGSTOP, then SIGCONT) is a slow node, not a hung one.
+pub const STOPPED_GRACE: Duration = Duration::from_millis(2500);
 /// How often a node is pinged.
 pub const PING_EVERY: Duration = Duration::from_secs(1);
 /// Silence after which a node whose process still runs is called hung. Generous: a node on

@@ -347,8 +347,9 @@ impl Fleet {
         Ok(())
     }
 
-    /// Looks at every live node between its messages: a stopped process is hung at once; a
-    /// node silent for [`liveness::PING_SILENCE`] despite pings is hung too.
+    /// Looks at every live node between its messages: a process stopped for
+    /// [`liveness::STOPPED_GRACE`] is hung; a node silent for [`liveness::PING_SILENCE`]
+    /// despite pings is hung too.
     fn liveness(&mut self) {
         let now = Instant::now();
         self.next_liveness = now + liveness::CHECK_EVERY;
@@ -358,20 +359,27 @@ impl Fleet {
         }
         let mut hung = Vec::new();
         let mut pings = Vec::new();
-        for s in self.nodes.iter().filter(|s| s.alive()) {
-            if self.local_processes
-                && let Some(state) = s.pid.and_then(proc_state)
-                && liveness::is_stopped(state)
-            {
-                hung.push((
-                    s.index,
-                    format!(
-                        "node {} is stopped (process state {state}: a stop signal or a tracer)",
-                        s.index
-                    ),
-                ));
+        let local = self.local_processes;
+        for s in self.nodes.iter_mut().filter(|s| s.alive()) {
+            let stopped = local
+                .then(|| s.pid.and_then(proc_state))
+                .flatten()
+                .filter(|&state| liveness::is_stopped(state));
+            if let Some(state) = stopped {
+                let since = *s.stopped_since.get_or_insert(now);
+                if now.duration_since(since) >= liveness::STOPPED_GRACE {
+                    hung.push((
+                        s.index,
+                        format!(
+                            "node {} is stopped (process state {state} for {:.1} s: a stop signal or a tracer)",
+                            s.index,
+                            now.duration_since(since).as_secs_f64()
+                        ),
+                    ));
+                }
                 continue;
             }
+            s.stopped_since = None;
             if s.protocol < 2 {
                 continue;
             }

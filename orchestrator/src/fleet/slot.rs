@@ -40,6 +40,8 @@ pub struct NodeSlot {
     pub(super) meshed: Option<bool>,
     /// Where the node serves its own libp2p metrics (`telemetry.node_metrics`).
     pub(super) metrics_addr: Option<String>,
+    /// Since when its process has been seen stopped (`/proc` state T), if it is.
+    pub(super) stopped_since: Option<tokio::time::Instant>,
     /// When the orchestrator last heard from it (any control message).
     pub(super) last_heard: Option<tokio::time::Instant>,
     /// When its fault was noticed (wall clock).
@@ -72,6 +74,7 @@ impl NodeSlot {
             mesh_ms: None,
             meshed: None,
             metrics_addr: None,
+            stopped_since: None,
             last_heard: None,
             failed_at: None,
         }
