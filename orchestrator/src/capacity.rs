@@ -23,9 +23,10 @@ pub struct CapacityArgs {
     /// The plan parameter searched (an integer: a fleet size, or a rate).
     #[arg(long, default_value = "nodes")]
     pub param: String,
-    /// The smallest value tried.
-    #[arg(long, default_value_t = 10)]
-    pub min: u64,
+    /// The smallest value tried (default: the smallest value from 10 up at which the plan is
+    /// valid, e.g. 100 when nodes 0..100 publish).
+    #[arg(long)]
+    pub min: Option<u64>,
     /// The largest value tried.
     #[arg(long, default_value_t = 2000)]
     pub max: u64,
@@ -136,10 +137,6 @@ pub fn next_value(
 }
 
 pub async fn run(args: CapacityArgs, interrupt: watch::Receiver<bool>) -> Result<ExitCode> {
-    anyhow::ensure!(
-        args.min >= 1 && args.min <= args.max,
-        "--min must be at least 1 and not above --max"
-    );
     let raw = std::fs::read_to_string(&args.plan)
         .with_context(|| format!("reading {}", args.plan.display()))?;
     let mut overrides: BTreeMap<String, serde_json::Value> = args
@@ -147,8 +144,20 @@ pub async fn run(args: CapacityArgs, interrupt: watch::Receiver<bool>) -> Result
         .iter()
         .map(|s| plan::parse_override(s).map_err(anyhow::Error::msg))
         .collect::<Result<_>>()?;
+    let min = match args.min {
+        Some(m) => m,
+        None => smallest_valid(&args, &raw, &overrides),
+    };
+    anyhow::ensure!(
+        min >= 1 && min <= args.max,
+        "--min must be at least 1 and not above --max"
+    );
+    let args = CapacityArgs {
+        min: Some(min),
+        ..args
+    };
     // Validated once at the smallest value: a bad plan fails before anything runs.
-    overrides.insert(args.param.clone(), args.min.into());
+    overrides.insert(args.param.clone(), min.into());
     let first = plan::load_text(&args.plan, &raw, &overrides)?;
     anyhow::ensure!(
         first.plan.params.contains_key(&args.param),
@@ -166,7 +175,7 @@ pub async fn run(args: CapacityArgs, interrupt: watch::Receiver<bool>) -> Result
     let mut rec = CapacityRecord {
         plan_file: args.plan.display().to_string(),
         param: args.param.clone(),
-        min: args.min,
+        min,
         max: args.max,
         resolution: args.resolution,
         answer: None,
@@ -178,11 +187,11 @@ pub async fn run(args: CapacityArgs, interrupt: watch::Receiver<bool>) -> Result
         "capacity of {} on this machine: bisection on `{}` in [{}, {}] to within {}",
         args.plan.display(),
         args.param,
-        args.min,
+        min,
         args.max,
         args.resolution
     );
-    while let Some(value) = next_value(rec.answer, rec.limit, args.min, args.max, args.resolution) {
+    while let Some(value) = next_value(rec.answer, rec.limit, min, args.max, args.resolution) {
         overrides.insert(args.param.clone(), value.into());
         let loaded = plan::load_text(&args.plan, &raw, &overrides)?;
         let opts = RunOptions {
@@ -219,6 +228,36 @@ pub async fn run(args: CapacityArgs, interrupt: watch::Receiver<bool>) -> Result
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The smallest value in [10, max] at which the plan validates (doubling, then bisecting
+/// between the last invalid and the first valid value), or 10 when none does: the probe at
+/// `min` then reports the plan's own error.
+fn smallest_valid(
+    args: &CapacityArgs,
+    raw: &str,
+    overrides: &BTreeMap<String, serde_json::Value>,
+) -> u64 {
+    let valid = |v: u64| {
+        let mut o = overrides.clone();
+        o.insert(args.param.clone(), v.into());
+        plan::load_text(&args.plan, raw, &o).is_ok()
+    };
+    let floor = 10.min(args.max);
+    let (mut bad, mut good) = (None, floor);
+    while !valid(good) {
+        if good >= args.max {
+            return floor;
+        }
+        bad = Some(good);
+        good = (good * 2).min(args.max);
+    }
+    let Some(mut bad) = bad else { return good };
+    while good - bad > 1 {
+        let mid = bad + (good - bad) / 2;
+        if valid(mid) { good = mid } else { bad = mid }
+    }
+    good
 }
 
 fn write_record(dir: &Path, rec: &CapacityRecord) -> Result<()> {

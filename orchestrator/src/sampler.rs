@@ -85,9 +85,11 @@ impl Drop for Sampler {
     }
 }
 
-/// Time for one sweep over `n` processes.
+/// Time for one sweep over `n` processes. A read of smaps_rollup costs the kernel about
+/// 0.2–0.4 ms (it walks the page tables), so reads are capped at about 50 per second: about
+/// 2 % of one core at any fleet size, against 15 % of one core at 2 ms per node.
 pub fn sweep_period(n: usize) -> Duration {
-    Duration::from_millis((n as u64 * 2).clamp(1_000, 10_000))
+    Duration::from_millis((n as u64 * 20).clamp(1_000, 30_000))
 }
 
 fn run(handle: &SamplerHandle, stop: &AtomicBool) -> Sampled {

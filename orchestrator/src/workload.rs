@@ -9,7 +9,7 @@ mod lockstep;
 use crate::churn::discovery::MockDiscovery;
 use crate::churn::launcher::Launcher;
 use crate::clock_sync;
-use crate::fleet::{Fleet, Stop};
+use crate::fleet::{AckTally, Fleet, Stop};
 use crate::progress::Progress;
 use crate::record::PhaseRecord;
 use crate::record::drive_log::{DriveLog, LockstepLog};
@@ -168,14 +168,14 @@ impl<'a, 'r> Driver<'a, 'r> {
         what: &str,
     ) -> Result<(), Stop> {
         let progress = self.progress;
-        let ids_owned = ids.to_vec();
+        let mut tally = AckTally::new(ids);
         // Progress counts acks as they arrive; the wait itself marks hung nodes at `until`.
         let counted = self
             .fleet
             .wait_until(until, |f| {
-                let done = ids_owned.iter().filter(|id| f.ack(**id).is_some()).count();
+                let done = f.acked(&mut tally);
                 progress.set(done as u64);
-                done == ids_owned.len()
+                done == ids.len()
             })
             .await;
         match counted {
@@ -373,10 +373,11 @@ impl<'a, 'r> Driver<'a, 'r> {
         let mut last = published(self.fleet);
         loop {
             let progress = self.progress;
+            let mut tally = AckTally::new(&ids);
             let done = match self
                 .fleet
                 .wait_until(until, |f| {
-                    let n = ids.iter().filter(|id| f.ack(**id).is_some()).count();
+                    let n = f.acked(&mut tally);
                     progress.set(n as u64);
                     n == ids.len()
                 })
@@ -450,6 +451,7 @@ impl<'a, 'r> Driver<'a, 'r> {
         let expected = self.log.expected_estimate;
         let until = crate::fleet::after(timeout);
         self.progress.stage("settling (deliveries)", expected);
+        let mut counted = 0u64;
         loop {
             let live: Vec<u32> = self.fleet.alive().map(|s| s.index()).collect();
             let ids: Vec<u64> = live
@@ -457,9 +459,10 @@ impl<'a, 'r> Driver<'a, 'r> {
                 .filter_map(|&i| self.fleet.command(i, Command::Report))
                 .collect();
             let round_end = (Instant::now() + Duration::from_secs(5)).min(until);
+            let mut tally = AckTally::new(&ids);
             let answered = self
                 .fleet
-                .wait_until(round_end, |f| ids.iter().all(|id| f.ack(*id).is_some()))
+                .wait_until(round_end, |f| f.acked(&mut tally) == ids.len())
                 .await?;
             let received: u64 = self
                 .fleet
@@ -468,6 +471,10 @@ impl<'a, 'r> Driver<'a, 'r> {
                 .map(|s| s.received)
                 .sum();
             self.progress.set(received.min(expected));
+            if received > counted {
+                counted = received;
+                self.log.last_progress = Some(Instant::now());
+            }
             if answered && received >= expected {
                 self.log.settle_end = Some(Instant::now());
                 self.settle_note = Some(format!("all {expected} expected deliveries counted"));
@@ -480,12 +487,13 @@ impl<'a, 'r> Driver<'a, 'r> {
                 ));
                 return Ok(false);
             }
+            // Each round asks every node for a snapshot: at 1000 nodes rounds 100 ms apart
+            // kept the orchestrator and the fleet busy answering them for the whole settle.
+            let gap = Duration::from_millis(live.len() as u64)
+                .clamp(Duration::from_millis(100), Duration::from_secs(1));
             let _ = self
                 .fleet
-                .wait_until(
-                    (Instant::now() + Duration::from_millis(100)).min(until),
-                    |_| false,
-                )
+                .wait_until((Instant::now() + gap).min(until), |_| false)
                 .await?;
         }
     }

@@ -31,6 +31,9 @@ pub struct Accounting {
     pub reconstructed: u64,
     /// Distinct deliveries in every known seen-set.
     pub seen_total: u64,
+    /// Per message: (publish time ns, expected, received) under the window rule, for the
+    /// delivery-over-time view.
+    pub by_message: Vec<(u64, u64, u64)>,
 }
 
 struct Msg<'a> {
@@ -149,6 +152,7 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
         let c = acc.per_topic.entry(m.topic.to_string()).or_default();
         c.messages += 1;
         let og = origin_group.get(&m.origin).copied().unwrap_or(usize::MAX);
+        let (mut expected, mut received) = (0u64, 0u64);
         for r in receivers.iter().filter(|r| r.index != m.origin) {
             let full = subscribed_through(
                 r.spans,
@@ -160,6 +164,8 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
             match (&r.seen, full) {
                 (Some(seen), true) => {
                     let hit = seen.contains(m.origin, m.seq);
+                    expected += 1;
+                    received += u64::from(hit);
                     c.expected += 1;
                     c.received += u64::from(hit);
                     c.missed += u64::from(!hit);
@@ -174,6 +180,7 @@ pub fn account(nodes: &[NodeRecord], log: &ChurnLog, group_names: &[String]) -> 
                 (None, false) => {}
             }
         }
+        acc.by_message.push((m.from_ns, expected, received));
     }
     for c in acc.per_topic.values() {
         acc.total.add(c);
@@ -445,6 +452,13 @@ mod tests {
         );
         assert_eq!(a.per_topic["t"], a.total);
         assert_eq!(a.pairs[&(0, 0)], (2, 1));
+        // Delivery over time follows the same rule: the plain rule would expect the message
+        // at nodes 1, 2, 3 and 5 (subscribed at 10 s), the window rule at 1 and 2 only.
+        assert_eq!(a.by_message, vec![(10 * S, 2, 1)]);
+        let plain = crate::figures::summary::delivery_over_time(&nodes, 0);
+        let windowed = crate::figures::summary::bucket_over_time(&a.by_message, 0);
+        assert_eq!((plain[0].expected, plain[0].delivered), (4, 1));
+        assert_eq!((windowed[0].expected, windowed[0].delivered), (2, 1));
         // The same receiver staying until the window closes is a miss.
         let mut l = log(1);
         l.removals.insert(

@@ -45,16 +45,53 @@ pub fn group_labels(plan: &Plan) -> Vec<(String, String, String)> {
 
 /// The figures by implementation of a run of `plan`, when more than one implementation
 /// (label) ran; a single-implementation run has none.
+/// (origin group, receiver group) → (expected, delivered), as the churn accounting counts.
+type GroupCounts = BTreeMap<(usize, usize), (u64, u64)>;
+
 pub fn of_run(
     plan: &Plan,
     nodes: &[NodeRecord],
     versions: &BTreeMap<String, String>,
+    window_rule: Option<&GroupCounts>,
 ) -> Option<ByImplementation> {
     let groups = group_labels(plan);
     let mut labels: Vec<&str> = groups.iter().map(|g| g.2.as_str()).collect();
     labels.sort_unstable();
     labels.dedup();
-    (labels.len() >= 2).then(|| compute(nodes, &groups, versions))
+    (labels.len() >= 2).then(|| {
+        let mut by = compute(nodes, &groups, versions);
+        if let Some(pairs) = window_rule {
+            apply_window_rule(&mut by, &groups, pairs);
+        }
+        by
+    })
+}
+
+/// Under churn the deliveries follow the window rule: the churn accounting's counts per
+/// (origin group, receiver group), summed by label, replace the plain rule's.
+fn apply_window_rule(
+    by: &mut ByImplementation,
+    groups: &[(String, String, String)],
+    pairs: &GroupCounts,
+) {
+    let mut sums: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    for (&(og, rg), &(expected, delivered)) in pairs {
+        let (Some(o), Some(r)) = (groups.get(og), groups.get(rg)) else {
+            continue;
+        };
+        let e = sums.entry((o.2.as_str(), r.2.as_str())).or_default();
+        e.0 += expected;
+        e.1 += delivered;
+    }
+    for p in &mut by.pairs {
+        let (expected, delivered) = sums
+            .get(&(p.publisher.as_str(), p.receiver.as_str()))
+            .copied()
+            .unwrap_or((0, 0));
+        p.expected = expected;
+        p.delivered = delivered;
+        p.delivery_ratio = (expected > 0).then(|| delivered as f64 / expected as f64);
+    }
 }
 
 /// `groups`: per plan group, in plan order (the order of `origin_group` numbers): its id, its

@@ -74,14 +74,21 @@ pub fn compute(i: &Inputs) -> Figures {
     publish_lag::add_to(&mut s, i.nodes);
     outside::add_to(&mut s, i.nodes);
     // Under churn, a delivery is expected only over a whole delivery window.
-    let churn = i.log.churn.as_ref().map(|log| {
-        let acc = churn::account(i.nodes, log, &group_names);
-        churn::apply_window_rule(&mut s, &mut group_pairs, &acc, &group_names);
-        churn::section(i.nodes, log, &acc)
+    let acc = i
+        .log
+        .churn
+        .as_ref()
+        .map(|log| churn::account(i.nodes, log, &group_names));
+    let churn = i.log.churn.as_ref().zip(acc.as_ref()).map(|(log, acc)| {
+        churn::apply_window_rule(&mut s, &mut group_pairs, acc, &group_names);
+        churn::section(i.nodes, log, acc)
     });
     if let Ok(start) = chrono::DateTime::parse_from_rfc3339(i.started_at) {
         let start_ns = start.timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
-        s.delivery_over_time = summary::delivery_over_time(i.nodes, start_ns);
+        s.delivery_over_time = match &acc {
+            Some(acc) => summary::bucket_over_time(&acc.by_message, start_ns),
+            None => summary::delivery_over_time(i.nodes, start_ns),
+        };
     }
     let events = i.plan.network.as_ref().filter(|n| !n.events.is_empty());
     if group_names.len() > 1 || events.is_some() {
@@ -109,21 +116,30 @@ pub fn compute(i: &Inputs) -> Figures {
         summary: s,
         group_pairs,
         churn,
-        implementations: implementations::of_run(i.plan, i.nodes, i.versions),
+        implementations: implementations::of_run(
+            i.plan,
+            i.nodes,
+            i.versions,
+            acc.as_ref().map(|a| &a.pairs),
+        ),
         lockstep: lockstep::section(i.nodes, &i.log.lockstep),
         host_load,
     }
 }
 
-/// The host's load over the measurement window: first publish → end of settle (or the last
-/// sample, when the run ended before settling); the whole run when nothing was published.
+/// The host's load over the measurement window: first publish → end of settle, or the last
+/// settle round that counted a new delivery when that came earlier (a settle waiting out its
+/// timeout for a few lost copies is idle time, not the traffic's), or the last sample when
+/// the run ended before settling; the whole run when nothing was published.
 fn host_load_of(i: &Inputs) -> Option<HostLoadSection> {
     let ms = |t: Instant| t.duration_since(i.t0).as_secs_f64() * 1e3;
+    let end = match (i.log.settle_end, i.log.last_progress) {
+        (Some(e), Some(p)) => Some(e.min(p.max(i.log.first_publish.unwrap_or(p)))),
+        (e, _) => e,
+    };
     let window = i.log.first_publish.map(|first| host_load::Window {
         from_ms: ms(first),
-        to_ms: i
-            .log
-            .settle_end
+        to_ms: end
             .map(ms)
             .or_else(|| i.host_samples.last().map(|s| s.t_ms))
             .unwrap_or(0.0),

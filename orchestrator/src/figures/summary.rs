@@ -184,15 +184,37 @@ fn mesh_figures(s: &mut Summary, nodes: &[NodeRecord]) {
 }
 
 /// Expected and delivered pairs by publish time, in seconds since the run started, so a
-/// partition or a churn burst shows as a dip. At most 60 buckets of whole seconds.
+/// partition or a churn burst shows as a dip. At most 60 buckets of whole seconds. The plain
+/// rule (a receiver subscribed when the message was published); under churn the caller
+/// passes the window rule's per-message counts to [`bucket_over_time`] instead.
 pub fn delivery_over_time(nodes: &[NodeRecord], start_ns: u64) -> Vec<DeliveryBucket> {
     let results: Vec<(&NodeRecord, &NodeResult)> = nodes
         .iter()
         .filter_map(|n| Some((n, n.result.as_ref()?)))
         .collect();
-    let times = results
+    let seen: Vec<SeenIndex> = results
         .iter()
-        .flat_map(|(_, r)| r.published.iter().map(|p| p.at_ns));
+        .map(|(_, r)| SeenIndex::new(&r.seen))
+        .collect();
+    let mut by_message = Vec::new();
+    for (on, o) in &results {
+        for p in &o.published {
+            let (mut expected, mut delivered) = (0u64, 0u64);
+            for ((rn, r), seen) in results.iter().zip(&seen) {
+                if on.index != rn.index && subscribed_at(&r.subscriptions, &p.topic, p.at_ns) {
+                    expected += 1;
+                    delivered += u64::from(seen.contains(on.index, p.seq));
+                }
+            }
+            by_message.push((p.at_ns, expected, delivered));
+        }
+    }
+    bucket_over_time(&by_message, start_ns)
+}
+
+/// Buckets per-message `(publish time ns, expected, delivered)` counts by publish time.
+pub fn bucket_over_time(by_message: &[(u64, u64, u64)], start_ns: u64) -> Vec<DeliveryBucket> {
+    let times = by_message.iter().map(|m| m.0);
     let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
         return Vec::new();
     };
@@ -201,20 +223,10 @@ pub fn delivery_over_time(nodes: &[NodeRecord], start_ns: u64) -> Vec<DeliveryBu
     let origin = start_ns.min(first);
     let bucket_of = |at: u64| ((at.saturating_sub(origin) as f64 / 1e9) / width).floor() as usize;
     let mut buckets: Vec<(u64, u64)> = vec![(0, 0); bucket_of(last) + 1];
-    for (rn, r) in &results {
-        let seen = SeenIndex::new(&r.seen);
-        for (on, o) in &results {
-            if on.index == rn.index {
-                continue;
-            }
-            for p in &o.published {
-                if subscribed_at(&r.subscriptions, &p.topic, p.at_ns) {
-                    let b = &mut buckets[bucket_of(p.at_ns)];
-                    b.0 += 1;
-                    b.1 += u64::from(seen.contains(on.index, p.seq));
-                }
-            }
-        }
+    for &(at, expected, delivered) in by_message {
+        let b = &mut buckets[bucket_of(at)];
+        b.0 += expected;
+        b.1 += delivered;
     }
     buckets
         .into_iter()

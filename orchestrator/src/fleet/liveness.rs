@@ -6,13 +6,15 @@
 
 use std::time::Duration;
 
-/// How often the fleet looks.
-pub const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How often the fleet looks: each look reads every local node's `/proc/PID/stat`, so at
+/// 1000 nodes once a second (a stopped node is still named within STOPPED_GRACE + 1 s).
+pub const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a process must stay stopped before it is called hung: a debugger's or a test's
 /// short pause (SIGSTOP, then SIGCONT) is a slow node, not a hung one.
 pub const STOPPED_GRACE: Duration = Duration::from_millis(2500);
-/// How often a node is pinged.
-pub const PING_EVERY: Duration = Duration::from_secs(1);
+/// How often a node is pinged: six pings fit the silence below, and 1000 nodes answer 200
+/// pongs a second, not 1000.
+pub const PING_EVERY: Duration = Duration::from_secs(5);
 /// Silence after which a node whose process still runs is called hung. Generous: a node on
 /// an overloaded machine may be slow for seconds and still be working.
 pub const PING_SILENCE: Duration = Duration::from_secs(30);

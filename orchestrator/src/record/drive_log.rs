@@ -16,6 +16,9 @@ pub struct DriveLog {
     pub expected_estimate: u64,
     pub first_publish: Option<Instant>,
     pub settle_end: Option<Instant>,
+    /// The last settle round that counted more deliveries than the one before: a settle that
+    /// times out on a few lost copies ends the host-load window here, not at its timeout.
+    pub last_progress: Option<Instant>,
     /// What the churn phase did (events, removals, the orchestrator's record of each node).
     pub churn: Option<ChurnLog>,
     /// The nodes' clock offsets, measured at start and end (the record's `clock` section).

@@ -5,7 +5,7 @@
 //! (go-libp2p-pubsub's `MinTopicSize`), read from the nodes' own snapshots.
 
 use crate::churn::discovery::MockDiscovery;
-use crate::fleet::{Fleet, Stop};
+use crate::fleet::{AckTally, Fleet, Stop};
 use crate::progress::Progress;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -87,8 +87,9 @@ pub async fn wait_topic_peers(
             .iter()
             .filter_map(|&i| fleet.command(i, Command::Report))
             .collect();
+        let mut tally = AckTally::new(&ids);
         fleet
-            .wait_until(until, |f| ids.iter().all(|id| f.ack(*id).is_some()))
+            .wait_until(until, |f| f.acked(&mut tally) == ids.len())
             .await?;
         let missing = lacking(fleet);
         progress.set((targets.len() - missing.len().min(targets.len())) as u64);

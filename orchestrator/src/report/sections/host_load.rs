@@ -12,7 +12,7 @@ fn pct(v: f64) -> String {
 
 fn window_name(h: &HostLoadSection) -> &'static str {
     if h.window == "publish_to_settle" {
-        "publish window (first publish → settled)"
+        "publish window (first publish → last delivery counted)"
     } else {
         "run"
     }
