@@ -52,4 +52,11 @@ pub mod env {
     /// as if its machine's clock were off. Either one number for every node, or
     /// `INDEX:NS` pairs separated by commas (`1:50000000,2:-50000000`) for some nodes.
     pub const CLOCK_SKEW_NS: &str = "TESTBED_CLOCK_SKEW_NS";
+    /// A test aid of the Rust node: a fault it injects into its own final result or its
+    /// behaviour, so the orchestrator's checks of node data and the endings of a run can be
+    /// tested with a real fleet. `KIND` for every node or `INDEX:KIND` pairs separated by
+    /// commas; kinds: `corrupt_histogram` (latency histograms that do not decode),
+    /// `extra_publishes` (one message more than it published), `stall_connect` (connect
+    /// commands never acknowledged), `ignore_abort` (`abort` ignored).
+    pub const FAULT: &str = "TESTBED_FAULT";
 }

@@ -1,6 +1,7 @@
 //! What the runner tells the node through its environment (see `testbed_contract::env`).
 //! Everything else comes from the orchestrator's `welcome`.
 
+use crate::fault::Fault;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use testbed_contract::env;
@@ -34,6 +35,8 @@ pub struct EnvConfig {
     pub secret: Secret,
     /// Injected clock skew for this node, ns (`TESTBED_CLOCK_SKEW_NS`, a test aid).
     pub clock_skew_ns: i64,
+    /// A fault to inject on purpose (`TESTBED_FAULT`, a test aid).
+    pub fault: Option<Fault>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +60,10 @@ pub enum ConfigError {
         "{var}={value:?} is not a clock skew: use NS (every node) or INDEX:NS[,INDEX:NS…], NS a signed integer"
     )]
     BadClockSkew { var: &'static str, value: String },
+    #[error(
+        "{var}={value:?} is not a fault: use KIND (every node) or INDEX:KIND[,INDEX:KIND…], KIND corrupt_histogram, extra_publishes, stall_connect or ignore_abort"
+    )]
+    BadFault { var: &'static str, value: String },
 }
 
 impl EnvConfig {
@@ -110,6 +117,14 @@ impl EnvConfig {
             None => 0,
         };
 
+        let fault = match get(env::FAULT).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Fault::for_node(&v, index).ok_or_else(|| ConfigError::BadFault {
+                var: env::FAULT,
+                value: v.clone(),
+            })?,
+            None => None,
+        };
+
         Ok(EnvConfig {
             control,
             index,
@@ -117,6 +132,7 @@ impl EnvConfig {
             listen_ip,
             secret: Secret::new(get(env::RUN_SECRET).unwrap_or_default()),
             clock_skew_ns,
+            fault,
         })
     }
 }
@@ -222,6 +238,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_fault_for_all_or_by_index_and_a_typo_named() {
+        let base = [(env::CONTROL_ADDR, "tcp://h:1"), (env::NODE_INDEX, "2")];
+        assert_eq!(cfg(&base).unwrap().fault, None);
+        let mut vars = base.to_vec();
+        vars.push((env::FAULT, "2:corrupt_histogram"));
+        assert_eq!(cfg(&vars).unwrap().fault, Some(Fault::CorruptHistogram));
+        vars.pop();
+        vars.push((env::FAULT, "corrupt"));
+        assert!(matches!(cfg(&vars), Err(ConfigError::BadFault { .. })));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod config;
 mod control;
 mod dialer;
 mod exit;
+mod fault;
 mod lifecycle;
 mod mesh_wait;
 mod metrics;
@@ -69,6 +70,9 @@ async fn main() -> ExitCode {
             "clock skewed on purpose (test aid)"
         );
         clock::set_skew(env.clock_skew_ns);
+    }
+    if let Some(fault) = env.fault {
+        tracing::warn!(?fault, "a fault injected on purpose (test aid)");
     }
     ExitCode::from(node::run(env).await)
 }

@@ -1,6 +1,7 @@
 //! Failures named, each with its own reason, with real fleets: several nodes killed at once,
-//! a stopped (SIGSTOP) node found by the liveness check, and an impostor on the control
-//! channel refused without touching the run.
+//! a stopped (SIGSTOP) node found by the liveness check, an impostor on the control channel
+//! refused without touching the run, and a node whose result does not hold together (a
+//! histogram that does not decode, publishes no ack counted) named for it.
 
 mod support;
 
@@ -38,13 +39,21 @@ fn start(
     tempfile::TempDir,
     String,
 ) {
-    start_plan(&PLAN.replace("COUNT", &count.to_string()), tag, "subscribe")
+    start_plan(
+        &PLAN.replace("COUNT", &count.to_string()),
+        tag,
+        "subscribe",
+        &[],
+    )
 }
 
+/// Starts `plan` with `env` added to the orchestrator's environment (which its nodes
+/// inherit); returns once a stderr line starts with `after`.
 fn start_plan(
     plan: &str,
     tag: &str,
     after: &str,
+    env: &[(&str, &str)],
 ) -> (
     Child,
     std::io::Lines<BufReader<std::process::ChildStderr>>,
@@ -66,6 +75,7 @@ fn start_plan(
         .arg(tmp.path().join("results"))
         .arg("--node-bin")
         .arg(node_bin())
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -198,7 +208,7 @@ workload:
       rate: 10
   - settle: {}
 ";
-    let (child, lines, tmp, run_id) = start_plan(plan, "impostor", "subscribe");
+    let (child, lines, tmp, run_id) = start_plan(plan, "impostor", "subscribe", &[]);
     let pid = find_node(&run_id, 1).expect("node 1 runs");
     let addr = node_env(pid, "TESTBED_CONTROL_ADDR").expect("control address");
     assert!(node_env(pid, "TESTBED_RUN_SECRET").is_some_and(|s| s.len() >= 32));
@@ -237,4 +247,72 @@ fn talk(addr: &str, line: &str) -> String {
         BufReader::new(s).read_line(&mut answer).unwrap();
     }
     answer
+}
+
+/// A short run that passes unless a node's result is wrong.
+const SHORT: &str = "\
+version: 1
+name: node-data
+timeout: 5m
+groups:
+  - id: peers
+    count: 4
+workload:
+  - subscribe:
+      topics: [t]
+  - publish:
+      topic: t
+      count: 10
+      rate: 20
+  - settle: {}
+";
+
+/// Runs SHORT with node 1 injecting `fault` into its result (the node's test aid); returns
+/// the exit code and the record.
+fn run_with_fault(fault: &str) -> (Option<i32>, RunRecord, Vec<String>) {
+    let value = format!("1:{fault}");
+    let env = [("TESTBED_FAULT", value.as_str())];
+    let (child, lines, tmp, run_id) = start_plan(SHORT, fault, "subscribe", &env);
+    finish(child, lines, &tmp, "node-data", &run_id)
+}
+
+/// Node 1, and only node 1, is named for `what`; the others finished normally.
+fn assert_only_node_1_named(record: &RunRecord, what: &str) {
+    assert_eq!(record.outcome.status, Status::NodeFailed);
+    let n = &record.nodes[1];
+    assert_eq!(n.status, NodeStatus::Failed, "{:?}", n.failure);
+    let why = n.failure.as_deref().unwrap_or_default();
+    assert!(why.contains("node 1 ") && why.contains(what), "{why}");
+    assert!(
+        record
+            .outcome
+            .reasons
+            .iter()
+            .any(|r| r.contains("node 1 ") && r.contains(what)),
+        "{:?}",
+        record.outcome.reasons
+    );
+    assert!(n.result.is_some(), "the result is kept for a look");
+    for other in record.nodes.iter().filter(|n| n.index != 1) {
+        assert_eq!(other.status, NodeStatus::Ok, "node {}", other.index);
+    }
+    assert_eq!(
+        record.summary.nodes_failed, 1,
+        "{:?}",
+        record.outcome.reasons
+    );
+}
+
+#[test]
+fn a_histogram_that_does_not_decode_fails_the_run_naming_its_node() {
+    let (code, record, rest) = run_with_fault("corrupt_histogram");
+    assert_eq!(code, Some(2), "{rest:?}");
+    assert_only_node_1_named(&record, "does not decode");
+}
+
+#[test]
+fn publishes_no_ack_counted_fail_the_run_naming_their_node() {
+    let (code, record, rest) = run_with_fault("extra_publishes");
+    assert_eq!(code, Some(2), "{rest:?}");
+    assert_only_node_1_named(&record, "acks count 10");
 }

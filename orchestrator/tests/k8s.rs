@@ -506,6 +506,25 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<(u16, Vec<u8>)> 
     }
 }
 
+/// Sends one line to the control port once it listens; returns the first line of the answer.
+fn talk_when_up(port: u16, line: &str) -> String {
+    let mut stream = None;
+    for _ in 0..600 {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let mut s = stream.expect("the coordinator's control port listens");
+    writeln!(s, "{line}").unwrap();
+    let mut answer = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut answer).unwrap();
+    answer
+}
+
 struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
@@ -578,9 +597,35 @@ fn run_rendered_commands(nodes_per_pod: u32) {
         })
         .collect();
     assert_eq!(command[0], "orchestrator");
+    // The run's Secret, as `k8s run` creates it and every pod reads it (`secretKeyRef`).
+    let secret = render::run_secret(&objects, "0123456789abcdef0123456789abcdef");
+    let secret_value = secret.string_data.as_ref().unwrap()[render::RUN_SECRET_KEY].clone();
+    let from_secret = |e: &k8s_openapi::api::core::v1::EnvVar| {
+        let r = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+        (r.name == render::RUN_SECRET && r.key == render::RUN_SECRET_KEY)
+            .then(|| secret_value.clone())
+    };
+    let coordinator_container = &objects
+        .coordinator
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let coordinator_env: Vec<(String, String)> = coordinator_container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), from_secret(e)?)))
+        .collect();
+    assert_eq!(coordinator_env.len(), 1, "the coordinator reads the secret");
     let coordinator = KillOnDrop(
         Command::new(support::orchestrator_bin())
             .args(&args)
+            .envs(coordinator_env)
             .env("PUBSUB_NODE_BIN", &node_bin)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -605,6 +650,18 @@ fn run_rendered_commands(nodes_per_pod: u32) {
         std::env::var("PATH").unwrap_or_default()
     );
 
+    // A hello without the run's secret is refused, and touches no node's slot: node 0's
+    // pod, started next, is accepted.
+    let impostor = format!(
+        r#"{{"type":"hello","protocol":2,"index":0,"pid":1,"implementation":"rust","impl_version":"x","secret":"{}"}}"#,
+        "f".repeat(32)
+    );
+    let answer = talk_when_up(control, &impostor);
+    assert!(
+        answer.contains("abort") && !answer.contains("welcome"),
+        "{answer}"
+    );
+
     let mut pods = Vec::new();
     for job in &objects.jobs {
         let spec = job.spec.as_ref().unwrap();
@@ -620,8 +677,7 @@ fn run_rendered_commands(nodes_per_pod: u32) {
                 let value = match (e.name.as_str(), &e.value) {
                     ("TESTBED_CONTROL_ADDR", _) => format!("tcp://127.0.0.1:{control}"),
                     (_, Some(v)) => v.clone(),
-                    // status.podIP
-                    (_, None) => "127.0.0.1".into(),
+                    _ => from_secret(e).unwrap_or_else(|| "127.0.0.1".into()), // or status.podIP
                 };
                 c.env(&e.name, value);
             }
@@ -780,4 +836,51 @@ fn node_jobs_survive_one_failed_pod_spread_out_and_request_a_measured_node() {
         .unwrap()
         .plan;
     assert_eq!(resolved.telemetry.metrics_listen.as_deref(), Some("off"));
+}
+
+/// Every pod reads the run's secret from the Secret `run-secret`; no command line and no
+/// ConfigMap holds it, and the Secret the runner creates carries the value it is given.
+#[test]
+fn every_pod_reads_the_run_secret_from_its_secret() {
+    let loaded = load(&workspace().join("testplans/k8s-smoke.yaml"));
+    let objects = render::render(&loaded.plan, &RenderOptions::new("r1", "ns")).unwrap();
+    let pods = std::iter::once(&objects.coordinator).chain(&objects.jobs);
+    for job in pods {
+        let c = &job
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        let secret = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == testbed_contract::env::RUN_SECRET)
+            .unwrap_or_else(|| panic!("{:?} has no run secret", job.metadata.name));
+        assert_eq!(secret.value, None, "never a literal value");
+        let r = secret
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from a Secret");
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str()),
+            (render::RUN_SECRET, render::RUN_SECRET_KEY)
+        );
+        let command = c.command.clone().unwrap().join(" ");
+        assert!(!command.contains("SECRET"), "{command}");
+    }
+    let secret = render::run_secret(&objects, "s3cr3t");
+    assert_eq!(secret.metadata.name.as_deref(), Some(render::RUN_SECRET));
+    assert_eq!(secret.metadata.namespace.as_deref(), Some("ns"));
+    assert_eq!(
+        secret.string_data.as_ref().unwrap()[render::RUN_SECRET_KEY],
+        "s3cr3t"
+    );
+    let yaml = objects.to_yaml().unwrap();
+    assert!(!yaml.contains("s3cr3t") && !yaml.contains("kind: Secret"));
 }

@@ -16,7 +16,7 @@ mod support;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Pod, PodDNSConfig, Service, ServiceAccount,
+    ConfigMap, Namespace, Pod, PodDNSConfig, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -227,6 +227,17 @@ async fn run_objects_gone(client: &Client, ns: &str, run_id: &str, bound: Durati
                 .items
                 .iter()
                 .map(|o| format!("configmap {}", o.name_any())),
+        );
+        // So does the run's Secret.
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+        left.extend(
+            secrets
+                .list(&lp)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|o| format!("secret {}", o.name_any())),
         );
         if left.is_empty() {
             return;
@@ -656,7 +667,7 @@ async fn the_rbac_service_account_runs_in_an_existing_namespace_and_leaves_nothi
         "the Role is enough for everything: {said}"
     );
     assert!(
-        said.contains(&format!("deleted 5 object(s) from namespace {ns}")),
+        said.contains(&format!("deleted 6 object(s) from namespace {ns}")),
         "{said}"
     );
     run_objects_gone(&client, &ns, &id, Duration::from_secs(120)).await;

@@ -5,6 +5,7 @@ use super::{End, Node};
 use crate::ack::Outcome;
 use crate::clock::now_ns;
 use crate::dialer::{ConnectOp, DisconnectOp};
+use crate::fault::Fault;
 use crate::mesh_wait::MeshWait;
 use crate::publisher::PublishJob;
 use std::time::Duration;
@@ -21,6 +22,9 @@ impl Node {
     pub(super) fn on_command(&mut self, id: u64, cmd: Command) -> Option<End> {
         tracing::debug!(id, ?cmd, "command");
         match cmd {
+            Command::Connect { .. } if self.fault == Some(Fault::StallConnect) => {
+                tracing::warn!(id, "test aid: this connect is never acknowledged");
+            }
             Command::Connect { peers } => {
                 let op = ConnectOp::start(id, &peers, &mut self.net);
                 self.connects.push(op);

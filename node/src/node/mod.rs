@@ -15,6 +15,7 @@ use crate::config::EnvConfig;
 use crate::control::{ControlRx, ControlTx, Incoming};
 use crate::dialer::{ConnectOp, DisconnectOp};
 use crate::exit;
+use crate::fault::Fault;
 use crate::lifecycle::Lifecycle;
 use crate::mesh_wait::{MeshStatus, MeshWait};
 use crate::publisher::{Ctx, PublishJob, PublishLog, Step};
@@ -83,6 +84,7 @@ pub async fn run(env: EnvConfig) -> u8 {
         }
     };
     let mut node = Node::new(*config, swarm, registry, tx, life);
+    node.fault = env.fault;
     if node.cfg.node_metrics {
         node.metrics_addr = crate::telemetry::serve_metrics(env.listen_ip, node.registry.clone())
             .await
@@ -129,6 +131,8 @@ struct Node {
     barriers: Barriers,
     next_snapshot: Option<Instant>,
     rss: crate::proc_stats::RssProbe,
+    /// A fault injected on purpose (`TESTBED_FAULT`, a test aid); None in real runs.
+    fault: Option<Fault>,
 }
 
 impl Node {
@@ -162,6 +166,7 @@ impl Node {
             barriers: Barriers::default(),
             next_snapshot: None,
             rss: crate::proc_stats::RssProbe::new(),
+            fault: None,
         }
     }
 
@@ -327,6 +332,9 @@ impl Node {
     fn on_orch_msg(&mut self, msg: OrchMsg) -> Option<End> {
         match msg {
             OrchMsg::Command { id, cmd } => return self.on_command(id, cmd),
+            OrchMsg::Abort { reason } if self.fault == Some(Fault::IgnoreAbort) => {
+                tracing::warn!(%reason, "test aid: ignoring abort");
+            }
             OrchMsg::Abort { reason } => return Some(End::Abort(reason)),
             OrchMsg::Released { barrier, count } => {
                 if !self.barriers.on_released(&barrier, count) {

@@ -93,7 +93,7 @@ impl Node {
             self.ack(id, crate::ack::Outcome::ok(self.counters_info(&figures)));
         }
         let mem = proc_stats::memory();
-        let result = NodeResult {
+        let mut result = NodeResult {
             index: self.cfg.index,
             peer_id: self.peer_id.clone(),
             exit: exit_reason,
@@ -118,6 +118,9 @@ impl Node {
             slowest_traced_delivery,
             received_over_time: self.receiver.received_over_time(),
         };
+        if let Some(fault) = self.fault {
+            fault.apply(&mut result);
+        }
         self.send(&NodeMsg::Result(Box::new(result)));
         if !self.tx.close(super::CLOSE_TIMEOUT).await {
             tracing::warn!("the result may not have reached the orchestrator");

@@ -237,11 +237,19 @@ impl Fleet {
     pub fn command(&mut self, index: u32, cmd: Command) -> Option<u64> {
         let id = self.next_cmd;
         self.next_cmd += 1;
-        let slot = self.nodes.get(index as usize)?;
+        let publish = match &cmd {
+            Command::Publish { count, .. } => Some(*count),
+            _ => None,
+        };
+        let slot = self.nodes.get_mut(index as usize)?;
         if !slot.alive() {
             return None;
         }
         slot.tx.as_ref()?.send(OrchMsg::Command { id, cmd }).ok()?;
+        // Every publish asked of a node bounds what its result may claim.
+        if let Some(count) = publish {
+            slot.publishes.push((id, count));
+        }
         self.owners.insert(id, index);
         Some(id)
     }

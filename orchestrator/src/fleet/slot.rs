@@ -46,6 +46,9 @@ pub struct NodeSlot {
     pub(super) last_heard: Option<tokio::time::Instant>,
     /// When its fault was noticed (wall clock).
     pub(super) failed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Every publish command sent to it, as (command id, count): what its result's
+    /// `published` is checked against.
+    pub(super) publishes: Vec<(u64, u32)>,
 }
 
 impl NodeSlot {
@@ -77,6 +80,7 @@ impl NodeSlot {
             stopped_since: None,
             last_heard: None,
             failed_at: None,
+            publishes: Vec::new(),
         }
     }
 
@@ -88,6 +92,11 @@ impl NodeSlot {
 
     pub fn index(&self) -> u32 {
         self.index
+    }
+
+    /// The publish commands it was sent, as (command id, count of messages asked for).
+    pub fn publish_commands(&self) -> &[(u64, u32)] {
+        &self.publishes
     }
 
     /// The last lifecycle state the node reported.

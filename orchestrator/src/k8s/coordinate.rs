@@ -1,7 +1,9 @@
 //! `orchestrator k8s coordinate`: what the coordinator pod runs. It is `orchestrator run
 //! --runner external --control-listen …` (the Jobs' pods are the nodes; they dial the
 //! coordinator's Service) plus the results endpoint ([`super::results`]), which stays up for
-//! `--hold` after the run so the results can be fetched before the pod goes away.
+//! `--hold` after the run so the results can be fetched before the pod goes away. A hello
+//! must carry the run's secret, which this pod and the node pods read from the run's Secret
+//! into `TESTBED_RUN_SECRET` (see `run::launch`).
 //!
 //! With `--client-lease D` (what `orchestrator k8s run` renders) the launcher is expected to
 //! ask something at least every D: when it stops (killed, lost its network), the coordinator

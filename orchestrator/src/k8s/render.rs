@@ -17,6 +17,14 @@
 //!   nodes per pod) plus the group's offset (`TESTBED_NODE_INDEX_OFFSET`), computed by the
 //!   container's shell line, so any node program works unchanged.
 //!
+//! Every pod reads the run's secret (`TESTBED_RUN_SECRET`, which a node's hello must carry)
+//! from the Secret `run-secret` through `secretKeyRef`, never from its command line or the
+//! plan's ConfigMap. The Secret itself is not rendered here (a render has no randomness):
+//! `orchestrator k8s run` creates one with a fresh value per run ([`run_secret`]); with the
+//! rendered YAML or the chart, create it yourself (docs/kubernetes.md). The reference is
+//! optional, so pods start without it, and the coordinator then says its control channel is
+//! not authenticated.
+//!
 //! No ServiceAccount, Role or RoleBinding: nothing in the run talks to the API server (every
 //! pod runs with `automountServiceAccountToken: false`). The person or CI job running
 //! `orchestrator k8s run` needs the rights listed in manifests/rbac.yaml.
@@ -26,8 +34,9 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvVar, EnvVarSource, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service,
-    ServicePort, ServiceSpec, TCPSocketAction, TopologySpreadConstraint, Volume, VolumeMount,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector,
+    SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction, TopologySpreadConstraint,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -44,6 +53,9 @@ pub const CONTROL_PORT: u16 = 7000;
 pub const RESULTS_PORT: u16 = 7001;
 pub const COORDINATOR: &str = "coordinator";
 pub const PLAN_CONFIG_MAP: &str = "plan";
+/// The Secret holding the run's secret, and its key.
+pub const RUN_SECRET: &str = "run-secret";
+pub const RUN_SECRET_KEY: &str = "secret";
 /// Where the plan is mounted in the coordinator.
 pub const PLAN_PATH: &str = "/plan/plan.yaml";
 /// Where the coordinator writes results (an emptyDir).
@@ -509,6 +521,7 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
             }),
             ..Default::default()
         });
+        env.push(secret_env());
         let pods = g.count.div_ceil(per_pod) as i32;
         let resources = if g.resources == Resources::default() {
             default_node_resources()
@@ -545,6 +558,43 @@ pub fn render(plan: &Plan, opts: &RenderOptions) -> Result<Objects, RenderError>
     })
 }
 
+/// `TESTBED_RUN_SECRET` from the run's Secret (optional: absent, the pod starts without it).
+fn secret_env() -> EnvVar {
+    EnvVar {
+        name: env::RUN_SECRET.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: RUN_SECRET.into(),
+                key: RUN_SECRET_KEY.into(),
+                optional: Some(true),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Secret of the run of `objects` holding `value`, the secret every pod reads (see the
+/// module's introduction), labelled as the plan's ConfigMap. Not part of [`Objects`]: the
+/// value is drawn per run.
+pub fn run_secret(objects: &Objects, value: &str) -> Secret {
+    let plan = &objects.config_map.metadata;
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(RUN_SECRET.into()),
+            namespace: plan.namespace.clone(),
+            labels: plan.labels.clone(),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([(
+            RUN_SECRET_KEY.to_string(),
+            value.to_string(),
+        )])),
+        ..Default::default()
+    }
+}
+
 /// The coordinator Job: `orchestrator k8s coordinate` with the plan mounted, serving the
 /// control channel and, after the run, the results.
 fn coordinator_job(
@@ -573,6 +623,7 @@ fn coordinator_job(
                         image: Some(opts.image.clone()),
                         image_pull_policy: Some(opts.image_pull_policy.clone()),
                         command: Some(coordinator_command(opts)),
+                        env: Some(vec![secret_env()]),
                         ports: Some(vec![
                             container_port("control", CONTROL_PORT),
                             container_port("results", RESULTS_PORT),

@@ -1,9 +1,10 @@
 //! `orchestrator k8s run PLAN`: runs a plan on a cluster from this machine.
 //!
-//! 1. Create the namespace (or use `--namespace … --existing-namespace`), the plan ConfigMap,
-//!    the coordinator Service and Job; make the coordinator Job the owner of the ConfigMap and
-//!    Service (and, below, of the node Jobs), so that when the coordinator's Job goes,
-//!    Kubernetes deletes the rest of the run.
+//! 1. Create the namespace (or use `--namespace … --existing-namespace`), the run's Secret
+//!    (a fresh 128-bit value every pod reads, and every node's hello must carry), the plan
+//!    ConfigMap, the coordinator Service and Job; make the coordinator Job the owner of the
+//!    Secret, ConfigMap and Service (and, below, of the node Jobs), so that when the
+//!    coordinator's Job goes, Kubernetes deletes the rest of the run.
 //! 2. Watch the run's pods and the namespace's Events (list, then watch from that version;
 //!    re-list on `410 Gone`). Every pod problem is reported at once, per node, with the
 //!    reason: OOMKilled, ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError,
@@ -29,7 +30,7 @@ use crate::record::store as results_dir;
 use crate::report;
 use futures::{AsyncBufReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent,
@@ -509,8 +510,8 @@ impl KubeRun {
         }
     }
 
-    /// Namespace, ConfigMap, Service and the coordinator Job (whose uid is returned); then the
-    /// ConfigMap and Service become the coordinator Job's, to go with it.
+    /// Namespace, Secret, ConfigMap, Service and the coordinator Job (whose uid is returned);
+    /// then the Secret, ConfigMap and Service become the coordinator Job's, to go with it.
     async fn create_base(&self, created: &mut Created) -> anyhow::Result<String> {
         let pp = PostParams::default();
         if let Some(ns) = &self.objects.namespace {
@@ -534,6 +535,11 @@ impl KubeRun {
             }
             self.say(format!("created namespace {}", self.namespace));
         }
+        // Before any pod: every pod reads it when it starts.
+        let secret =
+            super::render::run_secret(&self.objects, &format!("{:032x}", rand::random::<u128>()));
+        create(&self.api::<Secret>(), &secret, "Secret").await?;
+        created.objects.push(("Secret", secret.name_any()));
         let cm = &self.objects.config_map;
         create(&self.api::<ConfigMap>(), cm, "ConfigMap").await?;
         created.objects.push(("ConfigMap", cm.name_any()));
@@ -553,6 +559,9 @@ impl KubeRun {
         let patch = Patch::Merge(&owner);
         let pp = PatchParams::default();
         let owned = async {
+            self.api::<Secret>()
+                .patch(&secret.name_any(), &pp, &patch)
+                .await?;
             self.api::<ConfigMap>()
                 .patch(&cm.name_any(), &pp, &patch)
                 .await?;
@@ -563,7 +572,7 @@ impl KubeRun {
         .await;
         if let Err(e) = owned {
             self.say(format!(
-                "warning: could not make the coordinator Job the owner of the plan and Service ({}): \
+                "warning: could not make the coordinator Job the owner of the secret, plan and Service ({}): \
                  if this command is killed, they stay until the namespace is deleted",
                 api_error(&e)
             ));
@@ -593,6 +602,7 @@ impl KubeRun {
                     "Pod" => self.api::<Pod>().delete(name, &dp).await.map(|_| ()),
                     "Service" => self.api::<Service>().delete(name, &dp).await.map(|_| ()),
                     "ConfigMap" => self.api::<ConfigMap>().delete(name, &dp).await.map(|_| ()),
+                    "Secret" => self.api::<Secret>().delete(name, &dp).await.map(|_| ()),
                     _ => Ok(()),
                 };
                 match r {

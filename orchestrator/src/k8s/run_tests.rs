@@ -663,17 +663,19 @@ async fn happy_path_creates_in_order_watches_fetches_and_deletes() {
     assert_eq!(r.outcome.exit_code, 0);
     assert_eq!(r.outcome.record_status, Some(Status::Passed));
     assert!(r.outcome.problems.is_empty());
-    // Creation order: namespace, ConfigMap, Service, coordinator Job; then the ConfigMap and
-    // the Service become the coordinator Job's.
+    // Creation order: namespace, the run's Secret, ConfigMap, Service, coordinator Job; then
+    // the Secret, the ConfigMap and the Service become the coordinator Job's.
     let ns = r.pos("POST /api/v1/namespaces");
+    let secret = r.pos("POST /api/v1/namespaces/testbed-r1/secrets");
     let cm = r.pos("POST /api/v1/namespaces/testbed-r1/configmaps");
     let svc = r.pos("POST /api/v1/namespaces/testbed-r1/services");
     let coordinator = r.pos(&format!("POST {JOBS} coordinator"));
     assert!(
-        ns < cm && cm < svc && svc < coordinator,
+        ns < secret && secret < cm && cm < svc && svc < coordinator,
         "{:#?}",
         r.requests
     );
+    assert!(r.pos("PATCH /api/v1/namespaces/testbed-r1/secrets/run-secret") > coordinator);
     assert!(r.pos("PATCH /api/v1/namespaces/testbed-r1/configmaps/plan") > coordinator);
     assert!(r.pos("PATCH /api/v1/namespaces/testbed-r1/services/coordinator") > coordinator);
     // Then list + watch of pods and events, and only then the node Jobs (one per group),
@@ -961,6 +963,7 @@ async fn in_an_existing_namespace_each_created_object_is_deleted_and_nothing_els
             "DELETE /apis/batch/v1/namespaces/testbed-r1/jobs/coordinator",
             "DELETE /api/v1/namespaces/testbed-r1/services/coordinator",
             "DELETE /api/v1/namespaces/testbed-r1/configmaps/plan",
+            "DELETE /api/v1/namespaces/testbed-r1/secrets/run-secret",
         ]
     );
 }

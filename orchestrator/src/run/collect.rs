@@ -5,9 +5,10 @@
 //! assertions can only turn a pass into a failure ([`with_assertions`]).
 
 use super::launch::Live;
+use crate::figures::node_data::{self, PublishBound};
 use crate::fleet::{Fleet, Stop};
 use crate::record::{AssertionOutcome, FinishInfo, NodeStatus, Outcome, Sections, Status};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use testbed_contract::protocol::{Command, OrchMsg};
 use tokio::time::Instant;
@@ -18,12 +19,15 @@ pub struct Collected {
     pub finish_info: BTreeMap<u32, FinishInfo>,
     /// The sections the runner adds once every process is gone (the shaper's counters).
     pub runner_sections: Sections,
+    /// What the run was doing when the drive ended ("workload phase 2 (settle)"), for the
+    /// reason of a signal or a timeout.
+    pub ended_during: String,
 }
 
 /// Asks for the results, waits for them, reaps every process and stops the control server.
 pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
     let fleet = &mut live.fleet;
-    fleet.activity = "collection of results".into();
+    let ended_during = std::mem::replace(&mut fleet.activity, "collection of results".into());
     fleet.finishing = true;
     let alive: Vec<u32> = fleet.alive().map(|s| s.index()).collect();
     let mut finish_ids: BTreeMap<u32, u64> = BTreeMap::new();
@@ -89,7 +93,7 @@ pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
             .iter()
             .filter_map(|s| Some((s.index(), s.result()?)))
             .collect();
-        crate::figures::node_data::anomalies(&results, fleet.len() as u32)
+        node_data::anomalies(&results, &publish_bounds(fleet), fleet.len() as u32)
     };
     for (i, why) in checks {
         fleet.fault(i, NodeStatus::Failed, why);
@@ -114,7 +118,25 @@ pub async fn collect(live: &mut Live, drive: &Result<(), Stop>) -> Collected {
     Collected {
         finish_info,
         runner_sections,
+        ended_during,
     }
+}
+
+/// What each node was asked to publish, and what its acks counted of it.
+fn publish_bounds(fleet: &Fleet) -> HashMap<u32, PublishBound> {
+    fleet
+        .nodes()
+        .iter()
+        .map(|s| {
+            let commands = s.publish_commands().iter().map(|&(id, count)| {
+                let acked = fleet
+                    .ack(id)
+                    .and_then(|a| a.info.get("published")?.as_u64());
+                (count, acked)
+            });
+            (s.index(), PublishBound::from_commands(commands))
+        })
+        .collect()
 }
 
 /// How long results are waited for once asked: 20 s, and 20 ms more per node asked.
@@ -161,27 +183,28 @@ fn abort_reachable(
 }
 
 /// The run's status and reasons from how it ended: a failed launch is an error, a stop is
-/// what stopped it, and every node fault and protocol anomaly is a reason (and fails a run
-/// that would otherwise pass).
+/// what stopped it (with what the run was doing, `during`), and every node fault and protocol
+/// anomaly is a reason (and fails a run that would otherwise pass).
 pub fn outcome(
     launch_error: Option<&str>,
     drive: &Result<(), Stop>,
     fleet: &Fleet,
     timeout: Duration,
+    during: &str,
 ) -> Outcome {
     let (status, mut reasons) = match (launch_error, drive) {
         (Some(e), _) => (Status::Error, vec![e.to_string()]),
         (None, Ok(())) if fleet.has_faults() => (Status::NodeFailed, vec![]),
         (None, Ok(())) => (Status::Passed, vec![]),
-        (None, Err(Stop::Interrupted)) => {
-            (Status::Interrupted, vec!["interrupted by signal".into()])
-        }
+        (None, Err(Stop::Interrupted)) => (
+            Status::Interrupted,
+            vec![format!("interrupted by signal during {during}")],
+        ),
         (None, Err(Stop::Timeout)) => (
             Status::Timeout,
             vec![format!(
-                "the plan's timeout ({}) was reached during {}",
+                "the plan's timeout ({}) was reached during {during}",
                 humantime::format_duration(timeout),
-                fleet.activity
             )],
         ),
         (None, Err(Stop::Fault)) => (Status::NodeFailed, vec![]),

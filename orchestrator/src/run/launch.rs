@@ -73,11 +73,14 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
             .clone()
             .context("no unix control socket")?,
     };
+    let external_secret = external_secret(spec.runner);
     let wiring = Wiring {
         control_addr,
         tracing: telemetry.tracing(),
         results_dir: dir.path.clone(),
-        secret: format!("{:032x}", rand::random::<u128>()),
+        secret: external_secret
+            .clone()
+            .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>())),
     };
 
     let mut launches = Vec::new();
@@ -103,10 +106,10 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         .set_nodes(fleet.nodes().iter().map(|s| (s.index(), s.group())));
     fleet.live = Some(telemetry.live.clone());
     fleet.local_processes = matches!(spec.runner, RunnerSel::Local | RunnerSel::Netns);
-    // Nodes started elsewhere (pods) get the secret from their own spec; it is checked
-    // where this machine started the processes itself.
+    // The secret is checked where this machine started the processes itself, and where the
+    // nodes started elsewhere were given the one this process has (see `external_secret`).
     fleet.auth = crate::fleet::Auth {
-        secret: fleet.local_processes.then(|| wiring.secret.clone()),
+        secret: (fleet.local_processes || external_secret.is_some()).then(|| wiring.secret.clone()),
         check_pid: matches!(spec.runner, RunnerSel::Local),
     };
     // Node processes of the local runners are this machine's: sample them from outside.
@@ -154,6 +157,27 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         sampler,
         cpu_at_launch_s,
     })
+}
+
+/// With the external runner, the run's secret is whoever started the nodes' to choose: they
+/// hand the same value to the nodes and to this process, in its `TESTBED_RUN_SECRET` (a
+/// Kubernetes run: the coordinator pod and every node pod read the run's Secret). None
+/// otherwise, or when it is not set: nodes started elsewhere are then not authenticated,
+/// which is said once.
+fn external_secret(runner: RunnerSel) -> Option<String> {
+    if runner != RunnerSel::External {
+        return None;
+    }
+    let secret = std::env::var(testbed_contract::env::RUN_SECRET)
+        .ok()
+        .filter(|s| !s.is_empty());
+    if secret.is_none() {
+        tracing::warn!(
+            "no {} in the environment: the control channel does not authenticate the nodes",
+            testbed_contract::env::RUN_SECRET
+        );
+    }
+    secret
 }
 
 /// The runner the spec names.

@@ -29,6 +29,7 @@ pub fn build(
         drive,
         &live.fleet,
         spec.plan.timeout,
+        &collected.ended_during,
     );
     let versions = Versions {
         testbed: env!("CARGO_PKG_VERSION").to_string(),
