@@ -129,6 +129,10 @@ struct Node {
     barriers: Barriers,
     next_snapshot: Option<Instant>,
     rss: crate::proc_stats::RssProbe,
+    /// How late this loop gets to its own probe ticks.
+    loop_lag: crate::loop_lag::LoopLagProbe,
+    /// The peer each first delivery came from.
+    first_hops: crate::first_hops::FirstHopLog,
 }
 
 impl Node {
@@ -162,6 +166,8 @@ impl Node {
             barriers: Barriers::default(),
             next_snapshot: None,
             rss: crate::proc_stats::RssProbe::new(),
+            loop_lag: crate::loop_lag::LoopLagProbe::new(Instant::now()),
+            first_hops: crate::first_hops::FirstHopLog::default(),
         }
     }
 
@@ -254,6 +260,9 @@ impl Node {
                     match self.receiver.on_message(data, now) {
                         Delivery::Malformed(e) => tracing::debug!(error = %e, "malformed payload"),
                         Delivery::New { origin, seq, .. } => {
+                            if let Some(from) = crate::first_hops::propagation_source(&ev) {
+                                self.first_hops.record(origin, seq, from);
+                            }
                             if self.cfg.report_deliveries {
                                 self.send(&NodeMsg::Delivered {
                                     origin,
@@ -351,6 +360,9 @@ impl Node {
     fn progress(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let mut wake = Wake::default();
+        // First, so the lateness is the loop's, not the time the jobs below take.
+        self.loop_lag.check(now, now_ns);
+        wake.at(Some(self.loop_lag.due()));
 
         let mut i = 0;
         while i < self.connects.len() {
