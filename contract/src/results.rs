@@ -208,6 +208,53 @@ pub struct NodeResult {
     /// Optional for implementations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub received_over_time: Vec<ReceivedOverTime>,
+    /// How late the node's event loop ran its own periodic probe timer, so a report can tell
+    /// a stalled or starved node from a slow protocol. Optional for implementations: absent,
+    /// the node's loop lag is "not measured".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_lag: Option<LoopLag>,
+    /// Which peer each first delivery came from, so the orchestrator can rebuild every
+    /// message's delivery tree and count hops. Optional for implementations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_hops: Option<FirstHops>,
+}
+
+/// The peer each first delivery came from (the router's propagation source: the peer that
+/// forwarded the copy, not the message's author).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FirstHops {
+    /// Peer ids (base58) the first copies came from, each once; `deliveries` index it.
+    pub peers: Vec<String>,
+    /// `[origin, seq, peer]` per first delivery, in the order received: `peer` is an index
+    /// into `peers`.
+    pub deliveries: Vec<[u64; 3]>,
+    /// First deliveries left out because the list was full (the node keeps a bounded list).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The node's event-loop lag: a timer due every `interval_ms`, checked by the loop itself;
+/// each tick's lateness is when the loop got to it minus when it was due. A stopped,
+/// CPU-starved or blocked loop shows as late ticks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LoopLag {
+    /// The probe's period, ms.
+    pub interval_ms: u32,
+    /// Lateness of every tick from the welcome to the result, µs: HDR V2 compressed, base64
+    /// ([`crate::histogram`]).
+    pub hdr: String,
+    /// The first second of `max_us`, in seconds since the Unix epoch (wall clock).
+    pub start_unix_s: u64,
+    /// The largest lateness, µs, of the ticks due in each whole second of wall-clock time:
+    /// `max_us[i]` is over `[start_unix_s + i, start_unix_s + i + 1)`; 0 for a second without
+    /// a tick. Lets the orchestrator find the largest lag inside its measurement window.
+    pub max_us: Vec<u32>,
 }
 
 /// First deliveries from one origin group, counted per whole second of wall-clock receive
@@ -278,6 +325,10 @@ mod tests {
             "timeline":[]}"#;
         let r: NodeResult = serde_json::from_str(v1).unwrap();
         assert!(r.latency_since_send.is_empty() && r.publish_lag.is_none() && r.mesh.is_none());
+        assert!(
+            r.loop_lag.is_none(),
+            "a node that does not measure it sends none"
+        );
         assert_eq!(r.published[0].due_ns, None);
 
         let mut v2 = r.clone();
@@ -288,12 +339,34 @@ mod tests {
             hdr: "x".into(),
         }];
         v2.mesh = Some(MeshOutcome::default());
+        v2.loop_lag = Some(LoopLag {
+            interval_ms: 100,
+            hdr: "HISTFAAAAA==".into(),
+            start_unix_s: 1_760_000_000,
+            max_us: vec![120, 0, 300_000],
+        });
+        v2.first_hops = Some(FirstHops {
+            peers: vec!["12D3KooWx".into()],
+            deliveries: vec![[4, 17, 0]],
+            dropped: 0,
+        });
         let text = serde_json::to_string(&v2).unwrap();
         assert!(text.contains(r#""due_ns":4"#), "{text}");
+        assert!(
+            text.contains(r#""first_hops":{"peers":["12D3KooWx"],"deliveries":[[4,17,0]]}"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<NodeResult>(&text).unwrap(), v2);
         // Unset, the new fields are not sent at all.
         let text = serde_json::to_string(&r).unwrap();
-        for key in ["due_ns", "publish_lag", "latency_since_send", "\"mesh\""] {
+        for key in [
+            "due_ns",
+            "publish_lag",
+            "latency_since_send",
+            "\"mesh\"",
+            "loop_lag",
+            "first_hops",
+        ] {
             assert!(!text.contains(key), "{key} in {text}");
         }
     }

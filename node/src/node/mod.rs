@@ -133,6 +133,10 @@ struct Node {
     rss: crate::proc_stats::RssProbe,
     /// A fault injected on purpose (`TESTBED_FAULT`, a test aid); None in real runs.
     fault: Option<Fault>,
+    /// How late this loop gets to its own probe ticks.
+    loop_lag: crate::loop_lag::LoopLagProbe,
+    /// The peer each first delivery came from.
+    first_hops: crate::first_hops::FirstHopLog,
 }
 
 impl Node {
@@ -167,6 +171,8 @@ impl Node {
             next_snapshot: None,
             rss: crate::proc_stats::RssProbe::new(),
             fault: None,
+            loop_lag: crate::loop_lag::LoopLagProbe::new(Instant::now()),
+            first_hops: crate::first_hops::FirstHopLog::default(),
         }
     }
 
@@ -259,6 +265,9 @@ impl Node {
                     match self.receiver.on_message(data, now) {
                         Delivery::Malformed(e) => tracing::debug!(error = %e, "malformed payload"),
                         Delivery::New { origin, seq, .. } => {
+                            if let Some(from) = crate::first_hops::propagation_source(&ev) {
+                                self.first_hops.record(origin, seq, from);
+                            }
                             if self.cfg.report_deliveries {
                                 self.send(&NodeMsg::Delivered {
                                     origin,
@@ -359,6 +368,9 @@ impl Node {
     fn progress(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let mut wake = Wake::default();
+        // First, so the lateness is the loop's, not the time the jobs below take.
+        self.loop_lag.check(now, now_ns);
+        wake.at(Some(self.loop_lag.due()));
 
         let mut i = 0;
         while i < self.connects.len() {

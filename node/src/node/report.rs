@@ -71,6 +71,10 @@ impl Node {
             tracing::error!(error = %e, "cannot encode latency histograms; result has none");
             Vec::new()
         });
+        let loop_lag = self.loop_lag.to_result().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot encode the loop lag; result has none");
+            None
+        });
         let publish_lag = self.log.lag().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot encode the publish lag; result has none");
             None
@@ -117,6 +121,8 @@ impl Node {
             last_snapshot: Some(last_snapshot),
             slowest_traced_delivery,
             received_over_time: self.receiver.received_over_time(),
+            loop_lag,
+            first_hops: self.first_hops.to_result(),
         };
         if let Some(fault) = self.fault {
             fault.apply(&mut result);
@@ -181,6 +187,8 @@ pub(super) async fn end_before_swarm(
         last_snapshot: None,
         slowest_traced_delivery: None,
         received_over_time: Vec::new(),
+        loop_lag: None,
+        first_hops: None,
     })));
     tx.close(close_timeout).await;
     code

@@ -332,6 +332,8 @@ mod tests {
             last_snapshot: None,
             slowest_traced_delivery: None,
             received_over_time: vec![],
+            loop_lag: None,
+            first_hops: None,
         }
     }
 

@@ -354,6 +354,8 @@ mod tests {
                 last_snapshot: None,
                 slowest_traced_delivery: None,
                 received_over_time: vec![],
+                loop_lag: None,
+                first_hops: None,
             }),
             finish_info: None,
             outside: None,

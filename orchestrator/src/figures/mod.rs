@@ -10,13 +10,17 @@
 //! - [`implementations`]: the figures by node implementation;
 //! - [`lockstep`]: each lock-step message's time to full delivery;
 //! - [`host_load`]: the host's CPU during the measurement window, and whether it was saturated;
+//! - [`loop_lag`]: each node's event-loop lag, and the fleet's spread of it;
+//! - [`hops`]: hops per first delivery, from each message's delivery tree;
 //! - [`assertions`]: the plan's assertions against the summary.
 
 pub mod assertions;
 pub mod churn;
+pub mod hops;
 pub mod host_load;
 pub mod implementations;
 pub mod lockstep;
+pub mod loop_lag;
 pub mod node_data;
 pub mod outside;
 pub mod publish_lag;
@@ -26,7 +30,8 @@ pub mod unverifiable;
 
 use crate::record::drive_log::DriveLog;
 use crate::record::sections::{
-    ByImplementation, ChurnSection, HostLoadSample, HostLoadSection, LockstepSection,
+    ByImplementation, ChurnSection, HopsSection, HostLoadSample, HostLoadSection, LockstepSection,
+    LoopLagSection,
 };
 use crate::record::{GroupPair, NodeRecord, Summary};
 use std::collections::BTreeMap;
@@ -48,6 +53,9 @@ pub struct Inputs<'a> {
     /// The wall clock when the whole fleet had been launched: time zero of the timed network
     /// events and of the receive-time view.
     pub events_zero_unix_ns: u64,
+    /// The same moment in ms after `t0`: with the above, turns the driver's instants into
+    /// the nodes' wall clock.
+    pub events_zero_ms: f64,
     /// The host sampler's intervals (ms after `t0`), and the machine's CPU count.
     pub host_samples: &'a [HostLoadSample],
     pub host_sample_period_ms: f64,
@@ -63,6 +71,8 @@ pub struct Figures {
     pub implementations: Option<ByImplementation>,
     pub lockstep: Option<LockstepSection>,
     pub host_load: Option<HostLoadSection>,
+    pub loop_lag: Option<LoopLagSection>,
+    pub hops: Option<HopsSection>,
 }
 
 /// Computes every figure of a run (the orchestrator's own CPU and memory are not figures of
@@ -124,6 +134,40 @@ pub fn compute(i: &Inputs) -> Figures {
         ),
         lockstep: lockstep::section(i.nodes, &i.log.lockstep),
         host_load,
+        loop_lag: loop_lag::section(i.nodes, loop_lag_window(i)),
+        hops: hops::section(i.nodes),
+    }
+}
+
+/// The measurement window on the nodes' wall clock, the host load's: first publish → end of
+/// settle or its last counting round (or the end of the run, when it ended before settling);
+/// None when nothing was published.
+fn loop_lag_window(i: &Inputs) -> Option<loop_lag::Window> {
+    let unix = |t: Instant| {
+        let after_zero_ms = t.duration_since(i.t0).as_secs_f64() * 1e3 - i.events_zero_ms;
+        (i128::from(i.events_zero_unix_ns) + (after_zero_ms * 1e6) as i128).max(0) as u64
+    };
+    let from_unix_ns = unix(i.log.first_publish?);
+    let to_unix_ns = match window_end(i) {
+        Some(t) => unix(t),
+        None => chrono::DateTime::parse_from_rfc3339(i.finished_at)
+            .ok()?
+            .timestamp_nanos_opt()?
+            .max(0) as u64,
+    };
+    Some(loop_lag::Window {
+        from_unix_ns,
+        to_unix_ns,
+    })
+}
+
+/// The end of the measurement window: the end of settle, or the last settle round that
+/// counted a new delivery when that came earlier (a settle waiting out its timeout for a few
+/// lost copies is idle time, not the traffic's).
+fn window_end(i: &Inputs) -> Option<Instant> {
+    match (i.log.settle_end, i.log.last_progress) {
+        (Some(e), Some(p)) => Some(e.min(p.max(i.log.first_publish.unwrap_or(p)))),
+        (e, _) => e,
     }
 }
 
@@ -133,10 +177,7 @@ pub fn compute(i: &Inputs) -> Figures {
 /// the run ended before settling; the whole run when nothing was published.
 fn host_load_of(i: &Inputs) -> Option<HostLoadSection> {
     let ms = |t: Instant| t.duration_since(i.t0).as_secs_f64() * 1e3;
-    let end = match (i.log.settle_end, i.log.last_progress) {
-        (Some(e), Some(p)) => Some(e.min(p.max(i.log.first_publish.unwrap_or(p)))),
-        (e, _) => e,
-    };
+    let end = window_end(i);
     let window = i.log.first_publish.map(|first| host_load::Window {
         from_ms: ms(first),
         to_ms: end

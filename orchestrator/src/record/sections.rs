@@ -36,9 +36,15 @@ pub struct Sections {
     /// The Prometheus metrics of the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsSection>,
+    /// Hops per first delivery, from the delivery trees the nodes' sources give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<HopsSection>,
     /// The host's CPU load during the run, and whether it bounded the figures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_load: Option<HostLoadSection>,
+    /// How late each node's event loop ran its own probe timer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_lag: Option<LoopLagSection>,
     /// The network as configured (network emulation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkSection>,
@@ -55,10 +61,12 @@ impl Sections {
         let Sections {
             churn,
             clock,
+            hops,
             host_load,
             implementations,
             kubernetes,
             lockstep,
+            loop_lag,
             metrics,
             network,
             shaper,
@@ -66,10 +74,12 @@ impl Sections {
         } = self;
         churn.is_none()
             && clock.is_none()
+            && hops.is_none()
             && host_load.is_none()
             && implementations.is_none()
             && kubernetes.is_none()
             && lockstep.is_none()
+            && loop_lag.is_none()
             && metrics.is_none()
             && network.is_none()
             && shaper.is_none()
@@ -171,6 +181,102 @@ pub struct HostLoadSection {
     pub host_saturated: bool,
     /// Every interval of the run, for the chart and for reading again.
     pub samples: Vec<HostLoadSample>,
+}
+
+// ---------------------------------------------------------------------------------------
+// loop lag
+
+/// Every node's event-loop lag (how late its loop got to its own probe timer), and the
+/// fleet's spread of it, so a stalled or starved node shows beside the latency. Definition in
+/// docs/report-format.md ("Event-loop lag").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoopLagSection {
+    /// The probe's period, ms (the largest the nodes reported).
+    pub interval_ms: u32,
+    /// `publish_to_settle` (first publish → end of settle) or `whole_run` (nothing was
+    /// published): the window of `node_window_max` and of each node's `window_max_ms`.
+    pub window: String,
+    pub nodes_measured: u32,
+    /// Nodes without the figure: implementations that do not report it, nodes without a
+    /// result (crashed, killed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_measured: Vec<u32>,
+    /// Each measured node's p99 over its run, spread over the nodes.
+    pub node_p99: LagSpread,
+    /// Each measured node's largest lag in the window, spread over the nodes with a tick
+    /// there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_window_max: Option<LagSpread>,
+    /// The node with the largest lag in the window (over the run when none had a tick in it).
+    pub worst: NodeLoopLag,
+    /// Every measured node, by index.
+    pub nodes: Vec<NodeLoopLag>,
+}
+
+/// Nearest-rank p50, p99 and the max of one value per node, ms.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct LagSpread {
+    pub nodes: u32,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// One node's loop lag: over every tick of its run, and the largest in the window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeLoopLag {
+    pub index: u32,
+    pub group: String,
+    pub ticks: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Largest lag of the ticks due in the whole seconds that overlap the window; absent
+    /// when the node had no tick there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_max_ms: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// hops
+
+/// How many hops each first delivery took from its publisher, from every message's delivery
+/// tree: each receiver names the peer its first copy came from, the publisher is hop 0 and a
+/// receiver is one hop further than the node it got the message from. Definition in
+/// docs/report-format.md ("Hops").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HopsSection {
+    /// First deliveries whose hop count is known (their chain reaches the publisher).
+    pub deliveries: u64,
+    /// Mean and largest hop count over those; absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_hops: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hops: Option<u32>,
+    /// Deliveries per hop count, ascending; hop counts without deliveries are left out.
+    pub histogram: Vec<HopCount>,
+    /// First copies from a peer that is not a node of the fleet.
+    pub unknown_source: u64,
+    /// First copies from a node whose own first copy of that message is not listed (its list
+    /// was full, or it does not report sources), so the chain stops short of the publisher.
+    pub broken_chain: u64,
+    /// Nodes that listed their first deliveries' sources.
+    pub nodes_reporting: u32,
+    /// Nodes that received messages but listed no sources (implementations that do not
+    /// report them; floodsub).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_reporting: Vec<u32>,
+    /// Nodes whose list was full: their later first deliveries are not counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capped: Vec<u32>,
+    /// First deliveries left out of full lists, over the fleet.
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HopCount {
+    pub hops: u32,
+    pub deliveries: u64,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -255,6 +255,56 @@ mod tests {
         out
     }
 
+    /// The loop lag sits in the summary, beside the latency, and names the worst node.
+    #[test]
+    fn loop_lag_rows_name_the_worst_node() {
+        use crate::record::sections::{LagSpread, LoopLagSection, NodeLoopLag};
+        let mut r = plain();
+        let worst = NodeLoopLag {
+            index: 3,
+            group: "sub".into(),
+            ticks: 90,
+            p50_ms: 0.08,
+            p99_ms: 0.4,
+            max_ms: 512.0,
+            window_max_ms: Some(512.0),
+        };
+        r.sections.loop_lag = Some(LoopLagSection {
+            interval_ms: 100,
+            window: "publish_to_settle".into(),
+            nodes_measured: 4,
+            not_measured: vec![4],
+            node_p99: LagSpread {
+                nodes: 4,
+                p50_ms: 0.1,
+                p99_ms: 0.4,
+                max_ms: 0.4,
+            },
+            node_window_max: Some(LagSpread {
+                nodes: 4,
+                p50_ms: 0.3,
+                p99_ms: 512.0,
+                max_ms: 512.0,
+            }),
+            worst: worst.clone(),
+            nodes: vec![worst],
+        });
+        let md = doc_md::render(&build(&r).unwrap());
+        let summary = &md[md.find("## Summary").unwrap()..];
+        for text in [
+            "event-loop lag (100 ms probe), each node's p99 over its run",
+            "0.100 ms / 0.400 ms / 0.400 ms",
+            "1 not measured",
+            "largest event-loop lag in the publish window",
+            "512.0 ms",
+            "at node 3 (group sub)",
+        ] {
+            assert!(summary.contains(text), "{text}: {summary}");
+        }
+        // Without the section, no such rows.
+        assert!(!doc_md::render(&build(&plain()).unwrap()).contains("event-loop lag"));
+    }
+
     #[test]
     fn report_md_and_report_html_carry_the_same_sections() {
         for r in [plain(), full()] {

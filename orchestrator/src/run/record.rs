@@ -71,6 +71,7 @@ pub fn build(
         finished_at: &finished,
         t0: live.t0,
         events_zero_unix_ns: live.events_zero_unix_ns,
+        events_zero_ms: live.events_zero_ms,
         host_samples: &host_samples,
         host_sample_period_ms: crate::host_load::SAMPLE_PERIOD.as_secs_f64() * 1e3,
         cpus: host.cpus,
@@ -91,6 +92,8 @@ pub fn build(
     sections.implementations = f.implementations;
     sections.lockstep = f.lockstep;
     sections.host_load = f.host_load;
+    sections.loop_lag = f.loop_lag;
+    sections.hops = f.hops;
     sections.network = spec
         .plan
         .network

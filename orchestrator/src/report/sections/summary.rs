@@ -82,6 +82,8 @@ pub fn add_to(doc: &mut Doc, r: &RunRecord) {
         None => row("delivery latency", text("n/a (no deliveries)"), "0"),
     });
     rows.extend(super::host_load::row(r).map(Vec::from));
+    rows.extend(super::loop_lag::rows(r).into_iter().map(Vec::from));
+    rows.extend(super::hops::row(r).map(Vec::from));
     if let Some(l) = s
         .latency_since_send
         .as_ref()
