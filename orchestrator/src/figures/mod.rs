@@ -10,6 +10,7 @@
 //! - [`implementations`]: the figures by node implementation;
 //! - [`lockstep`]: each lock-step message's time to full delivery;
 //! - [`host_load`]: the host's CPU during the measurement window, and whether it was saturated;
+//! - [`witness`]: what each listen-only witness counted against what was published;
 //! - [`assertions`]: the plan's assertions against the summary.
 
 pub mod assertions;
@@ -23,6 +24,7 @@ pub mod publish_lag;
 pub mod receive_time;
 pub mod summary;
 pub mod unverifiable;
+pub mod witness;
 
 use crate::record::drive_log::DriveLog;
 use crate::record::sections::{

@@ -48,6 +48,9 @@ pub struct Sections {
     /// Where the traces are, and the ones to open first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traces: Option<TracesSection>,
+    /// The witnesses' counts against the fleet's (the plan's `witness:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessSection>,
 }
 
 impl Sections {
@@ -63,6 +66,7 @@ impl Sections {
             network,
             shaper,
             traces,
+            witness,
         } = self;
         churn.is_none()
             && clock.is_none()
@@ -74,6 +78,7 @@ impl Sections {
             && network.is_none()
             && shaper.is_none()
             && traces.is_none()
+            && witness.is_none()
     }
 }
 
@@ -124,6 +129,46 @@ pub struct LockstepMessage {
     /// Send to last delivery, ms; absent when incomplete or the send time is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_delivery_ms: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// witness
+
+/// The plan's witnesses: listen-only subscribers that are not part of the fleet, each with
+/// what it counted against what the fleet's publishers recorded. Definitions in
+/// docs/report-format.md ("Witness").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WitnessSection {
+    /// Messages the fleet's publishers recorded (the summary's `messages_published`).
+    pub messages_published: u64,
+    pub witnesses: Vec<WitnessFigures>,
+    /// Each witness's own record, as a fleet node's is kept under `nodes`.
+    pub nodes: Vec<super::node::NodeRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WitnessFigures {
+    pub index: u32,
+    pub implementation: String,
+    /// The fleet nodes it dialled.
+    pub peers: Vec<u32>,
+    /// Distinct published messages in its seen-set; absent without a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<u64>,
+    /// Its own count of distinct messages delivered (the result's `received`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+    /// Every delivery to it: distinct ones plus duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<u64>,
+    /// Published messages it never received.
+    pub missing: u64,
+    /// Messages in its seen-set that no publisher recorded.
+    pub unknown: u64,
+    /// It received exactly the published messages, and its own count says so too.
+    pub agrees: bool,
+    /// One line: the agreement, or what differs.
+    pub verdict: String,
 }
 
 // ---------------------------------------------------------------------------------------
