@@ -201,6 +201,7 @@ impl<'a, 'r> Driver<'a, 'r> {
     async fn run_phases(&mut self) -> Result<(), Stop> {
         let spec: &'a RunSpec = self.spec;
         let plan = &spec.plan;
+        self.log.workload_start = Some(Instant::now());
         let first_publish = plan
             .workload
             .iter()

@@ -112,7 +112,7 @@ pub fn compute(i: &Inputs) -> Figures {
         group_pairs,
         churn,
         implementations: implementations::of_run(i.plan, i.nodes, i.versions),
-        lockstep: lockstep::section(i.nodes, &i.log.lockstep),
+        lockstep: lockstep::section(i.nodes, i.log),
         host_load,
     }
 }

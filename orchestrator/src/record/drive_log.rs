@@ -15,6 +15,8 @@ pub struct DriveLog {
     /// Running estimate of expected deliveries, for `settle`.
     pub expected_estimate: u64,
     pub first_publish: Option<Instant>,
+    /// When the first workload phase started (after connect, and after the witnesses joined).
+    pub workload_start: Option<Instant>,
     pub settle_end: Option<Instant>,
     /// What the churn phase did (events, removals, the orchestrator's record of each node).
     pub churn: Option<ChurnLog>,
@@ -31,6 +33,10 @@ pub struct LockstepLog {
     pub topic: String,
     pub planned: u32,
     pub messages: Vec<SentMessage>,
+    /// Messages that reached every subscriber before the next was sent.
+    pub complete: u32,
+    /// When the driver saw the last complete message at every subscriber.
+    pub last_read: Option<Instant>,
 }
 
 /// One lock-step message: who published it, whom it had to reach, who reported it.

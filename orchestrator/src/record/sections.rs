@@ -89,6 +89,12 @@ impl Sections {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockstepSection {
     pub phases: Vec<LockstepPhase>,
+    /// The workload span, ms: from the start of the first workload phase to the moment the
+    /// orchestrator saw the last lock-step message at every subscriber (the reference
+    /// benchmark's duration, without the process launch). Absent when a lock-step message did
+    /// not reach everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_span_ms: Option<f64>,
 }
 
 /// One lock-step publish phase: each message's time to full delivery, from the publisher's
