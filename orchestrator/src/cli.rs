@@ -318,6 +318,12 @@ fn print_summary(out: &run::RunOutput) {
         report::mib(s.peak_rss_bytes.median),
         report::mib(s.peak_rss_bytes.max),
     );
+    for w in r.sections.witness.iter().flat_map(|w| &w.witnesses) {
+        println!(
+            "  witness {} ({}): {}",
+            w.index, w.implementation, w.verdict
+        );
+    }
     println!("  report: {}", out.dir.join("report.md").display());
 }
 

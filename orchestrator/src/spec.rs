@@ -10,16 +10,21 @@
 //! adds later go through the same [`Wiring::launch`].
 
 use crate::churn::schedule::{self as churn_schedule, Prepared};
+use crate::plan::Issue;
+use crate::plan::locate::{FieldPath, SourceTree};
 use crate::plan::{LoadedPlan, RunnerChoice};
 use crate::record::store::node_log;
 use crate::runner::NodeLaunch;
 use crate::runner::program::{NodeProgram, ProgramError, Programs};
-use crate::topology::dial_plan;
+use crate::topology::{dial_plan, witness_dials};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use testbed_contract::env;
 use testbed_contract::plan::{Implementation, Phase, Plan, PublishMode, RunnerKind};
 use testbed_contract::protocol::{NodeConfig, TracingConfig};
+
+/// The group name witnesses carry in the control channel and run.json.
+pub const WITNESS_GROUP: &str = "witness";
 
 /// How to run, beyond the plan itself.
 #[derive(Debug, Clone)]
@@ -61,6 +66,9 @@ pub enum SpecError {
     Program(#[from] ProgramError),
     #[error("{0}")]
     Churn(String),
+    /// A witness that cannot run, located in the plan (`file:line:column: field …`).
+    #[error("{0}")]
+    Witness(String),
     #[error(
         "run id `{0}` is not usable: use letters, digits, `-`, `_` or `.`, starting with a letter or digit, at most 100 characters (it names a folder under the results folder)"
     )]
@@ -92,6 +100,13 @@ pub struct RunSpec {
     pub runner: RunnerSel,
     /// The initial fleet, in index order.
     pub nodes: Vec<NodeSpec>,
+    /// The plan's witnesses (`witness:`): listen-only nodes whose indices follow the fleet's,
+    /// never part of the fleet's figures.
+    pub witnesses: Vec<NodeSpec>,
+    /// `witness_dials[k]`: the fleet nodes witness `k` dials once it has subscribed.
+    pub witness_dials: Vec<Vec<u32>>,
+    /// Every topic the fleet subscribes to: what the witnesses subscribe to.
+    pub witness_topics: Vec<String>,
     /// `dials[i]`: the nodes node `i` dials at the start.
     pub dials: Vec<Vec<u32>>,
     /// The plan's churn phase with its schedule.
@@ -145,6 +160,9 @@ impl RunSpec {
             started_at,
             runner,
             nodes: Vec::new(),
+            witnesses: Vec::new(),
+            witness_dials: Vec::new(),
+            witness_topics: Vec::new(),
             dials: dial_plan(&plan.topology, plan.node_count(), plan.seed),
             churn,
             results_root: opts.results_root.clone(),
@@ -164,7 +182,63 @@ impl RunSpec {
                 index += 1;
             }
         }
+        spec.add_witnesses(loaded, &opts.programs)?;
         Ok(spec)
+    }
+
+    /// The plan's witnesses, after the fleet: the first group's protocol, no publishing, no
+    /// traces or delivery events. A witness program that is not built is an error located at
+    /// `witness.implementation`, naming the command that builds it.
+    fn add_witnesses(&mut self, loaded: &LoadedPlan, programs: &Programs) -> Result<(), SpecError> {
+        let plan = &loaded.plan;
+        let (Some(w), Some(g)) = (&plan.witness, plan.groups.first()) else {
+            return Ok(());
+        };
+        let program = programs
+            .resolve(w.implementation, w.impl_version.as_deref())
+            .map_err(|e| {
+                let field = FieldPath::default().key("witness").key("implementation");
+                let at = SourceTree::parse(&loaded.text).locate(&field);
+                let issue = Issue {
+                    line: at.map(|a| a.0),
+                    column: at.map(|a| a.1),
+                    field: field.to_string(),
+                    message: e.0,
+                };
+                SpecError::Witness(issue.to_string_in(&loaded.path))
+            })?;
+        let first = plan.node_count();
+        for k in 0..w.count {
+            let index = first + k;
+            self.witnesses.push(NodeSpec {
+                index,
+                group: WITNESS_GROUP.into(),
+                implementation: w.implementation,
+                program: program.clone(),
+                config: NodeConfig {
+                    run_id: self.run_id.clone(),
+                    index,
+                    group: WITNESS_GROUP.into(),
+                    variant: g.variant,
+                    gossipsub: g.gossipsub.clone(),
+                    seed: node_seed(plan.seed, index),
+                    snapshot_interval_ms: plan.telemetry.snapshot_interval.as_millis() as u64,
+                    origin_groups: self.origin_groups.clone(),
+                    tracing: None,
+                    node_metrics: false,
+                    security: g.security,
+                    report_deliveries: false,
+                },
+            });
+        }
+        self.witness_dials = witness_dials(first, w.count, w.peers, plan.seed);
+        self.witness_topics = crate::plan::validate::witness::topics(plan);
+        Ok(())
+    }
+
+    /// Whether node `index` is one of the witnesses (which follow the fleet's indices).
+    pub fn is_witness(&self, index: u32) -> bool {
+        self.witnesses.first().is_some_and(|w| index >= w.index)
     }
 
     /// Node `index` of `group`: one of the initial fleet, or a peer a churn phase adds.

@@ -55,9 +55,39 @@ pub fn dial_plan(topology: &Topology, nodes: u32, seed: u64) -> Vec<Vec<u32>> {
     dials
 }
 
+/// The fleet nodes each of `count` witnesses dials: `peers` distinct nodes of `0..nodes` (all
+/// of them when the fleet is smaller), drawn from the seed apart from the fleet's own dials,
+/// so adding witnesses never changes who in the fleet dials whom.
+pub fn witness_dials(nodes: u32, count: u32, peers: u32, seed: u64) -> Vec<Vec<u32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7769_746e_6573_7373);
+    let take = peers.min(nodes) as usize;
+    (0..count)
+        .map(|_| {
+            let mut d: Vec<u32> = sample(&mut rng, nodes as usize, take)
+                .into_iter()
+                .map(|j| j as u32)
+                .collect();
+            d.sort_unstable();
+            d
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn witnesses_dial_distinct_fleet_nodes_without_changing_the_fleets_dials() {
+        let w = witness_dials(20, 3, 4, 7);
+        assert_eq!(w.len(), 3);
+        for d in &w {
+            assert_eq!(d.len(), 4);
+            assert!(d.windows(2).all(|p| p[0] < p[1]) && d.iter().all(|&j| j < 20));
+        }
+        assert_eq!(witness_dials(3, 1, 4, 7), vec![vec![0, 1, 2]]);
+        assert_eq!(w, witness_dials(20, 3, 4, 7), "a function of the seed");
+    }
 
     fn connected(dials: &[Vec<u32>]) -> bool {
         let n = dials.len();

@@ -5,6 +5,7 @@
 
 mod discover;
 mod lockstep;
+mod witness;
 
 use crate::churn::discovery::MockDiscovery;
 use crate::churn::launcher::Launcher;
@@ -84,7 +85,19 @@ impl<'a, 'r> Driver<'a, 'r> {
             let clock = clock_sync::at_start(self.fleet, setting, same_clock).await?;
             self.log.clock = Some(clock);
             self.connect().await?;
+            if !self.spec.witnesses.is_empty() {
+                let start = Instant::now();
+                let r = witness::join(self.spec, self.fleet, self.progress).await;
+                self.record_phase(usize::MAX, "witness join", start, r.is_ok(), None);
+                r?;
+            }
             self.run_phases().await?;
+            if !self.spec.witnesses.is_empty() {
+                let start = Instant::now();
+                let r = witness::catch_up(self.spec, self.fleet, self.progress).await;
+                self.record_phase(usize::MAX, "witness count", start, r.is_ok(), None);
+                r?;
+            }
             match &mut self.log.clock {
                 Some(c) => clock_sync::at_end(self.fleet, c).await,
                 None => Ok(()),
@@ -140,14 +153,15 @@ impl<'a, 'r> Driver<'a, 'r> {
         self.fleet.activity = "connect".into();
         let n = self.fleet.len() as u32;
         let mut ids = Vec::new();
-        // Every node gets a connect, even with nothing to dial (node 0): it is how a node
-        // learns that setup reached the connected state.
-        for (i, targets) in self.spec.dials.iter().enumerate() {
+        // Every node gets a connect, even with nothing to dial (node 0, the witnesses, which
+        // dial once subscribed): it is how a node learns that setup reached the connected state.
+        for i in 0..n {
+            let targets = self.spec.dials.get(i as usize).map_or(&[][..], |d| d);
             let peers = targets
                 .iter()
                 .filter_map(|&t| self.fleet.node(t)?.peer_addr())
                 .collect();
-            if let Some(id) = self.fleet.command(i as u32, Command::Connect { peers }) {
+            if let Some(id) = self.fleet.command(i, Command::Connect { peers }) {
                 ids.push(id);
             }
         }
@@ -187,6 +201,7 @@ impl<'a, 'r> Driver<'a, 'r> {
     async fn run_phases(&mut self) -> Result<(), Stop> {
         let spec: &'a RunSpec = self.spec;
         let plan = &spec.plan;
+        self.log.workload_start = Some(Instant::now());
         let first_publish = plan
             .workload
             .iter()
@@ -239,9 +254,10 @@ impl<'a, 'r> Driver<'a, 'r> {
         self.log.phases.push(rec);
     }
 
+    /// The live fleet members a phase's selection names (never a witness).
     fn selected(&self, nodes: &NodeSelector, groups: &[String]) -> Vec<u32> {
         self.fleet
-            .alive()
+            .members()
             .filter(|s| {
                 nodes.contains(s.index())
                     && (groups.is_empty() || groups.iter().any(|g| g == s.group()))
@@ -304,7 +320,11 @@ impl<'a, 'r> Driver<'a, 'r> {
         if join && s.wait_topic_peers {
             let until = Instant::now() + s.mesh_timeout;
             let (fleet, subs) = (&mut *self.fleet, &self.subscribers);
-            discover::wait_topic_peers(fleet, self.progress, subs, &targets, &s.topics, until)
+            let known = discover::Known {
+                subscribers: subs,
+                witnesses: witness::links(self.spec),
+            };
+            discover::wait_topic_peers(fleet, self.progress, &known, &targets, &s.topics, until)
                 .await?;
         }
         Ok(())
@@ -453,7 +473,7 @@ impl<'a, 'r> Driver<'a, 'r> {
         self.progress.stage("settling (deliveries)", expected);
         let mut counted = 0u64;
         loop {
-            let live: Vec<u32> = self.fleet.alive().map(|s| s.index()).collect();
+            let live: Vec<u32> = self.fleet.members().map(|s| s.index()).collect();
             let ids: Vec<u64> = live
                 .iter()
                 .filter_map(|&i| self.fleet.command(i, Command::Report))
@@ -466,7 +486,7 @@ impl<'a, 'r> Driver<'a, 'r> {
                 .await?;
             let received: u64 = self
                 .fleet
-                .alive()
+                .members()
                 .filter_map(|s| s.last_snapshot())
                 .map(|s| s.received)
                 .sum();

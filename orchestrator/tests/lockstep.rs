@@ -86,6 +86,10 @@ async fn each_message_reaches_every_subscriber_before_the_next_is_sent() {
             );
         }
     }
+    // The workload span holds every message's time to full delivery, one after the other.
+    let span = l.workload_span_ms.expect("a workload span");
+    let sum: f64 = all.iter().filter_map(|m| m.full_delivery_ms).sum();
+    assert!(span >= sum, "span {span} ms < the messages' {sum} ms");
     let d = l.phases[1].full_delivery.expect("percentiles");
     assert_eq!(d.count, u64::from(messages));
     assert!(d.p50_ms <= d.p99_ms && d.p99_ms <= d.max_ms);

@@ -9,6 +9,7 @@ mod group;
 mod matrix;
 mod network;
 mod telemetry;
+mod witness;
 mod workload;
 
 pub use assertion::{Assertion, Metric, Op};
@@ -22,6 +23,7 @@ pub use network::{
     Network, NetworkEvent, NetworkIssue, Partition, Percent, Region,
 };
 pub use telemetry::{ClockCorrection, Telemetry, Traces};
+pub use witness::Witness;
 pub use workload::{Phase, PublishMode, PublishPhase, SettlePhase, SubscribePhase};
 
 use crate::duration::human;
@@ -63,6 +65,9 @@ pub struct Plan {
     pub telemetry: Telemetry,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// Extra listen-only subscribers that cross-check the fleet's counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Witness>,
 }
 
 fn default_seed() -> u64 {

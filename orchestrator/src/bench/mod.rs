@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compare;
 pub mod matrix;
 pub mod metric;
+pub mod reference;
 pub mod render;
 pub mod runner;
 pub mod stats;

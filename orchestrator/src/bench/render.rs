@@ -51,9 +51,10 @@ const FIGURE_COLUMNS: &[&str] = &[
     "duplicates_per_delivery",
     "bytes_in_per_delivery",
     "host_saturated",
+    "workload_span_s",
 ];
 
-fn figure_values(f: &Figures) -> [String; 16] {
+fn figure_values(f: &Figures) -> [String; 17] {
     let o = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     [
         f.duration_s.to_string(),
@@ -72,6 +73,7 @@ fn figure_values(f: &Figures) -> [String; 16] {
         o(f.duplicates_per_delivery),
         o(f.bytes_in_per_delivery),
         f.host_saturated.map_or(String::new(), |b| b.to_string()),
+        o(f.workload_span_s),
     ]
 }
 

@@ -99,6 +99,16 @@ impl BenchRun {
         self.status != Status::Passed
     }
 
+    /// Failed by the reference benchmark's rule: over [`REFERENCE_LIMIT_S`] of workload span,
+    /// or no complete workload (it hung, or failed otherwise).
+    pub fn failed_by_reference(&self) -> bool {
+        self.failed()
+            || self
+                .figures
+                .workload_span_s
+                .is_none_or(|s| s > REFERENCE_LIMIT_S)
+    }
+
     /// The workload ran to its end (passed, or only an assertion failed), so its figures
     /// describe a whole run and enter the medians.
     pub fn completed(&self) -> bool {
@@ -137,7 +147,14 @@ pub struct Figures {
     /// describe the machine, not the protocol (absent where the host was not sampled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_saturated: Option<bool>,
+    /// Lock-step plans: the run's workload span, first workload phase to the last lock-step
+    /// message at every subscriber (the run record's `sections.lockstep.workload_span_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_span_s: Option<f64>,
 }
+
+/// The reference benchmark's limit: a run whose test takes longer failed by its rule.
+pub const REFERENCE_LIMIT_S: f64 = 3.0;
 
 impl Figures {
     pub fn from_record(r: &RunRecord) -> Figures {
@@ -165,6 +182,12 @@ impl Figures {
             duplicates_per_delivery: s.router_duplicates_per_delivery,
             bytes_in_per_delivery: per_delivery(s.bytes_in),
             host_saturated: s.host_saturated,
+            workload_span_s: r
+                .sections
+                .lockstep
+                .as_ref()
+                .and_then(|l| l.workload_span_ms)
+                .map(|ms| ms / 1e3),
         }
     }
 }
@@ -215,5 +238,34 @@ impl BenchRecord {
 
     pub fn recorded(&self) -> impl Iterator<Item = &BenchRun> {
         self.runs.iter().filter(|r| !r.warmup)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_rule_fails_slow_and_incomplete_runs() {
+        let run = |status, span: Option<f64>| BenchRun {
+            cell: 0,
+            iteration: 0,
+            warmup: false,
+            run_id: "r".into(),
+            dir: "runs/r".into(),
+            status,
+            reasons: vec![],
+            started_at: String::new(),
+            load_avg: None,
+            figures: Figures {
+                workload_span_s: span,
+                ..Figures::default()
+            },
+        };
+        assert!(!run(Status::Passed, Some(2.9)).failed_by_reference());
+        assert!(run(Status::Passed, Some(3.1)).failed_by_reference());
+        assert!(run(Status::NodeFailed, Some(1.0)).failed_by_reference());
+        assert!(run(Status::NodeFailed, None).failed_by_reference());
+        assert!(run(Status::Passed, None).failed_by_reference());
     }
 }

@@ -55,6 +55,7 @@ pub fn build(rec: &BenchRecord) -> Result<Doc, ChartError> {
         comparison(rec, &axes, &stats, &pairs, &mut doc);
     }
     cells_table(rec, &stats, &mut doc);
+    super::reference::add_to(rec, &mut doc);
     failed_runs(rec, &mut doc);
     doc.h2("Reproduce");
     doc.para(vec![

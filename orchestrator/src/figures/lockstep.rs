@@ -2,13 +2,14 @@
 //! publisher's send time (its result) to the last receiver's receive time (its `delivered`
 //! event), both measured by the nodes; percentiles exact over the messages.
 
-use crate::record::drive_log::{LockstepLog, SentMessage};
+use crate::record::drive_log::{DriveLog, LockstepLog, SentMessage};
 use crate::record::sections::{LockstepMessage, LockstepPhase, LockstepSection};
 use crate::record::{Latency, NodeRecord};
 use std::collections::HashMap;
 
 /// The section, or nothing when the workload had no lock-step phase.
-pub fn section(nodes: &[NodeRecord], logs: &[LockstepLog]) -> Option<LockstepSection> {
+pub fn section(nodes: &[NodeRecord], log: &DriveLog) -> Option<LockstepSection> {
+    let logs = &log.lockstep;
     if logs.is_empty() {
         return None;
     }
@@ -20,7 +21,21 @@ pub fn section(nodes: &[NodeRecord], logs: &[LockstepLog]) -> Option<LockstepSec
         .collect();
     Some(LockstepSection {
         phases: logs.iter().map(|l| phase(l, &sent)).collect(),
+        workload_span_ms: workload_span_ms(log),
     })
+}
+
+/// From the start of the first workload phase (peer discovery, in the reference workload) to
+/// when the driver saw the last lock-step message at every subscriber: the reference
+/// benchmark's test body as its runtime trace spans it, but for the process launch (the
+/// reference creates its hosts in-process). None unless every lock-step message completed.
+pub fn workload_span_ms(log: &DriveLog) -> Option<f64> {
+    let start = log.workload_start?;
+    if log.lockstep.is_empty() || log.lockstep.iter().any(|l| l.complete < l.planned) {
+        return None;
+    }
+    let end = log.lockstep.iter().filter_map(|l| l.last_read).max()?;
+    Some(end.saturating_duration_since(start).as_secs_f64() * 1e3)
 }
 
 fn phase(log: &LockstepLog, sent: &HashMap<(u32, u64), u64>) -> LockstepPhase {
@@ -133,5 +148,31 @@ mod tests {
             ..m
         };
         assert_eq!(message(&m, &sent).full_delivery_ms, Some(4.5));
+    }
+
+    #[test]
+    fn the_workload_span_ends_at_the_last_message_read_and_needs_every_message() {
+        use std::time::Duration;
+        let t0 = tokio::time::Instant::now();
+        let phase = |planned, complete, ms| LockstepLog {
+            planned,
+            complete,
+            last_read: Some(t0 + Duration::from_millis(ms)),
+            ..LockstepLog::default()
+        };
+        let mut log = DriveLog {
+            workload_start: Some(t0),
+            ..DriveLog::default()
+        };
+        log.lockstep = vec![phase(1, 1, 1500), phase(3, 3, 2500)];
+        assert_eq!(workload_span_ms(&log), Some(2500.0));
+        log.lockstep[1].complete = 2;
+        assert_eq!(
+            workload_span_ms(&log),
+            None,
+            "a message did not reach everyone"
+        );
+        log.lockstep.clear();
+        assert_eq!(workload_span_ms(&log), None, "no lock-step phase");
     }
 }

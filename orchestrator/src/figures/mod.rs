@@ -12,6 +12,7 @@
 //! - [`host_load`]: the host's CPU during the measurement window, and whether it was saturated;
 //! - [`loop_lag`]: each node's event-loop lag, and the fleet's spread of it;
 //! - [`hops`]: hops per first delivery, from each message's delivery tree;
+//! - [`witness`]: what each listen-only witness counted against what was published;
 //! - [`assertions`]: the plan's assertions against the summary.
 
 pub mod assertions;
@@ -27,6 +28,7 @@ pub mod publish_lag;
 pub mod receive_time;
 pub mod summary;
 pub mod unverifiable;
+pub mod witness;
 
 use crate::record::drive_log::DriveLog;
 use crate::record::sections::{
@@ -132,7 +134,7 @@ pub fn compute(i: &Inputs) -> Figures {
             i.versions,
             acc.as_ref().map(|a| &a.pairs),
         ),
-        lockstep: lockstep::section(i.nodes, &i.log.lockstep),
+        lockstep: lockstep::section(i.nodes, i.log),
         host_load,
         loop_lag: loop_lag::section(i.nodes, loop_lag_window(i)),
         hops: hops::section(i.nodes),

@@ -107,6 +107,9 @@ pub struct Fleet {
     pub auth: Auth,
     /// Told of every node process as it starts, to sample it from `/proc`.
     pub sampler: Option<crate::sampler::SamplerHandle>,
+    /// The first witness's index (`u32::MAX`: none). Witnesses are slots like any node, but
+    /// no phase selects them, no fleet count includes them and the sampler leaves them out.
+    pub witnesses_from: u32,
 }
 
 /// How a connection proves it is one of the run's nodes.
@@ -154,6 +157,7 @@ impl Fleet {
             next_ping_id: 1,
             auth: Auth::default(),
             sampler: None,
+            witnesses_from: u32::MAX,
         }
     }
 
@@ -189,9 +193,21 @@ impl Fleet {
         if let Some(s) = self.nodes.get_mut(index as usize) {
             s.pid = pid;
         }
-        if let (Some(s), Some(pid)) = (&self.sampler, pid) {
+        if let (Some(s), Some(pid)) = (&self.sampler, pid)
+            && !self.is_witness(index)
+        {
             s.watch(index, pid);
         }
+    }
+
+    /// Whether node `index` is a witness rather than a member of the fleet.
+    pub fn is_witness(&self, index: u32) -> bool {
+        index >= self.witnesses_from
+    }
+
+    /// The live members of the fleet: every live node but the witnesses.
+    pub fn members(&self) -> impl Iterator<Item = &NodeSlot> {
+        self.alive().filter(|s| !self.is_witness(s.index()))
     }
 
     /// Marks a node as stopped on purpose (churn): from now on its exit and its closed
@@ -500,7 +516,9 @@ impl Fleet {
     }
 
     fn publish_live_slot(&self, slot: &NodeSlot) {
-        if let Some(live) = &self.live {
+        if let Some(live) = &self.live
+            && !self.is_witness(slot.index())
+        {
             live.on_node(slot.update());
         }
     }

@@ -15,6 +15,8 @@ pub struct DriveLog {
     /// Running estimate of expected deliveries, for `settle`.
     pub expected_estimate: u64,
     pub first_publish: Option<Instant>,
+    /// When the first workload phase started (after connect, and after the witnesses joined).
+    pub workload_start: Option<Instant>,
     pub settle_end: Option<Instant>,
     /// The last settle round that counted more deliveries than the one before: a settle that
     /// times out on a few lost copies ends the host-load window here, not at its timeout.
@@ -34,6 +36,10 @@ pub struct LockstepLog {
     pub topic: String,
     pub planned: u32,
     pub messages: Vec<SentMessage>,
+    /// Messages that reached every subscriber before the next was sent.
+    pub complete: u32,
+    /// When the driver saw the last complete message at every subscriber.
+    pub last_read: Option<Instant>,
 }
 
 /// One lock-step message: who published it, whom it had to reach, who reported it.

@@ -54,6 +54,9 @@ pub struct Sections {
     /// Where the traces are, and the ones to open first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traces: Option<TracesSection>,
+    /// The witnesses' counts against the fleet's (the plan's `witness:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessSection>,
 }
 
 impl Sections {
@@ -71,6 +74,7 @@ impl Sections {
             network,
             shaper,
             traces,
+            witness,
         } = self;
         churn.is_none()
             && clock.is_none()
@@ -84,6 +88,7 @@ impl Sections {
             && network.is_none()
             && shaper.is_none()
             && traces.is_none()
+            && witness.is_none()
     }
 }
 
@@ -94,6 +99,12 @@ impl Sections {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockstepSection {
     pub phases: Vec<LockstepPhase>,
+    /// The workload span, ms: from the start of the first workload phase to the moment the
+    /// orchestrator saw the last lock-step message at every subscriber (the reference
+    /// benchmark's duration, without the process launch). Absent when a lock-step message did
+    /// not reach everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_span_ms: Option<f64>,
 }
 
 /// One lock-step publish phase: each message's time to full delivery, from the publisher's
@@ -134,6 +145,46 @@ pub struct LockstepMessage {
     /// Send to last delivery, ms; absent when incomplete or the send time is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_delivery_ms: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------------------
+// witness
+
+/// The plan's witnesses: listen-only subscribers that are not part of the fleet, each with
+/// what it counted against what the fleet's publishers recorded. Definitions in
+/// docs/report-format.md ("Witness").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WitnessSection {
+    /// Messages the fleet's publishers recorded (the summary's `messages_published`).
+    pub messages_published: u64,
+    pub witnesses: Vec<WitnessFigures>,
+    /// Each witness's own record, as a fleet node's is kept under `nodes`.
+    pub nodes: Vec<super::node::NodeRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WitnessFigures {
+    pub index: u32,
+    pub implementation: String,
+    /// The fleet nodes it dialled.
+    pub peers: Vec<u32>,
+    /// Distinct published messages in its seen-set; absent without a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct: Option<u64>,
+    /// Its own count of distinct messages delivered (the result's `received`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<u64>,
+    /// Every delivery to it: distinct ones plus duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliveries: Option<u64>,
+    /// Published messages it never received.
+    pub missing: u64,
+    /// Messages in its seen-set that no publisher recorded.
+    pub unknown: u64,
+    /// It received exactly the published messages, and its own count says so too.
+    pub agrees: bool,
+    /// One line: the agreement, or what differs.
+    pub verdict: String,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ pub fn build(r: &RunRecord) -> Result<Doc, ChartError> {
     sections::charts::add_to(&mut doc, r)?;
     sections::churn::add_to(&mut doc, r)?;
     sections::lockstep::add_to(&mut doc, r);
+    sections::witness::add_to(&mut doc, r);
     sections::phases::add_to(&mut doc, r);
     sections::groups::add_to(&mut doc, r);
     sections::implementations::add_to(&mut doc, r);

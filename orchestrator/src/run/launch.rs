@@ -85,8 +85,13 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
 
     let mut launches = Vec::new();
     let mut slots = Vec::new();
-    for node in &spec.nodes {
-        let (launch, config) = wiring.launch(node, runner.listen_ip(node.index));
+    // The witnesses last, after the fleet's indices; they export no traces (their deliveries
+    // are not the fleet's).
+    for node in spec.nodes.iter().chain(&spec.witnesses) {
+        let (launch, mut config) = wiring.launch(node, runner.listen_ip(node.index));
+        if spec.is_witness(node.index) {
+            config.tracing = None;
+        }
         slots.push(NodeSlot::new(config, node.implementation.as_str()));
         launches.push(launch);
     }
@@ -101,9 +106,17 @@ pub async fn launch(spec: &RunSpec, interrupt: watch::Receiver<bool>) -> Result<
         interrupt,
         crate::fleet::later(t0, spec.plan.timeout),
     );
-    telemetry
-        .live
-        .set_nodes(fleet.nodes().iter().map(|s| (s.index(), s.group())));
+    if let Some(w) = spec.witnesses.first() {
+        fleet.witnesses_from = w.index;
+    }
+    // The live metrics are the fleet's: the witnesses stay out of them.
+    telemetry.live.set_nodes(
+        fleet
+            .nodes()
+            .iter()
+            .filter(|s| !spec.is_witness(s.index()))
+            .map(|s| (s.index(), s.group())),
+    );
     fleet.live = Some(telemetry.live.clone());
     fleet.local_processes = matches!(spec.runner, RunnerSel::Local | RunnerSel::Netns);
     // The secret is checked where this machine started the processes itself, and where the

@@ -48,7 +48,8 @@ pub fn build(
     let mut finish_info = collected.finish_info;
     // Every process is reaped: the sampler has seen all it could.
     let mut sampled = live.sampler.take().map(|s| s.stop());
-    let nodes: Vec<NodeRecord> = live
+    // The witnesses' records go to their own section: no fleet figure counts them.
+    let (witnesses, nodes): (Vec<NodeRecord>, Vec<NodeRecord>) = live
         .fleet
         .take_nodes()
         .into_iter()
@@ -58,7 +59,7 @@ pub fn build(
             n.outside = sampled.as_mut().and_then(|x| x.nodes.remove(&i));
             n
         })
-        .collect();
+        .partition(|n| spec.is_witness(n.index));
     let (started, finished) = (spec.started_at.to_rfc3339(), finished_at.to_rfc3339());
     let host = crate::host::facts();
     let host_samples = live.host_load.take().map(|h| h.stop()).unwrap_or_default();
@@ -94,6 +95,7 @@ pub fn build(
     sections.host_load = f.host_load;
     sections.loop_lag = f.loop_lag;
     sections.hops = f.hops;
+    sections.witness = figures::witness::section(&nodes, witnesses, &spec.witness_dials);
     sections.network = spec
         .plan
         .network

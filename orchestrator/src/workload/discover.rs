@@ -51,13 +51,21 @@ pub async fn dial_registered(
         .await
 }
 
+/// The subscribed peers a node should know: the fleet's subscribers of each topic, and the
+/// witnesses that dialled it (subscribed to every topic before they dialled).
+pub struct Known<'a> {
+    pub subscribers: &'a BTreeMap<String, BTreeSet<u32>>,
+    /// Fleet node → how many witnesses dialled it.
+    pub witnesses: BTreeMap<u32, usize>,
+}
+
 /// Waits until each of `targets` knows every other subscriber of each of `topics` as
 /// subscribed, asking for fresh snapshots (`report`) until then; at `until` the nodes that
 /// still lack peers are named.
 pub async fn wait_topic_peers(
     fleet: &mut Fleet,
     progress: &Progress,
-    subscribers: &BTreeMap<String, BTreeSet<u32>>,
+    known_peers: &Known<'_>,
     targets: &[u32],
     topics: &[String],
     until: Instant,
@@ -66,9 +74,11 @@ pub async fn wait_topic_peers(
         let mut out = Vec::new();
         for &i in targets {
             for t in topics {
-                let want = subscribers
+                let want = known_peers
+                    .subscribers
                     .get(t)
-                    .map_or(0, |s| s.len() - usize::from(s.contains(&i)));
+                    .map_or(0, |s| s.len() - usize::from(s.contains(&i)))
+                    + known_peers.witnesses.get(&i).copied().unwrap_or(0);
                 let known = f
                     .node(i)
                     .and_then(|s| s.last_snapshot())

@@ -94,7 +94,11 @@ pub async fn run(
             *next_seq.entry(origin).or_default() += 1;
         }
         match done {
-            Ok(true) => progress.set(u64::from(k) + 1),
+            Ok(true) => {
+                log.complete += 1;
+                log.last_read = Some(Instant::now());
+                progress.set(u64::from(k) + 1)
+            }
             Ok(false) => {
                 name_the_stuck(fleet, id, origin, seq, &receivers, timeout);
                 return Err(Stop::Fault);

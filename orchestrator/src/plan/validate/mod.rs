@@ -3,7 +3,7 @@
 //! The one place a plan is checked (the contract checks its `network:` section itself, and
 //! the Kubernetes renderer what it cannot render): groups, topology and workload here, the
 //! churn phase in [`churn`], telemetry in [`telemetry`], and what the chosen runner can do
-//! in [`runner`], mixed connection security in [`security`] — after the command line's overrides were applied.
+//! in [`runner`], mixed connection security in [`security`], the witnesses in [`witness`] — after the command line's overrides were applied.
 
 mod bounds;
 mod churn;
@@ -11,6 +11,7 @@ mod rules;
 mod runner;
 mod security;
 mod telemetry;
+pub mod witness;
 
 pub use bounds::MAX_DURATION;
 use rules::Problems;
@@ -57,6 +58,7 @@ pub fn validate(plan: &Plan, overrides: &Overrides) -> Problems {
     check_network(plan, &mut p);
     telemetry::check(&plan.telemetry, &mut p);
     runner::check(plan, overrides, &mut p);
+    witness::check(plan, overrides, &mut p);
     p
 }
 

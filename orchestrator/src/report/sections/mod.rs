@@ -19,3 +19,4 @@ pub mod phases;
 pub mod receive_time;
 pub mod summary;
 pub mod traces;
+pub mod witness;
