@@ -495,7 +495,9 @@ pod_netns() {
   [ -S "$SOCK" ] || return 0
   local c
   for c in $(ctr_ containers ls -q 2>/dev/null); do
-    ctr_ containers info "$c" 2>/dev/null | grep -o '"/var/run/netns/cni-[0-9a-f-]*"' | tr -d '"'
+    # A container without a pod network (not a sandbox) matches nothing: not a failure (with
+    # pipefail it ended `down` here and left the cluster running).
+    ctr_ containers info "$c" 2>/dev/null | grep -o '"/var/run/netns/cni-[0-9a-f-]*"' | tr -d '"' || true
   done | sort -u >>"$S/netns.list"
 }
 
