@@ -9,6 +9,7 @@
 //! CPU per node per second), at 1 s it stays within the budget. A stall shorter than the
 //! interval shows only when it covers a tick's due time.
 
+use crate::per_second::PerSecond;
 use hdrhistogram::Histogram;
 use std::time::Duration;
 use testbed_contract::histogram::{self, new_latency_histogram};
@@ -18,20 +19,13 @@ use tokio::time::Instant;
 /// The probe's period.
 pub const INTERVAL: Duration = Duration::from_secs(1);
 
-/// Most seconds of per-second maxima kept (a day, 338 KiB): a tick further from the first
-/// one can only come from a stepped clock, and is left out of that series (it still counts
-/// in the histogram).
-const MAX_SECONDS: u64 = 86_400;
-
 pub struct LoopLagProbe {
     /// When the next tick is due.
     next: Instant,
     /// Lateness of every tick, µs.
     hist: Histogram<u64>,
-    /// The wall-clock second of `max_us[0]`.
-    start_s: u64,
-    /// Largest lateness (µs) of the ticks due in each second from `start_s` on.
-    max_us: Vec<u32>,
+    /// Largest lateness (µs) of the ticks due in each wall-clock second.
+    max_us: PerSecond,
 }
 
 impl LoopLagProbe {
@@ -40,8 +34,7 @@ impl LoopLagProbe {
         LoopLagProbe {
             next: now + INTERVAL,
             hist: new_latency_histogram(),
-            start_s: 0,
-            max_us: Vec::new(),
+            max_us: PerSecond::default(),
         }
     }
 
@@ -67,28 +60,9 @@ impl LoopLagProbe {
     }
 
     fn record_second(&mut self, sec: u64, late_us: u32) {
-        if self.max_us.is_empty() {
-            self.start_s = sec;
+        if let Some(max) = self.max_us.slot(sec) {
+            *max = (*max).max(late_us);
         }
-        if sec < self.start_s {
-            // The clock went back: grow the series at the front.
-            let shift = self.start_s - sec;
-            if shift + self.max_us.len() as u64 > MAX_SECONDS {
-                return;
-            }
-            self.max_us
-                .splice(0..0, std::iter::repeat_n(0, shift as usize));
-            self.start_s = sec;
-        }
-        let i = sec - self.start_s;
-        if i >= MAX_SECONDS {
-            return;
-        }
-        let i = i as usize;
-        if i >= self.max_us.len() {
-            self.max_us.resize(i + 1, 0);
-        }
-        self.max_us[i] = self.max_us[i].max(late_us);
     }
 
     /// Ticks recorded so far.
@@ -105,8 +79,8 @@ impl LoopLagProbe {
         Ok(Some(LoopLag {
             interval_ms: INTERVAL.as_millis() as u32,
             hdr: histogram::encode(&self.hist)?,
-            start_unix_s: self.start_s,
-            max_us: self.max_us.clone(),
+            start_unix_s: self.max_us.start_s,
+            max_us: self.max_us.values.clone(),
         }))
     }
 }

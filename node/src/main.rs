@@ -16,6 +16,7 @@ mod loop_lag;
 mod mesh_wait;
 mod metrics;
 mod node;
+mod per_second;
 mod proc_stats;
 mod publisher;
 mod pubsub;

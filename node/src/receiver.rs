@@ -2,6 +2,7 @@
 //! group (from the due time, and from the send time), count it in its receive second, mark
 //! (origin, seq) seen, count duplicates and malformed payloads.
 
+use crate::per_second::PerSecond;
 use crate::seen_set::SeenSet;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -11,45 +12,6 @@ use testbed_contract::results::{OriginLatency, ReceivedOverTime, SeenFrom};
 
 /// Group of origins whose index the node does not know.
 pub const UNKNOWN_GROUP: u16 = u16::MAX;
-
-/// Most seconds of receive counts kept per origin group (a day, 338 KiB): a delivery further
-/// from the group's first one can only come from a stepped clock, and is left out of this
-/// view (it still counts everywhere else).
-const MAX_SECONDS: u64 = 86_400;
-
-/// First deliveries per whole second of wall-clock receive time, for one origin group.
-#[derive(Default)]
-struct PerSecond {
-    start_s: u64,
-    counts: Vec<u32>,
-}
-
-impl PerSecond {
-    fn record(&mut self, sec: u64) {
-        if self.counts.is_empty() {
-            self.start_s = sec;
-        }
-        if sec < self.start_s {
-            // The clock went back: keep the span contiguous by growing it at the front.
-            let shift = self.start_s - sec;
-            if shift + self.counts.len() as u64 > MAX_SECONDS {
-                return;
-            }
-            self.counts
-                .splice(0..0, std::iter::repeat_n(0, shift as usize));
-            self.start_s = sec;
-        }
-        let i = sec - self.start_s;
-        if i >= MAX_SECONDS {
-            return;
-        }
-        let i = i as usize;
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
-        }
-        self.counts[i] = self.counts[i].saturating_add(1);
-    }
-}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -147,10 +109,14 @@ impl Receiver {
         });
         l.since_due.saturating_record(latency_us);
         l.since_send.saturating_record(since_send_us);
-        self.per_second
+        if let Some(count) = self
+            .per_second
             .entry(group)
             .or_default()
-            .record(now_ns / 1_000_000_000);
+            .slot(now_ns / 1_000_000_000)
+        {
+            *count = count.saturating_add(1);
+        }
         Delivery::New {
             origin: h.origin,
             seq: h.seq,
@@ -169,7 +135,7 @@ impl Receiver {
             .map(|(&origin_group, p)| ReceivedOverTime {
                 origin_group,
                 start_unix_s: p.start_s,
-                counts: p.counts.clone(),
+                counts: p.values.clone(),
             })
             .collect()
     }
