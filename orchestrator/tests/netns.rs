@@ -303,6 +303,12 @@ fn netns_plan_is_refused_without_privileges() {
     let plan = tmp.path().join("shaped.yaml");
     std::fs::write(&plan, SHAPED).unwrap();
     let results = tmp.path().join("results");
+    // The unprivileged user may not reach the build's own folder (a checkout under a 0700
+    // `mktemp -d`): it runs copies from the open temporary folder.
+    let orchestrator = tmp.path().join("orchestrator");
+    let node = tmp.path().join("pubsub-node");
+    std::fs::copy(orchestrator_bin(), &orchestrator).unwrap();
+    std::fs::copy(node_bin(), &node).unwrap();
     let out = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -310,7 +316,7 @@ fn netns_plan_is_refused_without_privileges() {
             "--clear-groups",
             "--inh-caps=-all",
         ])
-        .arg(orchestrator_bin())
+        .arg(&orchestrator)
         .args([
             "run",
             plan.to_str().unwrap(),
@@ -318,7 +324,7 @@ fn netns_plan_is_refused_without_privileges() {
             results.to_str().unwrap(),
             "--node-bin",
         ])
-        .arg(node_bin())
+        .arg(&node)
         .output()
         .expect("setpriv (util-linux) runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
